@@ -1,0 +1,245 @@
+"""Load the article a user names, with clear errors for bad input.
+
+Every answer the tool gives is a character span into the article, so the text must be exactly what
+the file holds: bytes are read and decoded here rather than through text mode, which would turn CRLF
+into LF and shift every offset. Most failures a user can cause (a typo in the path, a PDF, a Latin-1
+file, a huge dump) are caught here with a one-line message that says what to do, instead of surfacing
+later as a traceback from the tokenizer or the index.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import importlib.resources
+import math
+import os
+import pathlib
+import stat
+import sys
+from dataclasses import dataclass
+from typing import BinaryIO
+
+# Large enough for any article or long report; beyond it indexing time and memory stop being
+# reasonable for an interactive tool, and the input is more likely a mistake (a log, a database dump).
+MAX_ARTICLE_BYTES = 20 * 1024 * 1024
+DEFAULT_ARTICLE_NAME = "default article"
+
+_STDIN_NAME = "<stdin>"
+_MB = 1024 * 1024
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class ArticleError(ValueError):
+    """A user-facing problem with the article; str(err) is a one-line message."""
+
+
+@dataclass(frozen=True)
+class Article:
+    """An article whose text is the reference for every offset the tool reports.
+
+    A leading byte-order mark in the file is not part of `text`, so offsets count from the first
+    character after it; line endings are kept exactly as in the file (CRLF stays CRLF).
+    """
+
+    text: str
+    source: str
+    sha256: str
+
+
+def default_article_path() -> pathlib.Path:
+    """Where the bundled article lives, so the tool works with no arguments (a demo and a smoke test)."""
+    return pathlib.Path(str(importlib.resources.files("index") / "data" / "article.txt"))
+
+
+def load_article(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    encoding: str = "utf-8",
+    stdin: BinaryIO | None = None,
+) -> Article:
+    """Read the article named on the command line: a path, "-" for standard input, or None for the default.
+
+    Raises ArticleError for anything the user can fix, so the CLI can print it without a traceback.
+    """
+    codec = _lookup_codec(encoding)
+    if path is None:
+        file_path = default_article_path()
+        source = DEFAULT_ARTICLE_NAME
+        label = f"the {DEFAULT_ARTICLE_NAME} ({file_path})"
+        data = _read_file(file_path, label)
+    elif isinstance(path, str) and path == "-":
+        source = label = _STDIN_NAME
+        data = _read_stream(sys.stdin.buffer if stdin is None else stdin, label)
+    else:
+        source = os.fsdecode(path)
+        if not source:
+            raise ArticleError("no article path given (the path is an empty string)")
+        label = _printable(source)
+        data = _read_file(pathlib.Path(source), label)
+    text = _decode(data, encoding, codec, label)
+    return _make_article(text, source, label)
+
+
+def article_from_text(text: str, source: str = "<text>") -> Article:
+    """Wrap text a Python caller already has, with the same checks as a file.
+
+    The text is kept as given (a leading U+FEFF is not removed) so the caller's own offsets stay valid.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"article text must be str, not {type(text).__name__}")
+    return _make_article(text, source, _printable(source))
+
+
+def _make_article(text: str, source: str, label: str) -> Article:
+    """Shared validation, so files, stdin and in-memory text are refused for the same reasons."""
+    if not text:
+        raise ArticleError(f"{label} is empty")
+    if not text.strip():
+        raise ArticleError(f"{label} contains only whitespace")
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise ArticleError(f"{label} looks like a binary file (NUL character at offset {nul}), not text")
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        # Only reachable from article_from_text: decoding never yields lone surrogates.
+        raise ArticleError(
+            f"{label} contains a lone surrogate at offset {err.start}, which is not valid Unicode text"
+        ) from None
+    return Article(text=text, source=source, sha256=hashlib.sha256(encoded).hexdigest())
+
+
+def _lookup_codec(encoding: str) -> codecs.CodecInfo:
+    """Check --encoding before touching the file, so a typo is reported as such."""
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError:
+        codec = None
+    # Codecs such as "hex" or "rot13" exist but do not turn bytes into text.
+    if codec is None or not getattr(codec, "_is_text_encoding", True):
+        raise ArticleError(
+            f"unknown encoding {encoding!r}; pass a text encoding Python knows, such as utf-8, latin-1 or cp1252"
+        )
+    return codec
+
+
+def _read_file(path: pathlib.Path, label: str) -> bytes:
+    """Read the raw bytes, checking the size first so a huge file is refused without loading it."""
+    limit = MAX_ARTICLE_BYTES
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ArticleError(f"{label} is a directory, not an article file")
+        # st_size is only meaningful for regular files; pipes and devices are bounded by the read below.
+        if stat.S_ISREG(info.st_mode) and info.st_size > limit:
+            raise ArticleError(_too_large(label, info.st_size, limit))
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise ArticleError(f"article not found: {label}") from None
+    except NotADirectoryError:
+        raise ArticleError(f"article not found: {label} (a parent in the path is a file)") from None
+    except IsADirectoryError:
+        raise ArticleError(f"{label} is a directory, not an article file") from None
+    except PermissionError:
+        raise ArticleError(f"cannot read {label}: permission denied") from None
+    except OSError as err:
+        raise ArticleError(f"cannot read {label}: {err.strerror or err}") from None
+    if len(data) > limit:  # the file grew after stat, or is not a regular file
+        raise ArticleError(_too_large(label, None, limit))
+    return data
+
+
+def _read_stream(stream: BinaryIO, label: str) -> bytes:
+    """Read standard input, never more than one byte past the limit, so an endless pipe cannot exhaust memory."""
+    limit = MAX_ARTICLE_BYTES
+    try:
+        data = stream.read(limit + 1)
+    except OSError as err:
+        raise ArticleError(f"cannot read {label}: {err.strerror or err}") from None
+    if not isinstance(data, bytes):
+        # A text stream here means the caller passed sys.stdin instead of sys.stdin.buffer.
+        raise TypeError("stdin must be a binary stream (e.g. sys.stdin.buffer)")
+    if len(data) > limit:
+        raise ArticleError(_too_large(label, None, limit))
+    return data
+
+
+def _decode(data: bytes, encoding: str, codec: codecs.CodecInfo, label: str) -> str:
+    """Turn bytes into text, explaining binary or mis-encoded input in terms the user can act on."""
+    if not data:
+        raise ArticleError(f"{label} is empty")
+    if data.startswith(b"%PDF-"):
+        raise ArticleError(
+            f"{label} is a PDF file, not text; extract its text first (for example with pdftotext)"
+        )
+    # In UTF-16/32 NUL bytes are normal, so for those only a decoded NUL character counts (checked later).
+    wide = codec.name.startswith(("utf-16", "utf-32"))
+    if not wide:
+        nul = data.find(b"\x00")
+        if nul >= 0:
+            hint = _wide_bom_hint(data)
+            if hint:
+                raise ArticleError(f"{label} looks like {hint} text (it starts with a byte-order mark); "
+                                   f"pass --encoding {hint.lower()}")
+            raise ArticleError(f"{label} looks like a binary file (NUL byte at offset {nul}), not text")
+    # Decode UTF-8 with the plain codec so error offsets count from the start of the file, BOM included.
+    decode_as = "utf-8" if codec.name == "utf-8-sig" else encoding
+    try:
+        text = data.decode(decode_as)
+    except UnicodeDecodeError as err:
+        bad = err.object[err.start]
+        name = codec.name.upper() if codec.name.startswith("utf") else encoding
+        alternative = "utf-8" if codec.name != "utf-8" and _decodes(data, "utf-8") else "latin-1"
+        raise ArticleError(
+            f"{label} is not valid {name} (byte 0x{bad:02x} at offset {err.start}); "
+            f"pass --encoding {alternative} or convert it"
+        ) from None
+    except (UnicodeError, LookupError) as err:
+        raise ArticleError(f"{label} could not be decoded as {encoding}: {err}") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    """Whether another encoding would work, to suggest it instead of a blind guess."""
+    try:
+        data.decode(encoding)
+    except UnicodeError:
+        return False
+    return True
+
+
+def _wide_bom_hint(data: bytes) -> str | None:
+    """Name UTF-16/32 when the file announces it, since that is the common cause of NULs in a text file."""
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "UTF-32"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "UTF-16"
+    return None
+
+
+def _too_large(label: str, size: int | None, limit: int) -> str:
+    """One message for both cases: a known size (from stat) or only "more than the limit" (a stream)."""
+    limit_text = _format_size(limit, exact=True)
+    size_text = f"over {limit_text}" if size is None else _format_size(size, exact=False)
+    return f"{label} is {size_text}; article-qa handles articles up to {limit_text}"
+
+
+def _format_size(size: int, *, exact: bool) -> str:
+    """Human-readable size; inexact sizes round up so a file just over the limit never reads as equal to it."""
+    for unit, factor in (("MB", _MB), ("KB", 1024)):
+        if size >= factor:
+            value = size / factor if exact else math.ceil(size * 10 / factor) / 10
+            text = f"{value:.1f}"
+            if exact and text.endswith(".0"):
+                text = text[:-2]
+            return f"{text} {unit}"
+    return f"{size} bytes"
+
+
+def _printable(name: str) -> str:
+    """Keep messages on one line even for a path with control characters in it."""
+    return name if name.isprintable() else repr(name)

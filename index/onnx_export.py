@@ -1,0 +1,148 @@
+"""ONNX exports of our transformer networks, and the runtime that encodes with them.
+
+An export is written once into the cache, keyed by the sha256 of the weights it came from, and
+checked against PyTorch on probe texts before it is used (the tracing exporter can bake shapes into a
+graph; a check on padded batches of several lengths catches that). A failed check removes the file,
+and the caller falls back to PyTorch.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from index.embedding_model import ModelRef
+
+_PROBES = [
+    "Where were the peace talks held?",
+    "Ukrainian President Volodymyr Zelensky has announced that Ukraine will no longer pursue membership "
+    "in the North Atlantic Treaty Organization (NATO) alliance, describing the move as a compromise.",
+    "“Curly quotes”, emoji 👍 and numbers like 3.50 all go through the same tokenizer.",
+    "x",
+]
+MIN_COSINE = 0.999
+
+
+class ExportError(RuntimeError):
+    """The ONNX export failed or does not match the PyTorch model."""
+
+
+def exported_model_path(model: ModelRef, export_dir: Path) -> Path:
+    return Path(export_dir) / f"encoder-{model.sha256[:16]}.onnx"
+
+
+def session(path: Path):
+    """An ONNX Runtime session tuned for this machine's few cores."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = min(4, os.cpu_count() or 1)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def batch_arrays(tokenizer, texts, max_tokens: int, pairs=None) -> dict[str, np.ndarray]:
+    """Token ids, mask and segment ids of a padded batch, as ONNX Runtime wants them."""
+    tokenizer.enable_truncation(max_tokens)
+    tokenizer.enable_padding()
+    try:
+        encodings = tokenizer.encode_batch(texts if pairs is None else list(zip(texts, pairs)))
+    finally:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+    return {
+        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+    }
+
+
+def pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "cls":
+        return hidden[:, 0]
+    weights = mask[..., None].astype(hidden.dtype)
+    return (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+
+
+class OnnxEncoder:
+    """Sentence embeddings from an exported encoder: tokenizers + ONNX Runtime, no torch."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, tokenizer, max_tokens: int, pooling: str):
+        self.session = session(path)
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.pooling = pooling
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        arrays = batch_arrays(self.tokenizer, texts, self.max_tokens)
+        names = {i.name for i in self.session.get_inputs()}
+        (hidden,) = self.session.run(None, {k: v for k, v in arrays.items() if k in names})
+        return pool(hidden, arrays["attention_mask"], self.pooling).astype(np.float32)
+
+
+def export_graph(module, path: Path, names: list[str], outputs: list[str]) -> Path:
+    """Trace `module` to ONNX at a temporary path beside `path` (the caller checks, then renames)."""
+    import torch
+
+    dummy = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
+    axes = {n: {0: "batch", 1: "tokens"} for n in names + outputs}
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, dummy, str(tmp), input_names=names, output_names=outputs,
+            dynamic_axes=axes, opset_version=17, dynamo=False,
+        )
+    return tmp
+
+
+def export_embedder(model: ModelRef, export_dir: Path) -> Path:
+    """Export the model's transformer, check it against sentence-transformers, then publish it."""
+    import torch
+
+    from index.embeddings import TorchEncoder, _pooling, load_fast_tokenizer
+
+    path = exported_model_path(model, export_dir)
+    if path.is_file():
+        return path
+    Path(export_dir).mkdir(parents=True, exist_ok=True)
+    reference = TorchEncoder(model)
+    transformer = reference.st[0].auto_model.eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = transformer
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.net(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    tmp = export_graph(Hidden(), path, ["input_ids", "attention_mask", "token_type_ids"], ["hidden"])
+    try:
+        max_tokens = int(reference.st.get_max_seq_length() or 256)
+        candidate = OnnxEncoder(tmp, load_fast_tokenizer(model), max_tokens, _pooling(model))
+        expected = reference.encode(_PROBES)
+        got = candidate.encode(_PROBES)
+        cosine = _row_cosines(expected, got).min()
+        if cosine < MIN_COSINE:
+            raise ExportError(f"ONNX export differs from PyTorch (cosine {cosine:.4f} < {MIN_COSINE})")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)
