@@ -1,0 +1,86 @@
+"""The answer a user sees: a span of the article with its evidence, or an honest "no answer".
+
+Abstaining is a decision, not a fallback: the reader's best span must beat its own "no answer"
+option by a margin tuned on SQuAD 2.0 development questions (half of them unanswerable). Returning
+the nearest sentence when nothing answers would be a made-up answer with a straight face.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from qa.reader import Span
+from qa.retrieve import Hit
+
+NO_ANSWER_TEXT = "The article does not say."
+
+
+@dataclass(frozen=True)
+class Answer:
+    """`text == article[start:end]` when answered; all three are None when the article does not say."""
+
+    question: str
+    text: str | None
+    start: int | None
+    end: int | None
+    score: float  # confidence in the span (0-1); for no answer, confidence that there is none
+    hits: tuple[Hit, ...]
+
+    @property
+    def answered(self) -> bool:
+        return self.text is not None
+
+    def to_dict(self) -> dict:
+        """The JSON shape of `--json` and batch output."""
+        answer = None
+        if self.answered:
+            answer = {"text": self.text, "start": self.start, "end": self.end, "score": round(self.score, 4)}
+        return {
+            "question": self.question,
+            "answer": answer,
+            "passages": [
+                {"text": h.passage.text, "start": h.passage.start, "end": h.passage.end, "score": round(h.score, 4)}
+                for h in self.hits
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How spans and retrieval scores become an answer; tuned with `article-qa eval`."""
+
+    null_threshold: float = 0.0  # a span must beat "no answer" by this many logits
+    retrieval_weight: float = 0.0  # adds the passage's retrieval score (0-1) times this to the margin
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
+
+
+def decide(question: str, article_text: str, spans: list[Span], hits: list[Hit], decision: Decision) -> Answer:
+    """Pick the best span, or no answer when none clears the threshold."""
+    retrieval = {h.passage.index: h.score for h in hits}
+
+    def evidence(span: Span) -> float:
+        return span.margin + decision.retrieval_weight * retrieval.get(span.passage.index, 0.0)
+
+    best = max(spans, key=evidence, default=None)
+    if best is None or evidence(best) < decision.null_threshold:
+        margin = evidence(best) if best is not None else -10.0
+        return Answer(question, None, None, None, sigmoid(decision.null_threshold - margin), tuple(hits))
+    start, end = _trim(article_text, best.start, best.end)
+    confidence = sigmoid(evidence(best) - decision.null_threshold)
+    return Answer(question, article_text[start:end], start, end, confidence, tuple(hits))
+
+
+_TRAILING = " \t\r\n,;:"
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drop white space and dangling commas at the edges; the span stays an exact slice."""
+    while start < end and text[start] in _TRAILING:
+        start += 1
+    while end > start and text[end - 1] in _TRAILING:
+        end -= 1
+    return start, end

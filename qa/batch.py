@@ -1,0 +1,86 @@
+"""Answer a batch: every input record gets exactly one output record, in input order.
+
+Records are answered in chunks so that encoding and reading run batched while results still
+stream out chunk by chunk (an interrupted run keeps every finished line). Lines of one
+conversation depend on each other, so inside a chunk they are answered in waves: all first
+pending turns together, then all second turns, each wave one batched call.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from qa.batch_input import BatchError, BatchQuestion
+from qa.conversation import Contextual, Turn, contextualize
+from qa.pipeline import ArticleQA
+
+CHUNK = 64
+
+
+def error_record(err: BatchError) -> dict:
+    return {"id": err.id, "line": err.line, "error": err.error}
+
+
+def answer_records(
+    qa: ArticleQA,
+    records: Iterable[BatchQuestion | BatchError],
+    skip_ids: frozenset[str] = frozenset(),
+    chunk_size: int = CHUNK,
+) -> Iterator[dict]:
+    """Output records (answer dict + id + line, or error record), one per input, in order.
+
+    Questions whose id is in `skip_ids` (already answered by an earlier run) are left out.
+    """
+    histories: dict[str, list[Turn]] = {}
+    chunk: list[BatchQuestion | BatchError] = []
+    for record in records:
+        if isinstance(record, BatchQuestion) and record.id in skip_ids:
+            continue
+        chunk.append(record)
+        if len(chunk) >= chunk_size:
+            yield from _answer_chunk(qa, chunk, histories)
+            chunk = []
+    if chunk:
+        yield from _answer_chunk(qa, chunk, histories)
+
+
+def _answer_chunk(qa: ArticleQA, chunk, histories: dict[str, list[Turn]]) -> list[dict]:
+    out: list[dict | None] = [None] * len(chunk)
+    pending = []
+    for i, record in enumerate(chunk):
+        if isinstance(record, BatchError):
+            out[i] = error_record(record)
+        else:
+            pending.append(i)
+    while pending:
+        wave, later, seen = [], [], set()
+        for i in pending:
+            conversation = chunk[i].conversation
+            if conversation is not None and conversation in seen:
+                later.append(i)  # waits for the previous turn of its conversation
+            else:
+                wave.append(i)
+                if conversation is not None:
+                    seen.add(conversation)
+        contexts = [
+            contextualize(chunk[i].question, histories.get(chunk[i].conversation, []))
+            if chunk[i].conversation is not None
+            else Contextual(chunk[i].question, chunk[i].question)
+            for i in wave
+        ]
+        try:
+            answers = qa.ask_many([chunk[i].question for i in wave], contexts)
+        except Exception as err:  # noqa: BLE001 - a failure is recorded per line, the rest still run
+            answers = [err] * len(wave)
+        for i, answer in zip(wave, answers):
+            record = chunk[i]
+            if isinstance(answer, Exception):
+                out[i] = {"id": record.id, "line": record.line, "error": f"could not answer: {answer}"}
+                continue
+            if record.conversation is not None:
+                histories.setdefault(record.conversation, []).append(Turn(record.question, answer.text))
+            out[i] = {"id": record.id, "line": record.line, **answer.to_dict()}
+            if record.conversation is not None:
+                out[i]["conversation"] = record.conversation
+        pending = later
+    return out

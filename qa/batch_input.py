@@ -1,0 +1,222 @@
+"""Parse batch input (JSON Lines or plain-text questions) into questions and per-line errors.
+
+A batch run answers many questions in one go, and a batch file is often written by hand or by another
+tool, so some lines will be bad. The rule enforced here is that every input line yields exactly one
+record, in input order: a question, or an error that says what is wrong with that line. A bad line
+never stops the rest, and the caller can line up answers with input lines by the line number alone.
+The input is read as bytes and streamed line by line, so a huge file or a single huge line (bounded by
+MAX_LINE_BYTES) neither exhausts memory nor delays the answers to the lines before it. Question text is
+cleaned of control characters and terminal escape sequences because it is echoed back to terminals
+and log files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+MAX_LINE_BYTES = 1_000_000
+MAX_QUESTION_CHARS = 2000
+
+_BOM = b"\xef\xbb\xbf"
+_DRAIN_CHUNK = 1 << 16
+
+# Terminal escape sequences, 7-bit (ESC ...) and 8-bit (C1) forms:
+# - CSI: ESC [ or U+009B, parameter bytes, intermediate bytes, one final byte ("\x1b[31m");
+# - OSC, DCS, SOS, PM, APC: a string up to BEL or ST (ESC \ or U+009C); an unterminated string runs
+#   to the next ESC or to the end of the text, as a terminal would swallow it ("\x1b]0;title\x07");
+# - any other escape: ESC, intermediate bytes, one final byte ("\x1bc", "\x1b(B").
+_ESCAPE_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]"
+)
+# Control characters that separate words become spaces; every other C0/C1 control (and DEL) goes.
+_SPACE_CONTROLS = re.compile(r"[\t\n\v\f\r\x85]")
+_OTHER_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates (possible through JSON "\ud800" escapes) cannot be written out as UTF-8.
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class BatchQuestion:
+    """One usable question from the input."""
+
+    line: int  # 1-based input line number
+    question: str  # cleaned question text
+    id: str  # the JSON "id", or str(line) when the line has none
+    conversation: str | None  # the JSON "conversation", or None
+
+
+@dataclass(frozen=True)
+class BatchError:
+    """One input line that could not be turned into a question."""
+
+    line: int  # 1-based input line number
+    id: str | None  # the line's id when it could be read, else None
+    error: str  # one line, human readable
+
+
+def read_batch(stream: BinaryIO) -> Iterator[BatchQuestion | BatchError]:
+    """Yield one record per line of `stream`, in order, as the lines are read.
+
+    Lines are split on b"\\n" only; a trailing b"\\r" is dropped, the last line may lack a newline, and
+    a UTF-8 byte order mark at the very start is ignored. A line longer than MAX_LINE_BYTES becomes a
+    BatchError; it is consumed in chunks, so no more than about MAX_LINE_BYTES of it is ever held.
+    """
+    line = 0
+    first = True
+    while True:
+        # Room for MAX_LINE_BYTES of content plus "\r\n", and for the BOM on the first line.
+        limit = MAX_LINE_BYTES + 2 + (len(_BOM) if first else 0)
+        raw = stream.readline(limit)
+        if not raw:
+            return
+        complete = raw.endswith(b"\n") or len(raw) < limit  # the whole line, or the end of the stream
+        if first and raw.startswith(_BOM):
+            raw = raw[len(_BOM) :]
+        first = False
+        line += 1
+        if complete:
+            yield parse_line(raw, line)
+        else:
+            yield BatchError(line, None, _too_long(_drain_line(stream, raw)))
+
+
+def _drain_line(stream: BinaryIO, head: bytes) -> int:
+    """Consume the rest of a line whose first bytes are `head`; return its length without "\\r\\n"."""
+    size = len(head)
+    last = head[-1:]
+    while True:
+        chunk = stream.readline(_DRAIN_CHUNK)
+        if not chunk:
+            break
+        if chunk.endswith(b"\n"):
+            size += len(chunk) - 1
+            last = chunk[-2:-1] or last
+            break
+        size += len(chunk)
+        last = chunk[-1:]
+    return size - 1 if last == b"\r" else size
+
+
+def parse_line(raw: bytes, line: int) -> BatchQuestion | BatchError:
+    """Turn one input line (without its b"\\n"; a trailing b"\\r" is dropped) into a record."""
+    if raw.endswith(b"\n"):
+        raw = raw[:-1]
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    if len(raw) > MAX_LINE_BYTES:
+        return BatchError(line, None, _too_long(len(raw)))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return BatchError(line, None, f"invalid UTF-8 at byte {exc.start + 1}")
+    stripped = text.strip()
+    if not stripped:
+        return BatchError(line, None, "empty line")
+    if stripped[0] in '{["':
+        return _parse_json(text, line)
+    return _question(line, None, text, None)
+
+
+def clean_question(text: str) -> str:
+    """Return `text` without terminal escapes and control characters, tabs as spaces, stripped.
+
+    Line breaks and other white-space controls become spaces too, so words never run together; lone
+    surrogates become U+FFFD. Raises ValueError("empty question") when nothing is left.
+    """
+    text = _ESCAPE_SEQUENCE.sub("", text)
+    text = _SPACE_CONTROLS.sub(" ", text)
+    text = _OTHER_CONTROLS.sub("", text)
+    text = _SURROGATES.sub("\ufffd", text).strip()
+    if not text:
+        raise ValueError("empty question")
+    return text
+
+
+def _parse_json(text: str, line: int) -> BatchQuestion | BatchError:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return BatchError(line, None, f"invalid JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return BatchError(line, None, "invalid JSON: nested too deeply")
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        return BatchError(line, None, "invalid JSON: " + _one_line(str(exc)))
+    if not isinstance(value, dict):
+        return BatchError(
+            line, None, f"expected a JSON object or a plain-text question, got {_json_type(value)}"
+        )
+    id_, error = _scalar(value, "id")
+    if error:
+        return BatchError(line, None, error)
+    conversation, error = _scalar(value, "conversation")
+    if error:
+        return BatchError(line, id_, error)
+    if "question" not in value:
+        return BatchError(line, id_, 'missing "question"')
+    question = value["question"]
+    if not isinstance(question, str):
+        return BatchError(line, id_, f'"question" must be a string, got {_json_type(question)}')
+    return _question(line, id_, question, conversation)
+
+
+def _question(line: int, id_: str | None, text: str, conversation: str | None) -> BatchQuestion | BatchError:
+    try:
+        question = clean_question(text)
+    except ValueError as exc:
+        return BatchError(line, id_, str(exc))
+    if len(question) > MAX_QUESTION_CHARS:
+        return BatchError(
+            line, id_, f"question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}"
+        )
+    return BatchQuestion(line, question, str(line) if id_ is None else id_, conversation)
+
+
+def _scalar(obj: dict, key: str) -> tuple[str | None, str | None]:
+    """Read an optional scalar field as text: (value, None), or (None, error message).
+
+    Strings are kept as they are, numbers go through str(), booleans are spelt as in JSON, and null
+    counts as absent.
+    """
+    value = obj.get(key)
+    if value is None:
+        return None, None
+    if isinstance(value, bool):
+        return ("true" if value else "false"), None
+    if isinstance(value, (int, float)):
+        return str(value), None
+    if isinstance(value, str):
+        if _SURROGATES.search(value):
+            return None, f'"{key}" contains a lone surrogate (an invalid \\u escape)'
+        return value, None
+    return None, f'"{key}" must be a string or a number, got {_json_type(value)}'
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _too_long(size: int) -> str:
+    shown, limit = f"{size / 1e6:.1f} MB", f"{MAX_LINE_BYTES / 1e6:.1f} MB"
+    if shown == limit:  # just over the limit: MB rounding would hide the difference
+        shown, limit = f"{size} bytes", f"{MAX_LINE_BYTES} bytes"
+    return f"line is {shown}; the limit is {limit}"
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

@@ -1,0 +1,137 @@
+"""One answering path for every front end: `ask`, `chat`, `batch` and `eval` all call `ArticleQA`.
+
+Questions are always handled in batches (a single question is a batch of one): one encoder call
+for all questions, one FAISS search, one padded reader pass. That is what makes 1,000 batch
+questions cost far less than 1,000 single ones, and it keeps the interactive and scripted paths
+from drifting apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from index.article import Article, load_article
+from index.embedding_model import resolve_model
+from index.embeddings import Embedder, Progress
+from index.passages import Chunking
+from index.store import ArticleIndex, default_index_dir, open_index
+from qa.answer import Answer, Decision, decide
+from qa.conversation import Contextual, Turn, contextualize
+from qa.reader import Reader, Span, load_reader, shipped_config
+from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
+
+DEFAULT_K = 3
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes answers without changing the index."""
+
+    k: int = DEFAULT_K
+    dense_weight: float = DENSE_WEIGHT
+    decision: Decision = field(default_factory=Decision)
+
+
+def default_decision(reader_name: str | None) -> Decision:
+    """The shipped reader's tuned threshold; other readers start at 0 (span must beat null)."""
+    if reader_name is not None:
+        return Decision()
+    try:
+        config = shipped_config()
+    except Exception:  # noqa: BLE001 - no shipped reader: the error surfaces when reading
+        return Decision()
+    return Decision(float(config.get("null_threshold", 0.0)), float(config.get("retrieval_weight", 0.0)))
+
+
+class ArticleQA:
+    """Question answering over one article. Cheap to construct; models load on first use."""
+
+    def __init__(self, index: ArticleIndex, reader_name: str | None = None, settings: Settings | None = None,
+                 export_dir: Path | None = None):
+        self.index = index
+        self.reader_name = reader_name
+        self.settings = settings or Settings(decision=default_decision(reader_name))
+        self.export_dir = export_dir
+        self._reader: Reader | None = None
+
+    @classmethod
+    def open(
+        cls,
+        article: Article | str | Path | None = None,
+        *,
+        model: str | None = None,
+        reader: str | None = None,
+        index_dir: str | Path | None = None,
+        chunking: Chunking = Chunking(),
+        settings: Settings | None = None,
+        progress: Progress | None = None,
+        rebuild: bool = False,
+    ) -> "ArticleQA":
+        """Open an article (a path, an `Article`, or None for the shipped one) and its index."""
+        if not isinstance(article, Article):
+            article = load_article(article)
+        root = Path(index_dir) if index_dir else default_index_dir()
+        embedder = Embedder(resolve_model(model), export_dir=root / "onnx")
+        index = open_index(article, embedder, chunking, root, progress=progress, rebuild=rebuild)
+        return cls(index, reader, settings, export_dir=root / "onnx")
+
+    @property
+    def article(self) -> Article:
+        return self.index.article
+
+    @property
+    def reader(self) -> Reader:
+        if self._reader is None:
+            self._reader = load_reader(self.reader_name, self.export_dir)
+        return self._reader
+
+    def with_settings(self, **changes) -> "ArticleQA":
+        """A view with other settings (e.g. k) sharing the loaded index and models."""
+        view = ArticleQA(self.index, self.reader_name, replace(self.settings, **changes), self.export_dir)
+        view._reader = self._reader
+        return view
+
+    def ask(self, question: str) -> Answer:
+        return self.ask_many([question])[0]
+
+    def ask_many(self, questions: list[str], contexts: list[Contextual] | None = None) -> list[Answer]:
+        """Answers in the order of `questions`; `contexts` carries rewritten follow-ups."""
+        if not questions:
+            return []
+        contexts = contexts or [Contextual(q, q) for q in questions]
+        hits = self.search_many(contexts, self.settings.k)
+        spans = self.read_many(contexts, hits)
+        return [
+            decide(q, self.article.text, s, h, self.settings.decision)
+            for q, s, h in zip(questions, spans, hits)
+        ]
+
+    def search_many(self, contexts: list[Contextual], k: int) -> list[list[Hit]]:
+        """The k best passages for each question (one encoder call, one FAISS search)."""
+        queries = [c.query for c in contexts]
+        vectors = self.index.embedder.encode(queries)
+        return retrieve(self.index, vectors, queries, k, self.settings.dense_weight)
+
+    def read_many(self, contexts: list[Contextual], hits: list[list[Hit]]) -> list[list[Span]]:
+        """Candidate spans from the passages retrieved for each question (one reader pass)."""
+        return self.reader.read_many([c.question for c in contexts], [[h.passage for h in hs] for hs in hits])
+
+    def conversation(self) -> "Conversation":
+        return Conversation(self)
+
+
+class Conversation:
+    """A chat: each question is read in the light of the previous turns."""
+
+    def __init__(self, qa: ArticleQA):
+        self.qa = qa
+        self.turns: list[Turn] = []
+
+    def ask(self, question: str) -> Answer:
+        answer = self.qa.ask_many([question], [contextualize(question, self.turns)])[0]
+        self.turns.append(Turn(question, answer.text))
+        return answer
+
+    def reset(self) -> None:
+        self.turns.clear()

@@ -1,0 +1,299 @@
+"""Scoring and data loading for `article-qa eval`: SQuAD-style exact match, F1 and retrieval recall.
+
+Answers are normalised exactly as the official SQuAD v2 evaluation script does (lower case, drop
+ASCII punctuation, drop the articles a/an/the, collapse whitespace) and unanswerable questions are
+scored the same way (a right abstention scores 1), so our exact/F1 numbers compare with published
+SQuAD 2.0 results. Everything here is pure Python (stdlib only) so it can be tested without a model.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import statistics
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+_PUNCTUATION = frozenset(string.punctuation)
+PARAGRAPH_SEPARATOR = "\n\n"
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def normalize_answer(s: str) -> str:
+    """Official SQuAD v2 normalisation: lower, remove punctuation, remove articles, fix whitespace."""
+    text = s.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def _tokens(s: str | None) -> list[str]:
+    if not s:
+        return []
+    return normalize_answer(s).split()
+
+
+def exact_score(prediction: str, gold: str) -> float:
+    """1.0 when the normalised texts are equal, else 0.0."""
+    return float(normalize_answer(prediction or "") == normalize_answer(gold or ""))
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    """Token-level F1 of the normalised texts (bag of tokens, as the official script)."""
+    pred_toks = _tokens(prediction)
+    gold_toks = _tokens(gold)
+    if not pred_toks or not gold_toks:
+        # Official: when either is empty (no-answer), F1 is 1 only if both are.
+        return float(pred_toks == gold_toks)
+    common = collections.Counter(pred_toks) & collections.Counter(gold_toks)
+    num_same = sum(common.values())
+    if num_same == 0:
+        return 0.0
+    precision = num_same / len(pred_toks)
+    recall = num_same / len(gold_toks)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _scorable_golds(golds: list[str]) -> list[str]:
+    # Official: gold texts that normalise to "" are dropped; none left means unanswerable.
+    return [g for g in golds if normalize_answer(g)]
+
+
+def best_scores(prediction: str | None, golds: list[str]) -> tuple[float, float]:
+    """(exact, f1), each the max over the gold answers.
+
+    `prediction` None means the system abstained. With no gold answers (unanswerable question)
+    both scores are 1 exactly when the prediction is None or normalises to "", else 0.
+    """
+    pred = prediction or ""
+    scorable = _scorable_golds(golds) or [""]
+    exact = max(exact_score(pred, g) for g in scorable)
+    f1 = max(f1_score(pred, g) for g in scorable)
+    return exact, f1
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    id: str
+    question: str
+    answers: list[str]  # empty = unanswerable
+    answer_spans: list[tuple[int, int]]  # (start, end) in the document text, for recall@k
+
+
+@dataclass(frozen=True)
+class EvalDocument:
+    title: str
+    text: str  # paragraphs' contexts joined by "\n\n"
+    questions: list[EvalQuestion]
+
+
+class _Shape(ValueError):
+    pass
+
+
+def _require(cond: bool, where: str, what: str) -> None:
+    if not cond:
+        raise _Shape(f"{where}: {what}")
+
+
+def _nearest_occurrence(context: str, answer: str, start: int) -> int | None:
+    """Start of the occurrence of `answer` in `context` nearest to `start`, or None."""
+    best: int | None = None
+    pos = context.find(answer)
+    while pos != -1:
+        if best is None or abs(pos - start) < abs(best - start):
+            best = pos
+        pos = context.find(answer, pos + 1)
+    return best
+
+
+def _dedupe(items):
+    return list(dict.fromkeys(items))
+
+
+def load_squad(path) -> list[EvalDocument]:
+    """Read a SQuAD 1.1 / 2.0 JSON file; each `data[]` entry (article) becomes one document.
+
+    The article's paragraph contexts are joined with "\\n\\n" and every answer_start is shifted by
+    its paragraph's offset in that text. An answer whose text is not at its answer_start is moved to
+    the nearest occurrence of the text in its paragraph; if the text does not occur there its span
+    is dropped (the text is still kept for scoring). Questions marked is_impossible, or without
+    answers, are unanswerable (answers []); "plausible_answers" are ignored. Duplicate answer texts
+    and spans (several annotators agreeing) are kept once.
+    Raises ValueError (one line) when the file is not SQuAD-shaped.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason})") from None
+    try:
+        return _parse_squad(raw, str(path))
+    except _Shape as e:
+        raise ValueError(f"not a SQuAD file: {e}") from None
+
+
+def _parse_squad(raw, where: str) -> list[EvalDocument]:
+    _require(isinstance(raw, dict) and isinstance(raw.get("data"), list), where,
+             'expected an object with a "data" list')
+    docs: list[EvalDocument] = []
+    for di, article in enumerate(raw["data"]):
+        aw = f"{where}: data[{di}]"
+        _require(isinstance(article, dict) and isinstance(article.get("paragraphs"), list), aw,
+                 'expected an object with a "paragraphs" list')
+        title = article.get("title")
+        title = str(title) if title is not None else f"document {di}"
+        contexts: list[str] = []
+        questions: list[EvalQuestion] = []
+        offset = 0
+        for pi, para in enumerate(article["paragraphs"]):
+            pw = f"{aw}.paragraphs[{pi}]"
+            _require(isinstance(para, dict) and isinstance(para.get("context"), str), pw,
+                     'expected an object with a "context" string')
+            _require(isinstance(para.get("qas", []), list), pw, '"qas" is not a list')
+            context = para["context"]
+            if contexts:
+                offset += len(PARAGRAPH_SEPARATOR)
+            for qi, qa in enumerate(para.get("qas", [])):
+                questions.append(_parse_question(qa, context, offset, f"{pw}.qas[{qi}]"))
+            contexts.append(context)
+            offset += len(context)
+        docs.append(EvalDocument(title=title, text=PARAGRAPH_SEPARATOR.join(contexts),
+                                 questions=questions))
+    return docs
+
+
+def _parse_question(qa, context: str, offset: int, qw: str) -> EvalQuestion:
+    _require(isinstance(qa, dict) and isinstance(qa.get("question"), str), qw,
+             'expected an object with a "question" string')
+    _require("id" in qa, qw, 'missing "id"')
+    answers_raw = qa.get("answers", [])
+    _require(isinstance(answers_raw, list), qw, '"answers" is not a list')
+    texts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    if not qa.get("is_impossible", False):
+        for ai, ans in enumerate(answers_raw):
+            aw = f"{qw}.answers[{ai}]"
+            _require(isinstance(ans, dict) and isinstance(ans.get("text"), str), aw,
+                     'expected an object with a "text" string')
+            start = ans.get("answer_start")
+            _require(isinstance(start, int) and not isinstance(start, bool), aw,
+                     '"answer_start" is not an integer')
+            text = ans["text"]
+            texts.append(text)
+            if not text:
+                continue
+            if context[start:start + len(text)] != text:
+                start = _nearest_occurrence(context, text, start)
+                if start is None:
+                    continue
+            spans.append((offset + start, offset + start + len(text)))
+    return EvalQuestion(id=str(qa["id"]), question=qa["question"], answers=_dedupe(texts),
+                        answer_spans=_dedupe(spans))
+
+
+def load_chats(path) -> list[dict]:
+    """Read JSON Lines of follow-up questions: objects with id, conversation, question, answers.
+
+    `answers` is a list of acceptable texts (empty = unanswerable). Blank lines are skipped; lines
+    keep their order (a conversation's turns are in order). Raises ValueError (one line) on a bad line.
+    """
+    path = Path(path)
+    chats: list[dict] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{where}: expected a JSON object")
+            missing = [k for k in ("id", "conversation", "question", "answers") if k not in obj]
+            if missing:
+                raise ValueError(f"{where}: missing {', '.join(missing)}")
+            if not isinstance(obj["question"], str):
+                raise ValueError(f"{where}: question is not a string")
+            answers = obj["answers"]
+            if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+                raise ValueError(f"{where}: answers is not a list of strings")
+            chats.append(obj)
+    return chats
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def _percent(values: list[float]) -> float | None:
+    return round(100.0 * sum(values) / len(values), 2) if values else None
+
+
+def _covers(passage: tuple[int, int], gold: tuple[int, int]) -> bool:
+    return passage[0] <= gold[0] and gold[1] <= passage[1]
+
+
+@dataclass
+class Scoreboard:
+    """Accumulates per-question results; summary() returns the metrics dict.
+
+    Recall@k counts answerable questions that have gold spans and were given retrieved spans
+    (retrieved_spans None means retrieval was not measured for that question; [] is a miss).
+    """
+
+    _exact: list[float] = field(default_factory=list)
+    _f1: list[float] = field(default_factory=list)
+    _has_answer: list[bool] = field(default_factory=list)
+    _first_hit_rank: list[int | None] = field(default_factory=list)  # 1-based; None = miss
+    _seconds: list[float] = field(default_factory=list)
+
+    def add(self, prediction: str | None, golds: list[str],
+            retrieved_spans: list[tuple[int, int]] | None, gold_spans: list[tuple[int, int]],
+            seconds: float) -> None:
+        exact, f1 = best_scores(prediction, golds)
+        has_answer = bool(_scorable_golds(golds))
+        self._exact.append(exact)
+        self._f1.append(f1)
+        self._has_answer.append(has_answer)
+        self._seconds.append(float(seconds))
+        if has_answer and gold_spans and retrieved_spans is not None:
+            rank = next((i for i, p in enumerate(retrieved_spans, 1)
+                         if any(_covers(p, g) for g in gold_spans)), None)
+            self._first_hit_rank.append(rank)
+
+    def summary(self) -> dict:
+        has = [i for i, h in enumerate(self._has_answer) if h]
+        no = [i for i, h in enumerate(self._has_answer) if not h]
+        ranks = self._first_hit_rank
+
+        def recall(k: int) -> float | None:
+            if not ranks:
+                return None
+            return round(sum(1 for r in ranks if r is not None and r <= k) / len(ranks), 3)
+
+        return {
+            "exact": _percent(self._exact),
+            "f1": _percent(self._f1),
+            "HasAns_exact": _percent([self._exact[i] for i in has]),
+            "HasAns_f1": _percent([self._f1[i] for i in has]),
+            "NoAns_exact": _percent([self._exact[i] for i in no]),
+            "recall@1": recall(1),
+            "recall@3": recall(3),
+            "recall@5": recall(5),
+            "questions": len(self._exact),
+            "seconds": round(sum(self._seconds), 2),
+            "median_seconds_per_question": (round(statistics.median(self._seconds), 4)
+                                            if self._seconds else None),
+        }
