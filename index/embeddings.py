@@ -80,17 +80,20 @@ class Embedder:
         return export_embedder(self.model, self.export_dir)
 
     def _load_backend(self):
+        """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise."""
         if self._backend is not None:
             return self._backend
-        if self.runtime in ("auto", "onnx") and self.export_dir is not None and self.model.sha256:
+        if self.runtime != "torch" and self.export_dir is not None and self.model.sha256:
             from index.onnx_export import OnnxEncoder, exported_model_path
 
             path = exported_model_path(self.model, self.export_dir)
+            if not path.is_file():
+                try:
+                    self.export()
+                except Exception:  # noqa: BLE001 - a failed export only costs speed
+                    if self.runtime == "onnx":
+                        raise
             if path.is_file():
-                self._backend = OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))
-                return self._backend
-            if self.runtime == "onnx":
-                self.export()
                 self._backend = OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))
                 return self._backend
         self._backend = TorchEncoder(self.model)

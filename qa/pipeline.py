@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from index.article import Article, load_article
-from index.embedding_model import resolve_model
+from index.embedding_model import HASH_CACHE_FILE, resolve_model
 from index.embeddings import Embedder, Progress
 from index.passages import Chunking
 from index.store import ArticleIndex, default_index_dir, open_index
@@ -72,7 +72,7 @@ class ArticleQA:
         if not isinstance(article, Article):
             article = load_article(article)
         root = Path(index_dir) if index_dir else default_index_dir()
-        embedder = Embedder(resolve_model(model), export_dir=root / "onnx")
+        embedder = Embedder(resolve_model(model, hash_cache=root / HASH_CACHE_FILE), export_dir=root / "onnx")
         index = open_index(article, embedder, chunking, root, progress=progress, rebuild=rebuild)
         return cls(index, reader, settings, export_dir=root / "onnx")
 

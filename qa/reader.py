@@ -19,6 +19,7 @@ import numpy as np
 from index.passages import Passage
 
 MAX_ANSWER_TOKENS = 30
+MAX_QUESTION_TOKENS = 64  # longer questions are cut before pairing with a passage
 TOP_CANDIDATES = 20
 SHIPPED_READER = Path(__file__).parent / "reader_model"
 READER_CONFIG = "reader.json"
@@ -48,8 +49,41 @@ class Window:
     passage: Passage
 
 
+def truncate_question(tokenizer, question: str, max_pieces: int = MAX_QUESTION_TOKENS) -> tuple[str, bool]:
+    """The question cut after its first `max_pieces` word pieces, and whether it was cut.
+
+    The cut falls at the end of a word piece, so the kept text tokenizes to the same pieces.
+    """
+    max_pieces = max(1, max_pieces)
+    saved_truncation, saved_padding = tokenizer.truncation, tokenizer.padding
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    try:
+        offsets = tokenizer.encode(question, add_special_tokens=False).offsets
+        if len(offsets) <= max_pieces:
+            return question, False
+        keep = max_pieces
+        while True:
+            cut = question[: offsets[keep - 1][1]].rstrip()
+            if keep == 1 or len(tokenizer.encode(cut, add_special_tokens=False).ids) <= max_pieces:
+                return cut, True
+            keep -= 1
+    finally:
+        if saved_truncation:
+            tokenizer.enable_truncation(**saved_truncation)
+        if saved_padding:
+            tokenizer.enable_padding(**saved_padding)
+
+
 def make_windows(tokenizer, question: str, passages: list[Passage], max_length: int, stride: int) -> list[Window]:
-    """Question + passage pairs cut into windows that fit the reader (long passages overlap)."""
+    """Question + passage pairs cut into windows that fit the reader (long passages overlap).
+
+    A question too long to leave room for the passage is cut first (the tokenizer would raise,
+    or panic when fewer than `stride` pieces of passage fit).
+    """
+    # [CLS] question [SEP] passage [SEP]: the passage part must stay longer than the stride.
+    budget = min(MAX_QUESTION_TOKENS, max_length - 3 - stride - 1)
+    question, _ = truncate_question(tokenizer, question, budget)
     tokenizer.enable_truncation(max_length, stride=stride, strategy="only_second")
     tokenizer.no_padding()
     windows = []
@@ -162,7 +196,7 @@ def load_reader(name_or_path: str | None, export_dir: Path | None) -> Reader:
 
 def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     """Our LoRA reader: base MiniLM weights (checked) + adapter (checked), ONNX when exported."""
-    from index.embedding_model import resolve_model
+    from index.embedding_model import HASH_CACHE_FILE, resolve_model
     from index.embeddings import load_fast_tokenizer
 
     config = shipped_config(folder)
@@ -172,7 +206,8 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     digest = hashlib.sha256(adapter_path.read_bytes()).hexdigest()
     if digest != config["adapter_sha256"]:
         raise ReaderError(f"reader adapter {adapter_path} fails its checksum; reinstall article-qa")
-    base = resolve_model(config.get("base_model"))
+    hash_cache = Path(export_dir).parent / HASH_CACHE_FILE if export_dir else None
+    base = resolve_model(config.get("base_model"), hash_cache=hash_cache)
     if config.get("base_sha256") and base.sha256 != config["base_sha256"]:
         raise ReaderError("the reader was trained on other base weights than the installed model")
     tokenizer = load_fast_tokenizer(base)
