@@ -48,17 +48,26 @@ def content_words(text: str) -> set[str]:
 
 
 def best_occurrence(context: str, answer: str, guessed_start: int, question: str) -> int:
-    """Start of the occurrence of `answer` whose surroundings share most words with the question."""
+    """Start of the occurrence of `answer` closest to the question's words in the paragraph.
+
+    Each question word found in the paragraph adds 1 / (1 + its distance in words from the
+    occurrence), so words right next to an occurrence count most.
+    """
     starts = [m.start() for m in re.finditer(re.escape(answer), context)]
     if len(starts) <= 1:
         return starts[0] if starts else guessed_start
     q_words = content_words(question)
+    words = [(m.start(), m.group().lower()) for m in _WORD.finditer(context)]
+    positions: dict[str, list[int]] = {}
+    for i, (_, word) in enumerate(words):
+        if word in q_words:
+            positions.setdefault(word, []).append(i)
 
-    def overlap(start: int) -> int:
-        window = context[max(0, start - 150) : start + len(answer) + 150]
-        return len(q_words & content_words(window))
+    def closeness(start: int) -> float:
+        at = next((i for i, (offset, _) in enumerate(words) if offset >= start), len(words))
+        return sum(1.0 / (1 + min(abs(p - at) for p in ps)) for ps in positions.values())
 
-    return max(starts, key=lambda s: (overlap(s), -s))
+    return max(starts, key=lambda s: (closeness(s), -s))
 
 
 def load_articles(path: Path) -> list[list[dict]]:

@@ -1,0 +1,140 @@
+"""The command line through typer's CliRunner: ask, chat on stdin, batch, index, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def run(*args, input=None):
+    return runner.invoke(app, list(args), input=input)
+
+
+def test_ask_json_offsets_slice_the_article(cli_env, default_qa):
+    result = run("ask", "Where were the peace talks held?", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    article = default_qa.article.text
+    answer = payload["answer"]
+    assert "Brussels" in answer["text"]
+    assert article[answer["start"] : answer["end"]] == answer["text"]
+    assert len(payload["passages"]) == 3
+
+
+def test_ask_plain_output_marks_the_span(cli_env):
+    result = run("ask", "Where were the peace talks held?")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Answer: ")
+    assert "[[" in result.stdout and "Brussels" in result.stdout
+    assert "\x1b[" not in result.stdout  # NO_COLOR / not a terminal: no escape codes
+
+
+def test_ask_on_own_article_file(cli_env, tmp_path):
+    article = tmp_path / "note.md"
+    article.write_text(
+        "# Lighthouse notes\n\nThe lighthouse on Gull Rock was built in 1882 by the Harbour Board.\n\n"
+        "Its lamp was electrified in 1931 and automated in 1986.\n",
+        encoding="utf-8",
+    )
+    result = run("ask", "When was the lamp electrified?", "--article", str(article), "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    text = article.read_text(encoding="utf-8")
+    assert payload["answer"] is not None and "1931" in payload["answer"]["text"]
+    assert text[payload["answer"]["start"] : payload["answer"]["end"]] == payload["answer"]["text"]
+
+
+def test_chat_on_stdin_answers_each_line_and_follows_up(cli_env):
+    script = "Who announced that Ukraine is dropping its NATO bid?\n:k 2\nHow did he speak to journalists?\n:quit\nnever asked\n"
+    result = run("chat", input=script)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert out.count("Q: ") == 2
+    assert "never asked" not in out
+    assert "WhatsApp" in out.split("Q: How did he")[1].split("\n\n")[0]
+    assert "> " not in out  # no prompts when stdin is not a terminal
+
+
+def test_batch_answers_every_line_once_in_order(cli_env, tmp_path):
+    lines = [
+        json.dumps({"id": "a", "question": "Where were the peace talks held?"}),
+        "{not json",
+        "Who is the Ukrainian president?",
+        "",
+        json.dumps({"id": "c1", "conversation": "c", "question": "Who announced that Ukraine is dropping its NATO bid?"}),
+        json.dumps({"id": "c2", "conversation": "c", "question": "How did he speak to journalists?"}),
+        json.dumps({"question": 7}),
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = run("batch", str(source), "--output", str(out))
+    assert result.exit_code == 1  # some lines failed
+    records = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["line"] for r in records] == list(range(1, len(lines) + 1))
+    assert [r["id"] for r in records][:3] == ["a", None, "3"]
+    errors = [r for r in records if "error" in r]
+    assert [r["line"] for r in errors] == [2, 4, 7]
+    assert "Brussels" in records[0]["answer"]["text"]
+    assert "WhatsApp" in (records[5]["answer"] or {}).get("text", "")
+
+
+def test_batch_resume_completes_without_duplicates(cli_env, tmp_path):
+    questions = [json.dumps({"id": f"q{i}", "question": q}) for i, q in enumerate(
+        ["Where were the peace talks held?", "Who is the Ukrainian president?", "What does the US sell to NATO allies?"])]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(questions) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    first = json.loads(run("batch", str(source), "-o", "-").stdout.splitlines()[0])
+    out.write_text(json.dumps(first) + "\n" + '{"id": "q1", "quest', encoding="utf-8")  # cut mid-line
+    result = run("batch", str(source), "--output", str(out), "--resume")
+    assert result.exit_code == 0, result.output
+    ids = [json.loads(l)["id"] for l in out.read_text(encoding="utf-8").splitlines() if l.startswith('{"id"') and l.endswith("}")]
+    assert sorted(ids) == ["q0", "q1", "q2"]
+
+
+def test_batch_from_stdin_many_lines(cli_env):
+    questions = ["Where were the peace talks held?", "Who is the Ukrainian president?"] * 30
+    result = run("batch", input="\n".join(questions) + "\n")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(l) for l in result.stdout.splitlines()]
+    assert len(records) == 60
+    assert [r["line"] for r in records] == list(range(1, 61))
+    assert all(r["question"] == q for r, q in zip(records, questions))
+
+
+def test_index_is_reused_then_rebuilt(cli_env, tmp_path):
+    article = tmp_path / "a.txt"
+    article.write_text("Alpha paragraph about harbours and ships.\n\nBeta paragraph about mountains.\n", encoding="utf-8")
+    first = json.loads(run("index", "--article", str(article), "--json").stdout)
+    second = json.loads(run("index", "--article", str(article), "--json").stdout)
+    forced = json.loads(run("index", "--article", str(article), "--rebuild", "--json").stdout)
+    assert first["action"] == "built" and second["action"] == "reused" and forced["action"] == "rebuilt"
+    article.write_text("Alpha paragraph about harbours and ships, changed.\n", encoding="utf-8")
+    changed = json.loads(run("index", "--article", str(article), "--json").stdout)
+    assert changed["action"] == "built" and changed["path"] != first["path"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ask", "   "], "empty question"),
+        (["ask", "Why?", "--article", "/nonexistent/file.txt"], "not found"),
+        (["batch", "/nonexistent/q.jsonl"], "not found"),
+        (["batch", "--resume"], "--resume needs --output"),
+        (["eval", "/nonexistent.json"], "nonexistent"),
+    ],
+)
+def test_bad_input_is_one_line_error(cli_env, args, message):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
