@@ -19,7 +19,7 @@ STOPWORDS = frozenset(
     """a an and are as at be been being but by can could did do does for from had has have he her
     hers him his how i if in into is it its itself may me might my no not of on or our she should
     so than that the their them then there these they this those to too us was we were what when
-    where which while who whom whose why will with would you your""".split()
+    where which while who whom whose why will with would you your s t d ll re ve m""".split()
 )
 
 

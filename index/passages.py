@@ -107,6 +107,7 @@ def _sentence_windows(text, start, end, token_spans, chunking) -> list[tuple[int
             units.extend(_token_windows(text, s, e, token_spans, chunking.max_tokens))
     windows: list[tuple[int, int]] = []
     first = 0
+    covered = -1  # the last unit already in a window
     while first < len(units):
         last = first
         while (
@@ -114,7 +115,10 @@ def _sentence_windows(text, start, end, token_spans, chunking) -> list[tuple[int
             and len(token_spans(text[units[first][0] : units[last + 1][1]])) <= chunking.max_tokens
         ):
             last += 1
-        windows.append((units[first][0], units[last][1]))
+        # An overlap window that cannot take in a new unit lies inside the previous one: skip it.
+        if last > covered:
+            windows.append((units[first][0], units[last][1]))
+            covered = last
         if last + 1 >= len(units):
             break
         first = max(first + 1, last + 1 - chunking.overlap_sentences)
@@ -125,6 +129,16 @@ def _token_windows(text, start, end, token_spans, max_tokens) -> list[tuple[int,
     """Cut one over-long sentence at word-piece boundaries, preferring white space, with a
     quarter-window overlap so an answer near a cut is whole in at least one window."""
     pieces = [(start + s, start + e) for s, e in token_spans(text[start:end])]
+
+    def span(first: int, last: int) -> tuple[int, int]:
+        # Characters the tokenizer drops (zero-width or control characters, soft hyphens) lie
+        # between pieces; a window reaches up to the next piece so that none is left out.
+        w_start = start if first == 0 else pieces[first][0]
+        w_end = end if last + 1 == len(pieces) else pieces[last + 1][0]
+        while w_end > pieces[last][1] and text[w_end - 1].isspace():
+            w_end -= 1
+        return w_start, w_end
+
     windows = []
     step = max(1, max_tokens - max_tokens // 4)
     first = 0
@@ -136,7 +150,11 @@ def _token_windows(text, start, end, token_spans, max_tokens) -> list[tuple[int,
             back -= 1
         if back + 1 < len(pieces) and pieces[back][1] != pieces[back + 1][0]:
             last = back
-        windows.append((pieces[first][0], pieces[last][1]))
+        # A window that starts inside a word can tokenize into more pieces than it was cut from
+        # ("##ization" alone becomes "iz", "##ation"): shrink it until it really fits.
+        while last > first and len(token_spans(text[slice(*span(first, last))])) > max_tokens:
+            last -= 1
+        windows.append(span(first, last))
         if last + 1 >= len(pieces):
             break
         first = max(first + 1, min(first + step, last + 1))

@@ -96,6 +96,7 @@ def open_index(
             return loaded
     else:
         reason = "rebuild requested"
+    built = None
     try:
         _make_private_dir(folder)
         from filelock import FileLock
@@ -106,12 +107,13 @@ def open_index(
                 loaded, _ = _try_load(folder, expected, article, embedder, chunking, started)
                 if loaded is not None:
                     return loaded
-            passages, vectors = _build(article, embedder, chunking, progress)
+            built = passages, vectors = _build(article, embedder, chunking, progress)
             _save(folder, expected, passages, vectors)
             _export_quietly(embedder)
     except OSError as err:
         warnings.warn(f"cannot write the index to {folder} ({err.strerror or err}); using it from memory", IndexWarning)
-        passages, vectors = _build(article, embedder, chunking, progress)
+        # When only saving failed (disk full), keep what was built instead of encoding it all again.
+        passages, vectors = built or _build(article, embedder, chunking, progress)
         status = IndexStatus("in-memory", str(err.strerror or err), None, time.monotonic() - started)
         return ArticleIndex(article, passages, _faiss_index(vectors), embedder, chunking, status)
     action = "built" if reason is None else "rebuilt"
@@ -138,6 +140,8 @@ def _try_load(folder, expected, article, embedder, chunking, started) -> tuple[A
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None, "the saved index's sidecar is unreadable"
+    if not isinstance(meta, dict):
+        return None, "the saved index's sidecar is unreadable"
     for key, label in (
         ("format", "it is not an article-qa index"),
         ("version", "it was saved by another version"),
@@ -152,13 +156,17 @@ def _try_load(folder, expected, article, embedder, chunking, started) -> tuple[A
         dense = meta["files"]["dense"]
         path = folder / dense["name"]
         data = path.read_bytes()
+        checksum = dense["sha256"]
     except (OSError, KeyError, TypeError, ValueError):
         return None, "the saved index is incomplete"
-    if hashlib.sha256(data).hexdigest() != dense["sha256"]:
+    if hashlib.sha256(data).hexdigest() != checksum:
         return None, "the saved vectors are damaged (checksum mismatch)"
     import faiss
 
-    vectors = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    try:
+        vectors = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError:  # a file faiss cannot read, even though its checksum matches
+        return None, "the saved vectors are damaged (unreadable)"
     if vectors.ntotal != len(passages) or vectors.d != meta.get("dim"):
         return None, "the saved vectors do not match the passages"
     status = IndexStatus("reused", None, folder, time.monotonic() - started)
@@ -199,6 +207,9 @@ def _save(folder: Path, expected: dict, passages: list[Passage], vectors: np.nda
     for old in folder.glob("dense-*.faiss"):
         if old.name != name:
             old.unlink(missing_ok=True)
+    # Temp files of writers killed mid-write; every writer holds the lock, so none is in use now.
+    for stale in folder.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

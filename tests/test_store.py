@@ -1,0 +1,534 @@
+"""Tests for index.store: the saved index is reused until something changes, rebuilt with a reason,
+kept in memory when it cannot be saved, and never left half-written by a crash or a race.
+
+All tests use a fake embedder (tests/helpers_index.py): no model, no torch.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import stat
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import index.store as store
+from helpers_index import FakeEmbedder, fake_vectors
+from index.article import article_from_text, load_article
+from index.passages import Chunking, split_passages
+from index.store import ENV_INDEX_DIR, SIDECAR, IndexWarning, default_index_dir, index_key, open_index
+
+HELPER = Path(__file__).with_name("helpers_index.py")
+A = Chunking(max_tokens=200)
+B = Chunking(max_tokens=40)
+
+
+@pytest.fixture(autouse=True)
+def _short_lock_timeout(monkeypatch):
+    # A lock that is never released should fail a test in seconds, not hang it for ten minutes.
+    monkeypatch.setattr(store, "LOCK_TIMEOUT_S", 20)
+
+
+@pytest.fixture()
+def article_path(tmp_path) -> Path:
+    path = tmp_path / "article.txt"
+    path.write_bytes(load_article(None).text.encode("utf-8"))
+    return path
+
+
+@pytest.fixture()
+def article(article_path):
+    return load_article(article_path)
+
+
+@pytest.fixture()
+def index_dir(tmp_path) -> Path:
+    return tmp_path / "cache" / "indexes"
+
+
+def folder_of(index_dir: Path, article, embedder=None) -> Path:
+    return index_dir / index_key(article, embedder or FakeEmbedder())
+
+
+def dense_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("dense-*.faiss"))
+
+
+def tmp_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.name.endswith(".tmp"))
+
+
+def sidecar(folder: Path) -> dict:
+    return json.loads((folder / SIDECAR).read_text(encoding="utf-8"))
+
+
+def assert_valid(idx, article, chunking: Chunking, embedder_max_tokens: int = 256) -> None:
+    """The index holds exactly the passages a fresh split gives, and exactly their vectors."""
+    limit = min(chunking.max_tokens, embedder_max_tokens - 2)
+    effective = Chunking(limit, chunking.min_tokens, chunking.overlap_sentences)
+    expected = split_passages(article.text, FakeEmbedder().token_spans, effective)
+    assert idx.passages == expected
+    for p in idx.passages:
+        assert article.text[p.start : p.end] == p.text
+    assert idx.vectors.ntotal == len(expected)
+    stored = idx.vectors.reconstruct_n(0, idx.vectors.ntotal)
+    np.testing.assert_allclose(stored, fake_vectors([p.text for p in expected]), atol=1e-6)
+    assert idx.lexical.n_docs == len(expected)
+    # A passage's own vector finds it first.
+    _, found = idx.vectors.search(fake_vectors([expected[-1].text]), 1)
+    assert idx.passages[int(found[0, 0])].text == expected[-1].text
+
+
+def assert_clean(folder: Path) -> None:
+    """After a successful save: one vectors file, the one the sidecar names, and no temp files."""
+    files = dense_files(folder)
+    assert [f.name for f in files] == [sidecar(folder)["files"]["dense"]["name"]]
+    assert tmp_files(folder) == []
+
+
+def open_quietly(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IndexWarning)
+        return open_index(*args, **kwargs)
+
+
+# -- build, reuse, rebuild -------------------------------------------------------------------------
+
+
+def test_first_open_builds_second_reuses(article, index_dir):
+    fake = FakeEmbedder()
+    first = open_quietly(article, fake, A, index_dir)
+    folder = folder_of(index_dir, article)
+    assert first.status.action == "built"
+    assert first.status.reason is None
+    assert first.status.path == folder
+    assert fake.encode_calls == 1 and fake.export_calls == 1
+    assert_valid(first, article, A)
+    assert_clean(folder)
+    meta = sidecar(folder)
+    assert meta["version"] == store.VERSION and meta["dim"] == 16
+    assert meta["passages"] == [[p.start, p.end] for p in first.passages]
+
+    again = FakeEmbedder()
+    second = open_quietly(article, again, A, index_dir)
+    assert second.status.action == "reused"
+    assert second.status.reason is None and second.status.path == folder
+    assert again.encode_calls == 0, "a reused index must not encode anything"
+    assert_valid(second, article, A)
+
+
+def test_changed_article_gets_its_own_index(article, index_dir):
+    open_quietly(article, FakeEmbedder(), A, index_dir)
+    changed = article_from_text(article.text + "\nOne more line about the talks.")
+    fake = FakeEmbedder()
+    idx = open_quietly(changed, fake, A, index_dir)
+    assert idx.status.action == "built"
+    assert index_key(changed, fake) != index_key(article, fake)
+    assert idx.status.path == folder_of(index_dir, changed) != folder_of(index_dir, article)
+    assert fake.encode_calls == 1
+    assert_valid(idx, changed, A)
+    # The first article's index is untouched and still reused.
+    assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "reused"
+
+
+def test_changed_chunking_rebuilds_and_removes_old_vectors(article, index_dir):
+    open_quietly(article, FakeEmbedder(), A, index_dir)
+    folder = folder_of(index_dir, article)
+    old = dense_files(folder)
+    fake = FakeEmbedder()
+    idx = open_quietly(article, fake, B, index_dir)
+    assert idx.status.action == "rebuilt"
+    assert "chunking" in idx.status.reason
+    assert fake.encode_calls == 1
+    assert_valid(idx, article, B)
+    assert_clean(folder)
+    assert dense_files(folder) != old and not any(f.exists() for f in old)
+    assert open_quietly(article, FakeEmbedder(), B, index_dir).status.action == "reused"
+    assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "rebuilt"
+
+
+def test_changed_model_weights_rebuild(article, index_dir):
+    open_quietly(article, FakeEmbedder(), A, index_dir)
+    fake = FakeEmbedder(sha256="0" * 64)
+    idx = open_quietly(article, fake, A, index_dir)
+    assert idx.status.path == folder_of(index_dir, article)  # same model name: same folder
+    assert idx.status.action == "rebuilt"
+    assert "model" in idx.status.reason
+    assert fake.encode_calls == 1
+    assert_clean(folder_of(index_dir, article))
+
+
+def test_other_model_name_gets_its_own_index(article, index_dir):
+    open_quietly(article, FakeEmbedder(), A, index_dir)
+    other = FakeEmbedder(name="other-model")
+    idx = open_quietly(article, other, A, index_dir)
+    assert idx.status.action == "built"
+    assert idx.status.path != folder_of(index_dir, article)
+
+
+def test_rebuild_requested(article, index_dir):
+    open_quietly(article, FakeEmbedder(), A, index_dir)
+    fake = FakeEmbedder()
+    idx = open_quietly(article, fake, A, index_dir, rebuild=True)
+    assert idx.status.action == "rebuilt"
+    assert "rebuild" in idx.status.reason
+    assert fake.encode_calls == 1
+    assert_valid(idx, article, A)
+    assert_clean(folder_of(index_dir, article))
+
+
+def test_small_model_window_limits_passages(article, index_dir):
+    fake = FakeEmbedder(max_tokens=34)
+    idx = open_quietly(article, fake, A, index_dir)
+    assert max(len(fake.token_spans(p.text)) for p in idx.passages) <= 32
+    assert_valid(idx, article, A, embedder_max_tokens=34)
+
+
+def test_progress_is_reported(article, index_dir):
+    calls = []
+    open_quietly(article, FakeEmbedder(), A, index_dir, progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1][0] == calls[-1][1]
+
+
+# -- damaged or foreign saved files ----------------------------------------------------------------
+
+
+def _built(article, index_dir) -> Path:
+    assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "built"
+    return folder_of(index_dir, article)
+
+
+def _expect_rebuilt(article, index_dir, reason_part: str):
+    fake = FakeEmbedder()
+    idx = open_quietly(article, fake, A, index_dir)
+    assert idx.status.action == "rebuilt", idx.status
+    assert reason_part in idx.status.reason
+    assert fake.encode_calls == 1
+    assert_valid(idx, article, A)
+    assert_clean(idx.status.path)
+    assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "reused"
+    return idx
+
+
+@pytest.mark.parametrize("where", [0, 0.5, -1])
+def test_flipped_bytes_in_vectors_rebuild(article, index_dir, where):
+    folder = _built(article, index_dir)
+    (path,) = dense_files(folder)
+    data = bytearray(path.read_bytes())
+    at = int(len(data) * where) if where != -1 else len(data) - 1
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    _expect_rebuilt(article, index_dir, "damaged")
+
+
+@pytest.mark.parametrize("keep", [0, 10, 0.5])
+def test_truncated_vectors_rebuild(article, index_dir, keep):
+    folder = _built(article, index_dir)
+    (path,) = dense_files(folder)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
+    _expect_rebuilt(article, index_dir, "damaged")
+
+
+def test_missing_vectors_rebuild(article, index_dir):
+    folder = _built(article, index_dir)
+    dense_files(folder)[0].unlink()
+    _expect_rebuilt(article, index_dir, "incomplete")
+
+
+def test_sidecar_from_another_version_rebuilds(article, index_dir):
+    folder = _built(article, index_dir)
+    meta = sidecar(folder)
+    meta["version"] = store.VERSION + 1
+    (folder / SIDECAR).write_text(json.dumps(meta))
+    _expect_rebuilt(article, index_dir, "another version")
+
+
+def test_sidecar_of_another_format_rebuilds(article, index_dir):
+    folder = _built(article, index_dir)
+    meta = sidecar(folder)
+    meta["format"] = "something-else"
+    (folder / SIDECAR).write_text(json.dumps(meta))
+    _expect_rebuilt(article, index_dir, "not an article-qa index")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\x00\xff\xfe garbage \x80", b"{not json", b"[]", b"42", b'"text"', b"null", b"{}"],
+    ids=["empty", "binary", "broken-json", "list", "number", "string", "null", "empty-object"],
+)
+def test_garbage_sidecar_rebuilds(article, index_dir, content):
+    folder = _built(article, index_dir)
+    (folder / SIDECAR).write_bytes(content)
+    fake = FakeEmbedder()
+    idx = open_quietly(article, fake, A, index_dir)
+    assert idx.status.action == "rebuilt"
+    assert idx.status.reason
+    assert fake.encode_calls == 1
+    assert_valid(idx, article, A)
+    assert_clean(folder)
+
+
+@pytest.mark.parametrize(
+    "edit, reason",
+    [
+        (lambda m: m["files"]["dense"].pop("sha256"), "incomplete"),
+        (lambda m: m["files"]["dense"].pop("name"), "incomplete"),
+        (lambda m: m.pop("files"), "incomplete"),
+        (lambda m: m.update(files="nonsense"), "incomplete"),
+        (lambda m: m.update(passages=[["a", "b"]]), "incomplete"),
+        (lambda m: m.update(passages=7), "incomplete"),
+        (lambda m: m.update(passages=m["passages"][:-1]), "do not match"),
+        (lambda m: m.update(dim=8), "do not match"),
+        (lambda m: m["article"].update(chars=1), "article changed"),
+    ],
+    ids=["no-sha256", "no-name", "no-files", "files-string", "passages-strings", "passages-int",
+         "passage-missing", "wrong-dim", "wrong-chars"],
+)
+def test_inconsistent_sidecar_rebuilds(article, index_dir, edit, reason):
+    folder = _built(article, index_dir)
+    meta = sidecar(folder)
+    edit(meta)
+    (folder / SIDECAR).write_text(json.dumps(meta))
+    _expect_rebuilt(article, index_dir, reason)
+
+
+def test_unreadable_vectors_with_matching_checksum_rebuild(article, index_dir):
+    import hashlib
+
+    folder = _built(article, index_dir)
+    (path,) = dense_files(folder)
+    junk = b"not a faiss index at all"
+    path.write_bytes(junk)
+    meta = sidecar(folder)
+    meta["files"]["dense"]["sha256"] = hashlib.sha256(junk).hexdigest()
+    (folder / SIDECAR).write_text(json.dumps(meta))
+    _expect_rebuilt(article, index_dir, "damaged")
+
+
+# -- files, permissions, environment ---------------------------------------------------------------
+
+
+def test_folders_are_private_and_no_temp_files_remain(article, index_dir):
+    open_quietly(article, FakeEmbedder(), A, index_dir)
+    open_quietly(article, FakeEmbedder(), B, index_dir)
+    folder = folder_of(index_dir, article)
+    assert stat.S_IMODE(index_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert tmp_files(index_dir.parent) == []
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".lock")) == sorted(
+        [SIDECAR, dense_files(folder)[0].name]
+    )
+
+
+def test_temp_files_left_by_a_crash_are_harmless_and_cleaned(article, index_dir):
+    folder = _built(article, index_dir)
+    stale = [folder / ".index.json.999999.tmp", folder / f".{dense_files(folder)[0].name}.999999.tmp"]
+    stale[0].write_text("{half a sidecar")
+    stale[1].write_bytes(b"half a faiss file")
+    assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "reused"
+    idx = open_quietly(article, FakeEmbedder(), B, index_dir)
+    assert idx.status.action == "rebuilt"
+    assert_clean(folder)
+
+
+def test_env_var_sets_default_index_dir(monkeypatch, tmp_path, article):
+    monkeypatch.setenv(ENV_INDEX_DIR, str(tmp_path / "from-env"))
+    assert default_index_dir() == tmp_path / "from-env"
+    idx = open_quietly(article, FakeEmbedder(), A)
+    assert idx.status.path == tmp_path / "from-env" / index_key(article, FakeEmbedder())
+    assert (idx.status.path / SIDECAR).is_file()
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(ENV_INDEX_DIR, "~/qa-cache")
+    assert default_index_dir() == tmp_path / "home" / "qa-cache"
+
+    monkeypatch.delenv(ENV_INDEX_DIR)
+    assert default_index_dir().name == "article-qa"
+    monkeypatch.setenv(ENV_INDEX_DIR, "")
+    assert default_index_dir().name == "article-qa"
+
+
+def _assert_in_memory(idx, article, fake):
+    assert idx.status.action == "in-memory"
+    assert idx.status.path is None and idx.status.reason
+    assert fake.encode_calls == 1, "the article must be encoded once, not again for the fallback"
+    assert_valid(idx, article, A)
+
+
+def test_index_dir_under_a_file_falls_back_to_memory(article, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a regular file")
+    fake = FakeEmbedder()
+    with pytest.warns(IndexWarning, match="from memory"):
+        idx = open_index(article, fake, A, blocker / "indexes")
+    _assert_in_memory(idx, article, fake)
+    assert blocker.read_text() == "a regular file"
+
+
+def test_read_only_index_dir_falls_back_to_memory(article, index_dir, monkeypatch):
+    def refuse(folder):
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+
+    monkeypatch.setattr(store, "_make_private_dir", refuse)
+    fake = FakeEmbedder()
+    with pytest.warns(IndexWarning, match="Permission denied"):
+        idx = open_index(article, fake, A, index_dir)
+    _assert_in_memory(idx, article, fake)
+    assert not index_dir.exists()
+
+
+def test_disk_full_keeps_old_index_and_leaves_no_temp_files(article, index_dir, monkeypatch):
+    folder = _built(article, index_dir)
+    before = (folder / SIDECAR).read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.os, "fsync", full)
+    fake = FakeEmbedder()
+    with pytest.warns(IndexWarning, match="No space left"):
+        idx = open_index(article, fake, A, index_dir, rebuild=True)
+    _assert_in_memory(idx, article, fake)
+    assert tmp_files(index_dir) == []
+    monkeypatch.undo()
+    assert (folder / SIDECAR).read_bytes() == before
+    assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "reused"
+
+
+def test_failed_export_only_warns(article, index_dir):
+    fake = FakeEmbedder()
+
+    def broken():
+        raise RuntimeError("exporter exploded")
+
+    fake.export = broken
+    with pytest.warns(IndexWarning, match="exporter exploded"):
+        idx = open_index(article, fake, A, index_dir)
+    assert idx.status.action == "built"
+    assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "reused"
+
+
+# -- other processes: races and crashes ------------------------------------------------------------
+
+
+def _helper(*args: str) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.pop(ENV_INDEX_DIR, None)
+    return subprocess.Popen(
+        [sys.executable, str(HELPER), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _read_line(proc: subprocess.Popen, timeout: float = 60) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        proc.kill()
+        raise AssertionError(f"helper printed nothing in {timeout}s")
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(10)
+        raise AssertionError(f"helper exited {proc.returncode} without output: {proc.stderr.read()}")
+    return line.strip()
+
+
+def test_two_processes_building_at_once_make_one_index(article, article_path, index_dir, tmp_path):
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    log = tmp_path / "encode.log"
+    common = ["--article", str(article_path), "--index-dir", str(index_dir), "--max-tokens", "200",
+              "--encode-delay", "0.5", "--log", str(log), "--barrier", str(barrier), "--parties", "2"]
+    procs = [_helper(*common) for _ in range(2)]
+    try:
+        results = [json.loads(_read_line(p)) for p in procs]
+        for p in procs:
+            assert p.wait(30) == 0, p.stderr.read()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert sorted(r["action"] for r in results) == ["built", "reused"], results
+    assert len(log.read_text().splitlines()) == 1, "the second process must wait and reuse, not encode"
+    fake = FakeEmbedder()
+    third = open_quietly(article, fake, A, index_dir)
+    assert third.status.action == "reused" and fake.encode_calls == 0
+    assert_valid(third, article, A)
+    assert_clean(folder_of(index_dir, article))
+
+
+# Where the build is killed, and what the next open of the OLD chunking must do: the old index is
+# still whole until the new sidecar is renamed into place.
+CRASH_POINTS = {
+    "encode": "reused",
+    "before-replace:1": "reused",  # the new .faiss is only a temp file
+    "before-replace:2": "reused",  # the new .faiss is in place, the new sidecar is a temp file
+    "after-replace:2": "rebuilt",  # the new sidecar is in place; the old .faiss not yet removed
+}
+
+
+def _kill_during_build(article_path: Path, index_dir: Path, chunking: Chunking, point: str) -> str:
+    proc = _helper("--article", str(article_path), "--index-dir", str(index_dir),
+                   "--max-tokens", str(chunking.max_tokens), "--pause", point)
+    try:
+        line = _read_line(proc)
+        assert line.startswith(f"PAUSED {point}"), line
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert proc.returncode == -9
+    return line
+
+
+@pytest.mark.parametrize("point", list(CRASH_POINTS))
+def test_killed_rebuild_leaves_a_usable_index(article, article_path, index_dir, point):
+    folder = _built(article, index_dir)
+    old_dense = dense_files(folder)
+    line = _kill_during_build(article_path, index_dir, B, point)
+    # The kill happened where intended.
+    if point == "before-replace:1":
+        assert line.endswith(".faiss") and tmp_files(folder)
+        assert dense_files(folder) == old_dense
+    elif point == "before-replace:2":
+        assert line.endswith(SIDECAR) and tmp_files(folder)
+        assert len(dense_files(folder)) == 2
+    elif point == "after-replace:2":
+        assert sidecar(folder)["chunking"] == B.to_dict() and len(dense_files(folder)) == 2
+
+    fake = FakeEmbedder()
+    idx = open_quietly(article, fake, A, index_dir)
+    assert idx.status.action == CRASH_POINTS[point], idx.status
+    assert_valid(idx, article, A)
+    # The interrupted chunking is rebuilt properly, after which no debris is left.
+    idx_b = open_quietly(article, FakeEmbedder(), B, index_dir)
+    assert idx_b.status.action == "rebuilt"
+    assert_valid(idx_b, article, B)
+    assert_clean(folder)
+    assert open_quietly(article, FakeEmbedder(), B, index_dir).status.action == "reused"
+
+
+@pytest.mark.parametrize("point", ["encode", "before-replace:1", "before-replace:2"])
+def test_killed_first_build_is_built_again(article, article_path, index_dir, point):
+    _kill_during_build(article_path, index_dir, A, point)
+    folder = folder_of(index_dir, article)
+    assert not (folder / SIDECAR).exists()
+    fake = FakeEmbedder()
+    started = time.monotonic()
+    idx = open_quietly(article, fake, A, index_dir)
+    assert time.monotonic() - started < 10, "the dead process's lock must not be waited for"
+    assert idx.status.action == "built"
+    assert fake.encode_calls == 1
+    assert_valid(idx, article, A)
+    assert_clean(folder)
