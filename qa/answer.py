@@ -65,11 +65,13 @@ def decide(question: str, article_text: str, spans: list[Span], hits: list[Hit],
     def evidence(span: Span) -> float:
         return span.margin + decision.retrieval_weight * retrieval.get(span.passage.index, 0.0)
 
-    best = max(spans, key=evidence, default=None)
+    # A span of nothing but white space and commas trims to "", which is no answer: skip it.
+    ranked = sorted(spans, key=evidence, reverse=True)  # stable: ties keep the reader's order
+    trimmed = ((span, _trim(article_text, span.start, span.end)) for span in ranked)
+    best, (start, end) = next(((s, t) for s, t in trimmed if t[0] < t[1]), (None, (None, None)))
     if best is None or evidence(best) < decision.null_threshold:
         margin = evidence(best) if best is not None else -10.0
         return Answer(question, None, None, None, sigmoid(decision.null_threshold - margin), tuple(hits))
-    start, end = _trim(article_text, best.start, best.end)
     confidence = sigmoid(evidence(best) - decision.null_threshold)
     return Answer(question, article_text[start:end], start, end, confidence, tuple(hits))
 

@@ -8,6 +8,7 @@ pending turns together, then all second turns, each wave one batched call.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from qa.batch_input import BatchError, BatchQuestion
@@ -29,13 +30,20 @@ def answer_records(
 ) -> Iterator[dict]:
     """Output records (answer dict + id + line, or error record), one per input, in order.
 
-    Questions whose id is in `skip_ids` (already answered by an earlier run) are left out.
+    Questions whose id is in `skip_ids` (already answered by an earlier run) are left out. A
+    skipped turn of a conversation is still answered, without output, when a later turn of that
+    conversation needs it as history, so a resumed run reads follow-ups as the first run did.
     """
     histories: dict[str, list[Turn]] = {}
-    chunk: list[BatchQuestion | BatchError] = []
+    skipped_turns: dict[str, list[BatchQuestion]] = {}
+    chunk: list[BatchQuestion | BatchError | _HistoryOnly] = []
     for record in records:
         if isinstance(record, BatchQuestion) and record.id in skip_ids:
+            if record.conversation is not None:
+                skipped_turns.setdefault(record.conversation, []).append(record)
             continue
+        if isinstance(record, BatchQuestion) and record.conversation in skipped_turns:
+            chunk.extend(_HistoryOnly(turn) for turn in skipped_turns.pop(record.conversation))
         chunk.append(record)
         if len(chunk) >= chunk_size:
             yield from _answer_chunk(qa, chunk, histories)
@@ -44,7 +52,16 @@ def answer_records(
         yield from _answer_chunk(qa, chunk, histories)
 
 
-def _answer_chunk(qa: ArticleQA, chunk, histories: dict[str, list[Turn]]) -> list[dict]:
+@dataclass(frozen=True)
+class _HistoryOnly:
+    """A turn answered by an earlier run: answered again for its conversation's history, not output."""
+
+    record: BatchQuestion
+
+
+def _answer_chunk(qa: ArticleQA, records, histories: dict[str, list[Turn]]) -> list[dict]:
+    silent = [isinstance(r, _HistoryOnly) for r in records]
+    chunk = [r.record if isinstance(r, _HistoryOnly) else r for r in records]
     out: list[dict | None] = [None] * len(chunk)
     pending = []
     for i, record in enumerate(chunk):
@@ -69,7 +86,9 @@ def _answer_chunk(qa: ArticleQA, chunk, histories: dict[str, list[Turn]]) -> lis
             for i in wave
         ]
         try:
-            answers = qa.ask_many([chunk[i].question for i in wave], contexts)
+            answers = list(qa.ask_many([chunk[i].question for i in wave], contexts))
+            if len(answers) != len(wave):  # zip would drop lines silently
+                raise RuntimeError(f"{len(answers)} answers for {len(wave)} questions")
         except Exception as err:  # noqa: BLE001 - a failure is recorded per line, the rest still run
             answers = [err] * len(wave)
         for i, answer in zip(wave, answers):
@@ -83,4 +102,4 @@ def _answer_chunk(qa: ArticleQA, chunk, histories: dict[str, list[Turn]]) -> lis
             if record.conversation is not None:
                 out[i]["conversation"] = record.conversation
         pending = later
-    return out
+    return [record for record, hidden in zip(out, silent) if not hidden]

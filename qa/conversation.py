@@ -4,7 +4,7 @@
 means Zelensky. The reader only sees one question, so a follow-up is rewritten: a personal pronoun
 is replaced by the previous answer when that answer names someone (a short capitalised span), and
 the retrieval query also carries the previous question, whose words point at the same part of the
-article. A question that names its own subject is left alone.
+article. A question with no follow-up cue (pronoun, "and", "what about") is left alone.
 """
 
 from __future__ import annotations

@@ -1,0 +1,148 @@
+"""Tests for qa.answer: answering or abstaining, exact slices, and the JSON shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from index.passages import Passage
+from qa.answer import NO_ANSWER_TEXT, Answer, Decision, decide, sigmoid
+from qa.reader import Span
+from qa.retrieve import Hit
+
+ARTICLE = (
+    "Ukraine news.\n\n"
+    "The peace talks were held in Brussels, Belgium on Sunday.\n\n"
+    "Volodymyr Zelensky announced that Ukraine is dropping its NATO bid."
+)
+
+
+def passage(index: int, text: str) -> Passage:
+    start = ARTICLE.index(text)
+    return Passage(index, start, start + len(text), text)
+
+
+P0 = passage(0, "Ukraine news.")
+P1 = passage(1, "The peace talks were held in Brussels, Belgium on Sunday.")
+P2 = passage(2, "Volodymyr Zelensky announced that Ukraine is dropping its NATO bid.")
+HITS = [Hit(P1, 0.9, 0.8, 3.0), Hit(P2, 0.4, 0.5, 0.7)]
+
+
+def span_of(text: str, margin: float, p: Passage) -> Span:
+    start = ARTICLE.index(text, p.start)
+    return Span(start, start + len(text), margin, p)
+
+
+BRUSSELS = span_of("Brussels", 2.0, P1)
+ZELENSKY = span_of("Volodymyr Zelensky", 1.5, P2)
+
+
+def test_answers_with_best_span_as_exact_slice():
+    answer = decide("Where were the talks held?", ARTICLE, [ZELENSKY, BRUSSELS], HITS, Decision(null_threshold=1.0))
+    assert answer.answered
+    assert answer.text == "Brussels"
+    assert answer.text == ARTICLE[answer.start : answer.end]
+    assert (answer.start, answer.end) == (BRUSSELS.start, BRUSSELS.end)
+    assert answer.score == pytest.approx(sigmoid(2.0 - 1.0))
+    assert answer.hits == tuple(HITS)
+    assert answer.question == "Where were the talks held?"
+
+
+def test_abstains_when_best_margin_is_under_threshold():
+    answer = decide("Who won the cup?", ARTICLE, [ZELENSKY, BRUSSELS], HITS, Decision(null_threshold=2.5))
+    assert not answer.answered
+    assert (answer.text, answer.start, answer.end) == (None, None, None)
+    assert answer.score == pytest.approx(sigmoid(2.5 - 2.0))
+    assert answer.hits == tuple(HITS)
+
+
+def test_threshold_boundary_answers_at_equality():
+    assert decide("q", ARTICLE, [BRUSSELS], HITS, Decision(null_threshold=2.0)).text == "Brussels"
+    assert decide("q", ARTICLE, [BRUSSELS], HITS, Decision(null_threshold=2.0001)).text is None
+
+
+def test_negative_margin_abstains_with_default_threshold():
+    weak = span_of("Sunday", -0.3, P1)
+    answer = decide("q", ARTICLE, [weak], HITS, Decision())
+    assert answer.text is None
+    assert answer.score == pytest.approx(sigmoid(0.3))
+
+
+def test_no_spans_abstains():
+    answer = decide("q", ARTICLE, [], [], Decision())
+    assert answer.text is None and answer.hits == ()
+    assert answer.score > 0.99
+
+
+def test_trimming_keeps_an_exact_slice():
+    # The reader's span runs from the comma before "Belgium" over the space after it.
+    raw_start = ARTICLE.index(", Belgium on")
+    raw = Span(raw_start, raw_start + len(", Belgium "), 3.0, P1)
+    answer = decide("Which country?", ARTICLE, [raw], HITS, Decision())
+    assert answer.text == "Belgium"
+    assert ARTICLE[answer.start : answer.end] == "Belgium"
+    assert answer.start == raw_start + 2 and answer.end == raw_start + 2 + len("Belgium")
+
+
+def test_trimming_multiline_and_semicolons():
+    article = "Intro;\n  Kyiv ,\n\nrest"
+    raw = Span(5, 15, 1.0, Passage(0, 0, len(article), article))
+    answer = decide("q", article, [raw], [], Decision())
+    assert answer.text == "Kyiv"
+    assert article[answer.start : answer.end] == "Kyiv"
+
+
+def test_span_that_trims_to_nothing_is_not_an_empty_answer():
+    comma = ARTICLE.index(", Belgium")
+    only_punct = Span(comma, comma + 2, 5.0, P1)  # ", "
+    answer = decide("q", ARTICLE, [only_punct, BRUSSELS], HITS, Decision())
+    assert answer.text == "Brussels"
+    alone = decide("q", ARTICLE, [only_punct], HITS, Decision())
+    assert alone.text is None and alone.start is None
+
+
+def test_retrieval_weight_changes_which_span_wins():
+    hits = [Hit(P1, 0.1, 0.1, 0.0), Hit(P2, 0.9, 0.9, 1.0)]
+    plain = decide("q", ARTICLE, [BRUSSELS, ZELENSKY], hits, Decision(retrieval_weight=0.0))
+    assert plain.text == "Brussels"  # 2.0 > 1.5
+    weighted = decide("q", ARTICLE, [BRUSSELS, ZELENSKY], hits, Decision(retrieval_weight=2.0))
+    assert weighted.text == "Volodymyr Zelensky"  # 1.5 + 1.8 > 2.0 + 0.2
+    assert weighted.score == pytest.approx(sigmoid(1.5 + 2.0 * 0.9))
+
+
+def test_retrieval_weight_can_lift_a_span_over_the_threshold():
+    decision = Decision(null_threshold=2.5, retrieval_weight=1.0)
+    assert decide("q", ARTICLE, [BRUSSELS], HITS, decision).text == "Brussels"  # 2.0 + 0.9
+    assert decide("q", ARTICLE, [BRUSSELS], [], decision).text is None  # no retrieval score
+
+
+def test_to_dict_answered_shape():
+    answer = decide("Where?", ARTICLE, [BRUSSELS], HITS, Decision())
+    d = answer.to_dict()
+    assert set(d) == {"question", "answer", "passages"}
+    assert d["question"] == "Where?"
+    assert d["answer"] == {
+        "text": "Brussels",
+        "start": BRUSSELS.start,
+        "end": BRUSSELS.end,
+        "score": round(sigmoid(2.0), 4),
+    }
+    assert d["passages"] == [
+        {"text": P1.text, "start": P1.start, "end": P1.end, "score": 0.9},
+        {"text": P2.text, "start": P2.start, "end": P2.end, "score": 0.4},
+    ]
+    for p in d["passages"]:
+        assert ARTICLE[p["start"] : p["end"]] == p["text"]
+    assert json.loads(json.dumps(d)) == d
+
+
+def test_to_dict_unanswered_shape():
+    answer = Answer("Who won?", None, None, None, 0.87654321, (Hit(P0, 0.123456, 0.1, 0.2),))
+    d = answer.to_dict()
+    assert d == {
+        "question": "Who won?",
+        "answer": None,
+        "passages": [{"text": P0.text, "start": P0.start, "end": P0.end, "score": 0.1235}],
+    }
+    assert NO_ANSWER_TEXT == "The article does not say."
