@@ -2,9 +2,9 @@
 
 "How did he speak to journalists?" after "Who announced that Ukraine is dropping its NATO bid?"
 means Zelensky. The reader only sees one question, so a follow-up is rewritten: a personal pronoun
-is replaced by the previous answer when that answer names someone (a short capitalised span), and
-the retrieval query also carries the previous question, whose words point at the same part of the
-article. A question with no follow-up cue (pronoun, "and", "what about") is left alone.
+is replaced by the previous answer when that answer names someone (a short capitalised span);
+otherwise the retrieval query also carries the previous question, whose words point at the same
+part of the article. A question with no follow-up cue (pronoun, "and", "what about") is left alone.
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ def contextualize(question: str, history: list[Turn]) -> Contextual:
             return _PERSON_PRONOUNS[match.group(1).lower()].format(name)
 
         rewritten = _PRONOUN.sub(substitute, question, count=1)
-    query = f"{rewritten} {previous.question}"
+    if rewritten != question:
+        # The rewrite already names the subject; more words would only dilute the search.
+        return Contextual(rewritten, rewritten)
+    query = f"{question} {previous.question}"
     if previous.answer_text:
         query += f" {previous.answer_text}"
-    return Contextual(rewritten, query)
+    return Contextual(question, query)

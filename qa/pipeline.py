@@ -8,6 +8,7 @@ from drifting apart.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,10 +19,14 @@ from index.passages import Chunking
 from index.store import ArticleIndex, default_index_dir, open_index
 from qa.answer import Answer, Decision, decide
 from qa.conversation import Contextual, Turn, contextualize
-from qa.reader import Reader, Span, load_reader, shipped_config
+from qa.reader import MAX_QUESTION_TOKENS, Reader, Span, load_reader, shipped_config, truncate_question
 from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
 
 DEFAULT_K = 3
+
+
+class QuestionWarning(UserWarning):
+    """A question was used only in part (too long for the reader)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,12 @@ class ArticleQA:
         if not questions:
             return []
         contexts = contexts or [Contextual(q, q) for q in questions]
+        for c in contexts:
+            if truncate_question(self.index.embedder.tokenizer, c.question)[1]:
+                warnings.warn(
+                    f"question is longer than {MAX_QUESTION_TOKENS} word pieces; the reader sees only "
+                    f"its beginning: {c.question[:60]!r}…", QuestionWarning,
+                )
         hits = self.search_many(contexts, self.settings.k)
         spans = self.read_many(contexts, hits)
         return [
