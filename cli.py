@@ -17,20 +17,15 @@ from typing import Optional
 import typer
 
 EXAMPLES = """
+
+\b
 Examples:
-
   article-qa ask "Where were the peace talks held?"
-
   article-qa ask "Who is the U.S. envoy?" --article news.md --json
-
   article-qa chat
-
   printf '%s\\n' "Who is the president?" "What did he say?" | article-qa chat
-
   article-qa batch questions.jsonl --output answers.jsonl
-
   article-qa index --article news.md
-
   article-qa eval squad2_dev.json --limit 100
 """
 
