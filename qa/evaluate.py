@@ -101,8 +101,8 @@ def tune_decision(records: list[_Record]) -> str:
     """Grid-search the no-answer threshold and retrieval weight for the best overall F1."""
     best = None
     for weight in (0.0, 1.0, 2.0, 4.0, 8.0):
-        for tenth in range(-40, 81, 2):
-            decision = Decision(null_threshold=tenth / 10, retrieval_weight=weight)
+        for quarter in range(-40, 41):
+            decision = Decision(null_threshold=quarter / 4, retrieval_weight=weight)
             f1 = _f1_with(records, decision)
             if best is None or f1 > best[0]:
                 best = (f1, decision)
