@@ -27,6 +27,7 @@ RECALL_DEPTH = 5
 class EvalResult:
     metrics: dict
     notes: list[str] = field(default_factory=list)
+    tuned: tuple[Decision, float] | None = None  # with tune=True: best decision and its F1
 
 
 @dataclass
@@ -83,7 +84,10 @@ def evaluate_file(
     if shared is not None:
         result.notes.append(f"reader: {shared.reader.name}; decision: {shared.settings.decision}")
     if tune and records:
-        result.notes.append(tune_decision(records))
+        result.tuned = tune_decision(records)
+        decision, f1 = result.tuned
+        result.notes.append(f"tuned: F1 {f1:.2f} with null_threshold={decision.null_threshold} "
+                            f"retrieval_weight={decision.retrieval_weight} (reader.json holds these)")
     if chats is not None:
         metrics.update(evaluate_chats(chats, index_dir=index_dir, model=model, reader=reader, k=k, notes=result.notes))
     return result
@@ -97,18 +101,16 @@ def _f1_with(records: list[_Record], decision: Decision) -> float:
     return 100.0 * total / len(records)
 
 
-def tune_decision(records: list[_Record]) -> str:
+def tune_decision(records: list[_Record]) -> tuple[Decision, float]:
     """Grid-search the no-answer threshold and retrieval weight for the best overall F1."""
     best = None
     for weight in (0.0, 1.0, 2.0, 4.0, 8.0):
         for quarter in range(-40, 41):
             decision = Decision(null_threshold=quarter / 4, retrieval_weight=weight)
             f1 = _f1_with(records, decision)
-            if best is None or f1 > best[0]:
-                best = (f1, decision)
-    f1, decision = best
-    return (f"tuned: F1 {f1:.2f} with null_threshold={decision.null_threshold} "
-            f"retrieval_weight={decision.retrieval_weight} (set these in reader.json)")
+            if best is None or f1 > best[1]:
+                best = (decision, f1)
+    return best
 
 
 def evaluate_chats(path: Path, *, index_dir=None, model=None, reader=None, k: int = 3, notes: list[str]) -> dict:

@@ -39,13 +39,14 @@ class Settings:
 
 
 def default_decision(reader_name: str | None) -> Decision:
-    """The shipped reader's tuned threshold; other readers start at 0 (span must beat null)."""
-    if reader_name is not None:
-        return Decision()
+    """The tuned decision stored with a reader of ours (reader.json); 0 (span must beat null) else."""
+    from qa.reader import READER_CONFIG, SHIPPED_READER
+
+    folder = SHIPPED_READER if reader_name is None else Path(reader_name).expanduser()
     try:
-        config = shipped_config()
-    except Exception:  # noqa: BLE001 - no shipped reader: the error surfaces when reading
-        return Decision()
+        config = shipped_config(folder) if (folder / READER_CONFIG).is_file() else {}
+    except (OSError, ValueError):  # unreadable: the reader's own loading reports it
+        config = {}
     return Decision(float(config.get("null_threshold", 0.0)), float(config.get("retrieval_weight", 0.0)))
 
 

