@@ -138,3 +138,18 @@ def test_bad_input_is_one_line_error(cli_env, args, message):
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_chat_reports_a_bad_line_and_goes_on(cli_env):
+    result = run("chat", input="\x1b[31m\x07\n:k zero\nWho is the Ukrainian president?\n")
+    assert result.exit_code == 0, result.output
+    assert "empty question" in result.stderr
+    assert ":k takes a whole number" in result.stderr
+    assert result.stdout.count("Q: ") == 1
+    assert "Zelensky" in result.stdout
+
+
+def test_markup_and_escapes_in_question_stay_literal(cli_env):
+    result = run("ask", "[bold red]Where were the peace talks held?[/bold red]", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["question"].startswith("[bold red]")
