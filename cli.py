@@ -339,7 +339,7 @@ def batch(
                 failed += "error" in record
                 done += 1
                 if update:
-                    update(done, done)
+                    update(done, None)  # total unknown while streaming: a running count
         finally:
             if progress is not None:
                 progress.stop()
