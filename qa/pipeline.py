@@ -35,6 +35,10 @@ class Settings:
 
     k: int = DEFAULT_K
     dense_weight: float = DENSE_WEIGHT
+    # The reader skips retrieved passages scoring under this fraction of the best one. On the SQuAD
+    # dev articles no answer-bearing passage of the top 3 scored under half of the top score, and
+    # skipping those reads 2.2 passages a question instead of 3 (the reader is most of the time).
+    read_ratio: float = 0.5
     decision: Decision = field(default_factory=Decision)
 
 
@@ -127,7 +131,11 @@ class ArticleQA:
 
     def read_many(self, contexts: list[Contextual], hits: list[list[Hit]]) -> list[list[Span]]:
         """Candidate spans from the passages retrieved for each question (one reader pass)."""
-        return self.reader.read_many([c.question for c in contexts], [[h.passage for h in hs] for hs in hits])
+        worth_reading = [
+            [h.passage for h in hs if h.score >= self.settings.read_ratio * hs[0].score] if hs else []
+            for hs in hits
+        ]
+        return self.reader.read_many([c.question for c in contexts], worth_reading)
 
     def conversation(self) -> "Conversation":
         return Conversation(self)
