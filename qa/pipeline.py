@@ -132,7 +132,8 @@ class ArticleQA:
     def read_many(self, contexts: list[Contextual], hits: list[list[Hit]]) -> list[list[Span]]:
         """Candidate spans from the passages retrieved for each question (one reader pass)."""
         worth_reading = [
-            [h.passage for h in hs if h.score >= self.settings.read_ratio * hs[0].score] if hs else []
+            [hs[0].passage] + [h.passage for h in hs[1:] if h.score >= self.settings.read_ratio * hs[0].score]
+            if hs else []
             for hs in hits
         ]
         return self.reader.read_many([c.question for c in contexts], worth_reading)
