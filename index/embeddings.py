@@ -75,7 +75,7 @@ class Embedder:
         """Write the ONNX export if it is missing; None when this model cannot be exported."""
         from index.onnx_export import export_embedder
 
-        if self.export_dir is None or self.model.sha256 is None:
+        if self.export_dir is None or self.model.sha256 is None or self.runtime == "torch":
             return None
         return export_embedder(self.model, self.export_dir)
 

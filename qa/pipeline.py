@@ -8,6 +8,7 @@ from drifting apart.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ from qa.reader import MAX_QUESTION_TOKENS, Reader, Span, load_reader, shipped_co
 from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
 
 DEFAULT_K = 3
+ENV_RUNTIME = "ARTICLE_QA_RUNTIME"
 
 
 class QuestionWarning(UserWarning):
@@ -82,9 +84,12 @@ class ArticleQA:
         if not isinstance(article, Article):
             article = load_article(article)
         root = Path(index_dir) if index_dir else default_index_dir()
-        embedder = Embedder(resolve_model(model, hash_cache=root / HASH_CACHE_FILE), export_dir=root / "onnx")
+        # ARTICLE_QA_RUNTIME=torch skips the ONNX exports: the reference for checking them.
+        runtime = os.environ.get(ENV_RUNTIME, "auto")
+        embedder = Embedder(resolve_model(model, hash_cache=root / HASH_CACHE_FILE), export_dir=root / "onnx",
+                            runtime=runtime)
         index = open_index(article, embedder, chunking, root, progress=progress, rebuild=rebuild)
-        return cls(index, reader, settings, export_dir=root / "onnx")
+        return cls(index, reader, settings, export_dir=None if runtime == "torch" else root / "onnx")
 
     @property
     def article(self) -> Article:
