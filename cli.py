@@ -67,7 +67,7 @@ def _user_errors():
     """Turn the library's user-facing errors into one line on stderr and a non-zero exit."""
     from index.article import ArticleError
     from index.embedding_model import ModelError
-    from qa.reader import ReaderError
+    from qa.reader_models import ReaderError
 
     def show_warning(message, category, *args, **kwargs):
         typer.echo(f"article-qa: warning: {message}", err=True)

@@ -24,7 +24,7 @@ from transformers import AutoTokenizer
 
 from index.article import load_article
 from index.embedding_model import resolve_model
-from qa.reader import SHIPPED_READER, _merged_network, shipped_config
+from qa.reader_models import SHIPPED_READER, merged_network, shipped_config
 
 MAX_ANSWER_TOKENS = 30
 
@@ -44,7 +44,7 @@ def main():
 
     config = shipped_config()
     adapter = SHIPPED_READER / config.get("adapter", "adapter.safetensors")
-    network = _merged_network(model_path, adapter, config)
+    network = merged_network(model_path, adapter, config)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     best = (float("-inf"), 0, 0)
     for start, end in passages:

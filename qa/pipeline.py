@@ -20,7 +20,8 @@ from index.passages import Chunking
 from index.store import ArticleIndex, default_index_dir, open_index
 from qa.answer import Answer, Decision, decide
 from qa.conversation import Contextual, Turn, contextualize
-from qa.reader import MAX_QUESTION_TOKENS, Reader, Span, load_reader, shipped_config, truncate_question
+from qa.reader import MAX_QUESTION_TOKENS, Reader, Span, truncate_question
+from qa.reader_models import load_reader, shipped_config
 from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
 
 DEFAULT_K = 3
@@ -46,7 +47,7 @@ class Settings:
 
 def default_decision(reader_name: str | None) -> Decision:
     """The tuned decision stored with a reader of ours (reader.json); 0 (span must beat null) else."""
-    from qa.reader import READER_CONFIG, SHIPPED_READER
+    from qa.reader_models import READER_CONFIG, SHIPPED_READER
 
     folder = SHIPPED_READER if reader_name is None else Path(reader_name).expanduser()
     try:

@@ -9,10 +9,7 @@ character offsets, so an answer is always an exact slice of the article.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -21,12 +18,6 @@ from index.passages import Passage
 MAX_ANSWER_TOKENS = 30
 MAX_QUESTION_TOKENS = 64  # longer questions are cut before pairing with a passage
 TOP_CANDIDATES = 20
-SHIPPED_READER = Path(__file__).parent / "reader_model"
-READER_CONFIG = "reader.json"
-
-
-class ReaderError(Exception):
-    """The reader model cannot be loaded or fails its integrity check."""
 
 
 @dataclass(frozen=True)
@@ -149,8 +140,10 @@ def merge_duplicates(spans: list[Span]) -> list[Span]:
 class Reader:
     """Scores spans with a network run either by ONNX Runtime or by PyTorch."""
 
-    def __init__(self, runner, tokenizer, max_length: int = 384, stride: int = 128, name: str = "reader"):
+    def __init__(self, runner, tokenizer, max_length: int = 384, stride: int = 128, name: str = "reader",
+                 pad_id: int = 0):
         self.runner = runner  # callable: dict of int64 arrays -> (start_logits, end_logits)
+        self.pad_id = pad_id
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.stride = stride
@@ -168,138 +161,7 @@ class Reader:
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids))
         for first in range(0, len(order), batch_size):
             rows = order[first : first + batch_size]
-            start_logits, end_logits = self.runner(pad([windows[i] for i in rows]))
+            start_logits, end_logits = self.runner(pad([windows[i] for i in rows], self.pad_id))
             for j, i in enumerate(rows):
                 spans[owner[i]].extend(best_spans(windows[i], start_logits[j], end_logits[j]))
         return [merge_duplicates(s) for s in spans]
-
-
-# -- loading ---------------------------------------------------------------------------------
-
-
-def shipped_config(folder: Path = SHIPPED_READER) -> dict:
-    path = folder / READER_CONFIG
-    if not path.is_file():
-        raise ReaderError(f"no trained reader at {folder} (train one with python -m qa.train_reader)")
-    return json.loads(path.read_text())
-
-
-def load_reader(name_or_path: str | None, export_dir: Path | None) -> Reader:
-    """The shipped reader (default) or any Hugging Face extractive QA model by name or path."""
-    if name_or_path is None:
-        return _load_shipped(SHIPPED_READER, export_dir)
-    path = Path(name_or_path).expanduser()
-    if (path / READER_CONFIG).is_file():
-        return _load_shipped(path, export_dir)
-    return _load_hf(name_or_path)
-
-
-def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
-    """Our LoRA reader: base MiniLM weights (checked) + adapter (checked), ONNX when exported."""
-    from index.embedding_model import HASH_CACHE_FILE, resolve_model
-    from index.embeddings import load_fast_tokenizer
-
-    config = shipped_config(folder)
-    adapter_path = folder / config.get("adapter", "adapter.safetensors")
-    if not adapter_path.is_file():
-        raise ReaderError(f"reader adapter missing: {adapter_path}")
-    digest = hashlib.sha256(adapter_path.read_bytes()).hexdigest()
-    if digest != config["adapter_sha256"]:
-        raise ReaderError(f"reader adapter {adapter_path} fails its checksum; reinstall article-qa")
-    hash_cache = Path(export_dir).parent / HASH_CACHE_FILE if export_dir else None
-    base = resolve_model(config.get("base_model"), hash_cache=hash_cache)
-    if config.get("base_sha256") and base.sha256 != config["base_sha256"]:
-        raise ReaderError("the reader was trained on other base weights than the installed model")
-    tokenizer = load_fast_tokenizer(base)
-    max_length = int(config.get("max_length", 384))
-    stride = int(config.get("stride", 128))
-    key = hashlib.sha256((digest + (base.sha256 or "")).encode()).hexdigest()[:16]
-    onnx_path = Path(export_dir) / f"reader-{key}.onnx" if export_dir else None
-    if onnx_path is not None and onnx_path.is_file():
-        return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx")
-    network = _merged_network(base.path, adapter_path, config)
-    if onnx_path is not None:
-        try:
-            _export_reader(network, onnx_path, tokenizer)
-            return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx")
-        except Exception:  # noqa: BLE001 - an export failure only costs speed
-            pass
-    return Reader(_torch_runner(network), tokenizer, max_length, stride, "torch")
-
-
-def _merged_network(base_path: str, adapter_path: Path, config: dict):
-    from safetensors.torch import load_file
-
-    from qa.reader_net import load_merged
-
-    return load_merged(base_path, load_file(str(adapter_path)), int(config["rank"]), float(config["alpha"]))
-
-
-def _torch_runner(network):
-    import torch
-
-    def run(arrays):
-        with torch.inference_mode():
-            s, e = network(*(torch.from_numpy(arrays[k]) for k in ("input_ids", "attention_mask", "token_type_ids")))
-        return s.float().numpy(), e.float().numpy()
-
-    return run
-
-
-def _onnx_runner(path: Path):
-    from index.onnx_export import session
-
-    sess = session(path)
-    names = [i.name for i in sess.get_inputs()]
-
-    def run(arrays):
-        start, end = sess.run(None, {n: arrays[n] for n in names})
-        return start, end
-
-    return run
-
-
-def _export_reader(network, path: Path, tokenizer) -> None:
-    """Export the merged reader and keep it only if it reproduces PyTorch's logits."""
-    from index.onnx_export import export_graph
-
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = export_graph(network, path, ["input_ids", "attention_mask", "token_type_ids"], ["start_logits", "end_logits"])
-    try:
-        probe = [
-            Passage(0, 0, 57, "The peace talks were held in Brussels, Belgium on Sunday."),
-            Passage(1, 58, 80, "Nothing else happened."),
-        ]
-        arrays = pad(make_windows(tokenizer, "Where were the talks held?", probe, 384, 128))
-        expected = _torch_runner(network)(arrays)
-        got = _onnx_runner(tmp)(arrays)
-        mask = arrays["attention_mask"].astype(bool)
-        for a, b in zip(expected, got):
-            if not np.allclose(a[mask], b[mask], atol=1e-3):
-                raise RuntimeError("ONNX reader differs from PyTorch")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _load_hf(name_or_path: str) -> Reader:
-    """Any AutoModelForQuestionAnswering (e.g. deepset/roberta-base-squad2), run by PyTorch."""
-    try:
-        import torch
-        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForQuestionAnswering.from_pretrained(name_or_path).eval()
-    except (OSError, ValueError) as err:
-        raise ReaderError(f"cannot load reader {name_or_path!r}: {str(err).splitlines()[0]}") from err
-    fast = tokenizer.backend_tokenizer
-    uses_types = "token_type_ids" in tokenizer.model_input_names
-
-    def run(arrays):
-        inputs = {k: torch.from_numpy(v) for k, v in arrays.items() if k != "token_type_ids" or uses_types}
-        with torch.inference_mode():
-            out = model(**inputs)
-        return out.start_logits.float().numpy(), out.end_logits.float().numpy()
-
-    max_length = min(384, int(getattr(model.config, "max_position_embeddings", 512)) - 2)
-    return Reader(run, fast, max_length, 128, name_or_path)

@@ -205,7 +205,7 @@ def write_reader_config(out: Path, config: dict) -> None:
     import hashlib
 
     from index.embedding_model import DEFAULT_MODEL, DEFAULT_MODEL_SHA256
-    from qa.reader import READER_CONFIG
+    from qa.reader_models import READER_CONFIG
     from qa.reader_net import ADAPTER_FILE
 
     path = out / READER_CONFIG
@@ -381,7 +381,7 @@ def finish(out: Path, dev: Path) -> dict:
     import tempfile
 
     from qa.evaluate import evaluate_file
-    from qa.reader import READER_CONFIG
+    from qa.reader_models import READER_CONFIG
 
     with tempfile.TemporaryDirectory() as cache:
         tuned = evaluate_file(dev, reader=str(out), tune=True, index_dir=cache)

@@ -44,7 +44,7 @@ def test_any_hugging_face_reader_by_path(tiny_qa_model, index_dir):
 
 def test_unknown_reader_is_a_clear_error(index_dir, tmp_path):
     from qa.pipeline import ArticleQA
-    from qa.reader import ReaderError
+    from qa.reader_models import ReaderError
 
     qa = ArticleQA.open(None, reader=str(tmp_path / "no-such-model"), index_dir=index_dir)
     with pytest.raises(ReaderError, match="cannot load reader"):
@@ -57,7 +57,7 @@ def test_shipped_reader_uses_segment_ids():
     from safetensors.torch import load_file
 
     from index.embedding_model import resolve_model
-    from qa.reader import SHIPPED_READER, shipped_config
+    from qa.reader_models import SHIPPED_READER, shipped_config
     from qa.reader_net import load_merged
 
     config = shipped_config()
@@ -73,7 +73,7 @@ def test_shipped_reader_uses_segment_ids():
 
 
 def test_shipped_reader_checksum_matches():
-    from qa.reader import SHIPPED_READER, shipped_config
+    from qa.reader_models import SHIPPED_READER, shipped_config
 
     config = shipped_config()
     data = (SHIPPED_READER / config["adapter"]).read_bytes()
