@@ -27,6 +27,7 @@ from pathlib import Path
 from index.sentences import sentence_spans
 
 STATE_FILE = "train_state.json"
+NEGATIVE_KINDS = ("answer sentence removed", "entity swapped in the question", "most similar other paragraph")
 MOMENTS_FILE = "train_moments.safetensors"
 _WORD = re.compile(r"\w+")
 _STOP = frozenset(
@@ -95,14 +96,44 @@ def make_example(articles, item, rng: random.Random, negative_rate: float) -> Ex
     start = best_occurrence(context, answer["text"], answer["answer_start"], qa["question"])
     if rng.random() >= negative_rate:
         return Example(qa["question"], context, start, answer["text"])
-    if rng.random() < 0.5:
+    kind = rng.random()
+    if kind < 1 / 3:
         cut = _without_answer_sentence(context, start, start + len(answer["text"]))
         if cut and answer["text"] not in cut:
             return Example(qa["question"], cut, -1, "")
+    elif kind < 2 / 3:
+        swapped = swap_entity(qa["question"], context, articles[a], p, rng)
+        if swapped is not None:
+            return Example(swapped, context, -1, "")
     other = _most_overlapping_paragraph(articles[a], p, qa["question"], answer["text"])
     if other is not None:
         return Example(qa["question"], other, -1, "")
     return Example(qa["question"], context, start, answer["text"])
+
+
+_NAME = re.compile(r"(?<!^)(?<![.?!] )\b(?:[A-Z][\w'-]+)(?: (?:of |de |the )?[A-Z][\w'-]+)*|\b\d[\d,.]*\b")
+
+
+def swap_entity(question: str, context: str, paragraphs, own: int, rng: random.Random) -> str | None:
+    """The question with one name or number replaced by one from another paragraph of the same
+    article that its own paragraph never mentions: a plausible question the paragraph cannot
+    answer, like SQuAD 2.0's entity-swap questions (a fifth of its unanswerable ones)."""
+    targets = [m for m in _NAME.finditer(question)]
+    if not targets:
+        return None
+    target = rng.choice(targets)
+    is_number = target.group()[0].isdigit()
+    lowered = context.lower()
+    pool = sorted({
+        m.group()
+        for i, par in enumerate(paragraphs) if i != own
+        for m in _NAME.finditer(par["context"])
+        if m.group()[0].isdigit() == is_number and m.group().lower() not in lowered
+    })
+    if not pool:
+        return None
+    replacement = rng.choice(pool)
+    return question[: target.start()] + replacement + question[target.end():]
 
 
 def _without_answer_sentence(context: str, start: int, end: int) -> str:
@@ -318,8 +349,12 @@ def main(argv: list[str] | None = None) -> None:
         "seed": args.seed, "rank": args.rank, "alpha": args.alpha, "lr": args.lr,
         "batch_size": args.batch_size, "max_length": args.max_length,
         "negative_rate": args.negative_rate, "planned_steps": args.planned_steps,
+        "negative_kinds": list(NEGATIVE_KINDS),
         "data": Path(args.data).name, "questions_available": len(items),
     }
+    if state.get("config") not in (None, config):
+        # A resumed run with other settings: keep what the earlier steps were trained with.
+        state.setdefault("config_history", []).append({"until_step": state["step"], "config": state["config"]})
     state["config"] = config
     print(f"training from step {state['step']} ({state['examples_seen']} windows seen), "
           f"{len(items)} questions", flush=True)
@@ -397,6 +432,15 @@ def finish(out: Path, dev: Path) -> dict:
     return final.metrics
 
 
+def _history(state: dict) -> str:
+    lines = []
+    for old in state.get("config_history", []):
+        keys = sorted(set(old["config"]) | set(state["config"]))
+        changed = {k: old["config"].get(k, "not used") for k in keys if old["config"].get(k) != state["config"].get(k)}
+        lines.append(f"- Steps up to {old['until_step']} ran with {changed or 'the same settings'}.\n")
+    return "".join(lines)
+
+
 def write_model_card(out: Path, state: dict, reader: dict, metrics: dict, dev: Path) -> None:
     c = state.get("config", {})
     rows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items())
@@ -420,14 +464,13 @@ Written by `python -m qa.train_reader` (do not edit by hand; rerun with `--finis
 ## Training
 - Data: `{c.get('data')}` (SQuAD 1.0 train, {c.get('questions_available')} questions), order shuffled with seed {c.get('seed')}.
 - Windows of {c.get('max_length')} word pieces containing the answer; {int(100 * c.get('negative_rate', 0))}% of examples
-  are hard negatives (the question's own paragraph with the answer sentence removed, or the
-  same-article paragraph sharing most question words), labelled [CLS].
+  are hard negatives labelled [CLS], a third of each kind: {'; '.join(c.get('negative_kinds', []))}.
 - Repeated answers labelled at the occurrence nearest the question's words.
 - AdamW, peak LR {c.get('lr')}, 100 warm-up steps, cosine to 10% over {c.get('planned_steps')} steps, batch {c.get('batch_size')}.
 - Steps: {state.get('step')}; windows seen: {state.get('examples_seen')} (questions consumed: {state.get('position')});
   training time {state.get('seconds', 0) / 60:.0f} min on a 2-core CPU (fp32; this CPU has no native bf16).
 - Loss (mean of start/end cross-entropy, smoothed): {loss_line}.
-- Resumable: `train_state.json` and `train_moments.safetensors` (Adam moments) are the checkpoint;
+{_history(state)}- Resumable: `train_state.json` and `train_moments.safetensors` (Adam moments) are the checkpoint;
   rerunning the same command continues where it stopped.
 
 ## Dev scores
