@@ -62,43 +62,17 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     max_length = int(config.get("max_length", 384))
     stride = int(config.get("stride", 128))
     key = hashlib.sha256((digest + (base.sha256 or "")).encode()).hexdigest()[:16]
-    quantized = bool(config.get("onnx_int8", False))
     onnx_path = Path(export_dir) / f"reader-{key}.onnx" if export_dir else None
-    int8_path = Path(export_dir) / f"reader-{key}-int8.onnx" if export_dir else None
-    runtime_path = int8_path if quantized else onnx_path
-    if runtime_path is not None and runtime_path.is_file():
-        return Reader(_onnx_runner(runtime_path), tokenizer, max_length, stride, runtime_name(runtime_path))
-    try:
-        if onnx_path is not None and not onnx_path.is_file():
-            _export_reader(merged_network(base.path, adapter_path, config), onnx_path, tokenizer)
-        if quantized and int8_path is not None:
-            _quantize(onnx_path, int8_path)
-        if runtime_path is not None and runtime_path.is_file():
-            return Reader(_onnx_runner(runtime_path), tokenizer, max_length, stride, runtime_name(runtime_path))
-    except Exception:  # noqa: BLE001 - an export failure only costs speed
-        pass
+    if onnx_path is not None and onnx_path.is_file():
+        return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx")
     network = merged_network(base.path, adapter_path, config)
+    if onnx_path is not None:
+        try:
+            _export_reader(network, onnx_path, tokenizer)
+            return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx")
+        except Exception:  # noqa: BLE001 - an export failure only costs speed
+            pass
     return Reader(_torch_runner(network), tokenizer, max_length, stride, "torch")
-
-
-def runtime_name(path: Path) -> str:
-    return "onnx-int8" if path.name.endswith("-int8.onnx") else "onnx"
-
-
-def _quantize(source: Path, target: Path) -> None:
-    """int8 weights for the linear layers (dynamic quantisation): kept only where reader.json says
-    `eval` stayed within 0.5 F1 of fp32."""
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" notice is not for users
-    tmp = target.with_name(f"{target.name}.tmp")
-    try:
-        quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8)
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def merged_network(base_path: str, adapter_path: Path, config: dict):

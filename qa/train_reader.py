@@ -252,7 +252,6 @@ def write_reader_config(out: Path, config: dict) -> None:
         "stride": 128,
         "null_threshold": previous.get("null_threshold", 0.0),
         "retrieval_weight": previous.get("retrieval_weight", 0.0),
-        "onnx_int8": previous.get("onnx_int8", False),
     }
     _atomic(path, lambda p: p.write_text(json.dumps(reader, indent=2) + "\n"))
 
