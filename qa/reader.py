@@ -137,6 +137,19 @@ def merge_duplicates(spans: list[Span]) -> list[Span]:
     return sorted(best.values(), key=lambda s: -s.margin)
 
 
+def length_batches(lengths: list[int], batch_size: int, max_padding: float = 0.25) -> list[list[int]]:
+    """Consecutive groups of ascending `lengths` in which padding to the longest adds at most
+    `max_padding` of the shortest: padding is wasted compute, and a chat question's few windows
+    often differ in length by half."""
+    batches: list[list[int]] = []
+    for i, length in enumerate(lengths):
+        if batches and len(batches[-1]) < batch_size and length <= lengths[batches[-1][0]] * (1 + max_padding):
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
 class Reader:
     """Scores spans with a network run either by ONNX Runtime or by PyTorch."""
 
@@ -159,8 +172,8 @@ class Reader:
         spans: list[list[Span]] = [[] for _ in questions]
         # Similar lengths together: less padding, less wasted compute.
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids))
-        for first in range(0, len(order), batch_size):
-            rows = order[first : first + batch_size]
+        for rows in length_batches([len(windows[i].ids) for i in order], batch_size):
+            rows = [order[r] for r in rows]
             start_logits, end_logits = self.runner(pad([windows[i] for i in rows], self.pad_id))
             for j, i in enumerate(rows):
                 spans[owner[i]].extend(best_spans(windows[i], start_logits[j], end_logits[j]))

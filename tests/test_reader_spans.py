@@ -331,3 +331,15 @@ def test_merge_duplicates_keeps_best_per_span_best_first():
     assert [(s.start, s.end, s.margin) for s in merged] == [(10, 20, 3.0), (10, 25, 2.0), (0, 5, -0.5)]
     assert merged[0].passage is other
     assert merge_duplicates([]) == []
+
+
+def test_length_batches_bound_padding_and_keep_every_window_once():
+    from qa.reader import length_batches
+
+    lengths = [40, 45, 50, 90, 100, 110, 111, 300]
+    batches = length_batches(lengths, batch_size=2)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= 2
+        assert max(lengths[i] for i in b) <= 1.25 * min(lengths[i] for i in b)
+    assert length_batches([], 32) == []
