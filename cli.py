@@ -368,9 +368,18 @@ def _open_input(path: str):
 
 def _open_output(path: Path, append: bool):
     try:
-        return open(path, "a" if append else "w", encoding="utf-8")
+        sink = open(path, "a" if append else "w", encoding="utf-8")
+        if append and path.stat().st_size and not _ends_with_newline(path):
+            sink.write("\n")  # a line cut by the interruption must not swallow the next record
+        return sink
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror}") from err
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
 
 
 def _answered_ids(path: Path) -> frozenset[str]:

@@ -302,9 +302,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-examples", type=int, default=None, help="use only the first N questions")
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--dev", type=Path, default=None,
-                        help="SQuAD 2.0 dev file: after training, tune the no-answer threshold on it and "
-                             "write its scores into the model card")
+    parser.add_argument("--dev", type=Path, nargs="+", default=None,
+                        help="SQuAD dev files: after training, tune the no-answer threshold for the best "
+                             "mean F1 over them and write their scores into the model card")
     parser.add_argument("--finish-only", action="store_true",
                         help="skip training; only tune on --dev and write the model card")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
         finish(args.out, args.dev)
 
 
-def finish(out: Path, dev: Path) -> dict:
+def finish(out: Path, dev: list[Path]) -> dict:
     """Tune the no-answer decision on dev data, store it in reader.json, write the model card.
 
     Scores are measured the way users get answers: `article-qa eval` with retrieval over each
@@ -415,20 +415,20 @@ def finish(out: Path, dev: Path) -> dict:
     """
     import tempfile
 
-    from qa.evaluate import evaluate_file
+    from qa.evaluate import evaluate_file, tune_decision
     from qa.reader_models import READER_CONFIG
 
     with tempfile.TemporaryDirectory() as cache:
-        tuned = evaluate_file(dev, reader=str(out), tune=True, index_dir=cache)
-        decision, _ = tuned.tuned
+        runs = [evaluate_file(path, reader=str(out), tune=True, index_dir=cache) for path in dev]
+        decision, _ = tune_decision(*(run.records for run in runs))
         config = json.loads((out / READER_CONFIG).read_text())
         config.update(null_threshold=decision.null_threshold, retrieval_weight=decision.retrieval_weight)
         _atomic(out / READER_CONFIG, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
-        final = evaluate_file(dev, reader=str(out), index_dir=cache)
+        finals = {path.name: evaluate_file(path, reader=str(out), index_dir=cache).metrics for path in dev}
     state = json.loads((out / STATE_FILE).read_text())
-    write_model_card(out, state, config, final.metrics, dev)
-    print(json.dumps(final.metrics))
-    return final.metrics
+    write_model_card(out, state, config, finals)
+    print(json.dumps(finals))
+    return finals
 
 
 def _history(state: dict) -> str:
@@ -440,9 +440,12 @@ def _history(state: dict) -> str:
     return "".join(lines)
 
 
-def write_model_card(out: Path, state: dict, reader: dict, metrics: dict, dev: Path) -> None:
+def write_model_card(out: Path, state: dict, reader: dict, metrics: dict[str, dict]) -> None:
     c = state.get("config", {})
-    rows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items())
+    names = list(metrics)
+    rows = "\n".join(
+        f"| {key} | " + " | ".join(str(metrics[n].get(key)) for n in names) + " |" for key in metrics[names[0]]
+    )
     losses = state.get("losses", [])
     loss_line = (f"{losses[0][1]} at step {losses[0][0]} → {losses[-1][1]} at step {losses[-1][0]}"
                  if losses else "not recorded")
@@ -473,10 +476,11 @@ Written by `python -m qa.train_reader` (do not edit by hand; rerun with `--finis
   rerunning the same command continues where it stopped.
 
 ## Dev scores
-`article-qa eval {dev.name}` with retrieval over each whole article (k=3), after tuning:
+`article-qa eval FILE` with retrieval over each whole article (k=3), with the threshold chosen for
+the best mean F1 over these files:
 
-| metric | value |
-| --- | --- |
+| metric | {" | ".join(names)} |
+| --- |{" --- |" * len(names)}
 {rows}
 """
     _atomic(out / "MODEL_CARD.md", lambda p: p.write_text(card))

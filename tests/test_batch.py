@@ -81,13 +81,13 @@ def test_follow_ups_answered_after_their_previous_turn_and_see_its_answer():
     fake = FakeQA()
     out = {r["line"]: r for r in answer_records(fake, MIXED)}
     asked = fake.asked
-    rewritten = "How did Volodymyr Zelensky speak to journalists?"
+    rewritten = "How did Zelensky speak to journalists?"
     assert rewritten in asked
     assert asked.index("Who announced the bid?") < asked.index(rewritten)
     assert out[5]["answer"]["text"] == f"echo: {rewritten}"
     # c2 uses its own history.
-    assert "When did Alexander De Croo arrive?" in asked
-    assert out[8]["answer"]["text"] == "echo: When did Alexander De Croo arrive?"
+    assert "When did De Croo arrive?" in asked
+    assert out[8]["answer"]["text"] == "echo: When did De Croo arrive?"
     # Turn 3: the previous answer is no name, so "his" stays; the query carries turn 2.
     third = next(c for call in fake.calls for c in call if c.question == "What did his aide say?")
     assert "How did he speak to journalists?" in third.query
@@ -106,7 +106,7 @@ def test_conversation_history_crosses_chunks():
     fake = FakeQA()
     records = [q(1, "Who announced the bid?", "c"), q(2, "x"), q(3, "y"), q(4, "Why did he do it?", "c")]
     out = list(answer_records(fake, records, chunk_size=2))
-    assert out[3]["answer"]["text"] == "echo: Why did Volodymyr Zelensky do it?"
+    assert out[3]["answer"]["text"] == "echo: Why did Zelensky do it?"
 
 
 def test_skip_ids_skips_those_records():
@@ -122,8 +122,8 @@ def test_skipped_turn_still_gives_its_follow_up_the_history():
     out = list(answer_records(fake, MIXED, skip_ids=frozenset({"c1-a", "c2-a"})))
     assert [r["line"] for r in out] == [1, 2, 5, 6, 7, 8, 9]
     by_line = {r["line"]: r for r in out}
-    assert by_line[5]["answer"]["text"] == "echo: How did Volodymyr Zelensky speak to journalists?"
-    assert by_line[8]["answer"]["text"] == "echo: When did Alexander De Croo arrive?"
+    assert by_line[5]["answer"]["text"] == "echo: How did Zelensky speak to journalists?"
+    assert by_line[8]["answer"]["text"] == "echo: When did De Croo arrive?"
 
 
 def test_fully_skipped_conversation_is_not_asked():

@@ -9,27 +9,27 @@ WHO = Turn("Who announced that Ukraine is dropping its NATO bid?", "Volodymyr Ze
 
 def test_he_becomes_the_previous_answer_and_the_query_is_the_rewrite():
     c = contextualize("How did he speak to journalists?", [WHO])
-    assert c.question == "How did Volodymyr Zelensky speak to journalists?"
+    assert c.question == "How did Zelensky speak to journalists?"
     # The rewrite names the subject; adding the previous question would dilute the search.
     assert c.query == c.question
 
 
 def test_possessive_his_becomes_possessive_name():
     c = contextualize("What did his speech say?", [WHO])
-    assert c.question == "What did Volodymyr Zelensky's speech say?"
+    assert c.question == "What did Zelensky's speech say?"
     assert "Zelensky's" in c.question
     assert " his " not in c.question
 
 
 def test_capitalised_pronoun_at_start():
     c = contextualize("He spoke where?", [WHO])
-    assert c.question == "Volodymyr Zelensky spoke where?"
+    assert c.question == "Zelensky spoke where?"
 
 
 def test_only_the_latest_turn_counts():
     history = [WHO, Turn("Who met him in Brussels?", "Emmanuel Macron")]
     c = contextualize("What did she say?", history)
-    assert c.question == "What did Emmanuel Macron say?"
+    assert c.question == "What did Macron say?"
     assert "Volodymyr Zelensky" not in c.question and c.query == c.question
 
 
