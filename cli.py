@@ -203,6 +203,7 @@ def chat(
         if article == "-":
             raise UserError("chat reads questions from stdin, so the article must be a file: --article PATH")
         qa = _open_qa(article, encoding, index_dir, model, reader, k)
+        qa.start_loading()  # the models load while the user reads the banner and types
         interactive = sys.stdin.isatty()
         if interactive:
             _enable_line_editing(qa.index.status.path)

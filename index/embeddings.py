@@ -11,6 +11,7 @@ encoded.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +31,7 @@ class Embedder:
         self.runtime = runtime  # "auto", "onnx" or "torch"
         self._tokenizer = None
         self._backend = None
+        self._loading = threading.Lock()  # one load even when a background thread started it
 
     # -- tokenizer (cheap: the `tokenizers` library only) --------------------------------------
     @property
@@ -79,10 +81,27 @@ class Embedder:
             return None
         return export_embedder(self.model, self.export_dir)
 
+    def start_loading(self) -> None:
+        """Load the runtime in a background thread; a failure shows where the model is next used."""
+
+        def load() -> None:
+            try:
+                self._load_backend()
+            except Exception:  # noqa: BLE001 - the next encode() loads again and raises it
+                pass
+
+        threading.Thread(target=load, name="article-qa-encoder", daemon=True).start()
+
     def _load_backend(self):
-        """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise."""
         if self._backend is not None:
             return self._backend
+        with self._loading:
+            if self._backend is None:
+                self._backend = self._make_backend()
+            return self._backend
+
+    def _make_backend(self):
+        """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise."""
         if self.runtime != "torch" and self.export_dir is not None and self.model.sha256:
             from index.onnx_export import OnnxEncoder, exported_model_path
 
@@ -94,10 +113,8 @@ class Embedder:
                     if self.runtime == "onnx":
                         raise
             if path.is_file():
-                self._backend = OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))
-                return self._backend
-        self._backend = TorchEncoder(self.model)
-        return self._backend
+                return OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))
+        return TorchEncoder(self.model)
 
 
 class TorchEncoder:

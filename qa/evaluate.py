@@ -61,7 +61,7 @@ def evaluate_file(
         questions = document.questions[: total - done]
         qa = ArticleQA.open(article_from_text(document.text, document.title), model=model, reader=reader, index_dir=index_dir)
         if shared is not None:
-            qa._reader = shared._reader
+            qa.use_reader(shared.reader)
         qa = qa.with_settings(k=k)
         shared = qa
         for first in range(0, len(questions), CHUNK):

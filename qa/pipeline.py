@@ -9,9 +9,11 @@ from drifting apart.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable, Generic, TypeVar
 
 from index.article import Article, load_article
 from index.embedding_model import HASH_CACHE_FILE, resolve_model
@@ -26,6 +28,8 @@ from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
 
 DEFAULT_K = 3
 ENV_RUNTIME = "ARTICLE_QA_RUNTIME"
+
+T = TypeVar("T")
 
 
 class QuestionWarning(UserWarning):
@@ -57,6 +61,52 @@ def default_decision(reader_name: str | None) -> Decision:
     return Decision(float(config.get("null_threshold", 0.0)), float(config.get("retrieval_weight", 0.0)))
 
 
+class Loading(Generic[T]):
+    """A value loaded once, on first use or ahead of it in a background thread.
+
+    Loading the reader (0.15-0.3 s, mostly ONNX Runtime building its session, which releases the
+    GIL) overlaps with loading the encoder and searching when it starts before the search: the
+    cold `ask` is that much shorter on two cores. Errors surface where the value is used.
+    """
+
+    def __init__(self, load: Callable[[], T]):
+        self._load = load
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._value is None and self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="article-qa-loading", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            value = self._load()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the thread that uses the value
+            self._error = error
+        else:
+            self._value = value
+
+    def get(self) -> T:
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        with self._lock:
+            if self._error is not None:
+                error, self._error, self._thread = self._error, None, None
+                raise error
+            if self._value is None:
+                self._value = self._load()
+            return self._value
+
+    def set(self, value: T) -> None:
+        with self._lock:
+            self._value = value
+
+
 class ArticleQA:
     """Question answering over one article. Cheap to construct; models load on first use."""
 
@@ -66,7 +116,7 @@ class ArticleQA:
         self.reader_name = reader_name
         self.settings = settings or Settings(decision=default_decision(reader_name))
         self.export_dir = export_dir
-        self._reader: Reader | None = None
+        self._reader: Loading[Reader] = Loading(lambda: load_reader(reader_name, export_dir))
 
     @classmethod
     def open(
@@ -98,9 +148,16 @@ class ArticleQA:
 
     @property
     def reader(self) -> Reader:
-        if self._reader is None:
-            self._reader = load_reader(self.reader_name, self.export_dir)
-        return self._reader
+        return self._reader.get()
+
+    def use_reader(self, reader) -> None:
+        """Read with this reader instead (anything with Reader's `read_many`), e.g. one already loaded."""
+        self._reader.set(reader)
+
+    def start_loading(self) -> None:
+        """Load the models in the background now (a chat does while its user types)."""
+        self._reader.start()
+        self.index.embedder.start_loading()
 
     def with_settings(self, **changes) -> "ArticleQA":
         """A view with other settings (e.g. k) sharing the loaded index and models."""
@@ -122,6 +179,7 @@ class ArticleQA:
                     f"question is longer than {MAX_QUESTION_TOKENS} word pieces; the reader sees only "
                     f"its beginning: {c.question[:60]!r}…", QuestionWarning,
                 )
+        self._reader.start()  # loads while the question is encoded and searched
         hits = self.search_many(contexts, self.settings.k)
         spans = self.read_many(contexts, hits)
         return [

@@ -109,7 +109,7 @@ def _onnx_runner(path: Path):
 
 def _export_reader(network, path: Path, tokenizer) -> None:
     """Export the merged reader and keep it only if it reproduces PyTorch's logits."""
-    from index.onnx_export import export_graph
+    from index.onnx_export import export_graph, publish
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = export_graph(network, path, ["input_ids", "attention_mask", "token_type_ids"], ["start_logits", "end_logits"])
@@ -125,7 +125,7 @@ def _export_reader(network, path: Path, tokenizer) -> None:
         for a, b in zip(expected, got):
             if not np.allclose(a[mask], b[mask], atol=1e-3):
                 raise RuntimeError("ONNX reader differs from PyTorch")
-        tmp.replace(path)
+        publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

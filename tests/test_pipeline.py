@@ -23,23 +23,23 @@ def hits(*scores):
 
 def make(read_ratio=0.5):
     qa = ArticleQA(index=None, settings=Settings(read_ratio=read_ratio))
-    qa._reader = RecordingReader()
+    qa.use_reader(RecordingReader())
     return qa
 
 
 def test_reader_skips_passages_far_below_the_best():
     qa = make()
     qa.read_many([Contextual("q", "q")], [hits(0.8, 0.5, 0.39)])
-    assert [p.index for p in qa._reader.passages[0]] == [0, 1]
+    assert [p.index for p in qa.reader.passages[0]] == [0, 1]
 
 
 def test_best_passage_is_read_even_with_negative_scores():
     qa = make()
     qa.read_many([Contextual("q", "q")], [hits(-0.1, -0.3)])
-    assert [p.index for p in qa._reader.passages[0]] == [0]
+    assert [p.index for p in qa.reader.passages[0]] == [0]
 
 
 def test_ratio_zero_reads_all_and_empty_hits_read_nothing():
     qa = make(read_ratio=0.0)
     qa.read_many([Contextual("a", "a"), Contextual("b", "b")], [hits(0.9, 0.1, 0.05), []])
-    assert [len(p) for p in qa._reader.passages] == [3, 0]
+    assert [len(p) for p in qa.reader.passages] == [3, 0]

@@ -1,0 +1,128 @@
+"""The fast paths give the answers of the reference ones: ONNX Runtime against PyTorch, the
+optimised export against the checked one, background loading against loading in place."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import DATA
+from qa.pipeline import Loading
+from qa.squad_eval import load_squad
+
+
+def test_loading_in_the_background_loads_once():
+    calls = []
+    release = threading.Event()
+
+    def load():
+        release.wait(5)
+        calls.append(1)
+        return object()
+
+    slot = Loading(load)
+    slot.start()
+    slot.start()  # a second start while loading does not load again
+    release.set()
+    first = slot.get()
+    assert slot.get() is first
+    assert len(calls) == 1
+
+
+def test_a_background_failure_is_raised_where_the_value_is_used_then_retried():
+    attempts = []
+
+    def load():
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("broken model")
+        return "reader"
+
+    slot = Loading(load)
+    slot.start()
+    with pytest.raises(ValueError, match="broken model"):
+        slot.get()
+    assert slot.get() == "reader"
+
+
+def test_views_share_one_loading_reader():
+    from qa.pipeline import ArticleQA
+
+    qa = ArticleQA(index=None)
+    qa.use_reader("loaded once")
+    assert qa.with_settings(k=7).reader == "loaded once"
+
+
+def test_sessions_do_not_spin_between_runs():
+    """Spinning worker threads of one session slowed the other session's run by a third on 2 cores."""
+    from index.onnx_export import _options
+
+    assert _options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def _tiny_graph(path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(4, 4)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(size=(4,)).astype(np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["a"]),
+         helper.make_node("Relu", ["a"], ["y"])],
+        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], initializer=[w, b],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_published_export_gives_the_checked_exports_outputs(tmp_path):
+    from index.onnx_export import publish, session
+
+    checked, published = tmp_path / "model.onnx.tmp", tmp_path / "model.onnx"
+    _tiny_graph(checked)
+    x = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
+    (expected,) = session(checked).run(None, {"x": x})
+    publish(checked, published)
+    assert not checked.exists()
+    assert not list(tmp_path.glob("*.tmp"))
+    (got,) = session(published).run(None, {"x": x})
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_onnx_encoder_matches_sentence_transformers(default_qa):
+    """Issue #4's check: cosine >= 0.999 and the same top passages as PyTorch."""
+    from index.embeddings import Embedder
+
+    embedder = default_qa.index.embedder
+    (document,) = load_squad(DATA / "seed_dev.squad.json")
+    questions = [q.question for q in document.questions]
+    texts = questions + [p.text for p in default_qa.index.passages]
+    fast = embedder.encode(texts)
+    assert embedder.runtime_in_use == "onnx"
+    reference = Embedder(embedder.model, runtime="torch").encode(texts)
+    assert (fast * reference).sum(axis=1).min() >= 0.999
+    n = len(questions)
+    top = lambda vectors: np.argsort(-(vectors[:n] @ vectors[n:].T), axis=1)[:, :3]  # noqa: E731
+    assert (top(fast) == top(reference)).all()
+
+
+@pytest.mark.slow
+def test_onnx_reader_matches_pytorch(default_qa):
+    from qa.reader import make_windows, pad
+    from qa.reader_models import READER_CONFIG, SHIPPED_READER, _torch_runner, merged_network, shipped_config
+
+    reader = default_qa.reader
+    assert reader.name == "onnx"
+    passages = default_qa.index.passages[:4]
+    arrays = pad(make_windows(reader.tokenizer, "Where were the peace talks held?", passages,
+                              reader.max_length, reader.stride))
+    config = shipped_config(SHIPPED_READER)
+    assert (SHIPPED_READER / READER_CONFIG).is_file()
+    network = merged_network(default_qa.index.embedder.model.path, SHIPPED_READER / config["adapter"], config)
+    mask = arrays["attention_mask"].astype(bool)
+    for fast, reference in zip(reader.runner(arrays), _torch_runner(network)(arrays)):
+        np.testing.assert_allclose(fast[mask], reference[mask], atol=1e-3)
