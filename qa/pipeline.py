@@ -42,10 +42,11 @@ class Settings:
 
     k: int = DEFAULT_K
     dense_weight: float = DENSE_WEIGHT
-    # The reader skips retrieved passages scoring under this fraction of the best one. On the SQuAD
-    # dev articles no answer-bearing passage of the top 3 scored under half of the top score, and
-    # skipping those reads 2.2 passages a question instead of 3 (the reader is most of the time).
-    read_ratio: float = 0.5
+    # The reader skips retrieved passages scoring under this fraction of the best one; the reader is
+    # most of the time a question takes. On the SQuAD 2.0 dev articles the answer-bearing passage,
+    # when not the best, scored 0.68-0.99 of the best (21 questions), so 0.6 keeps all of them:
+    # 1.9 passages read a question instead of 2.3 at 0.5, with the same F1 on both dev sets.
+    read_ratio: float = 0.6
     decision: Decision = field(default_factory=Decision)
 
 
