@@ -56,12 +56,14 @@ class Embedder:
         backend = self._load_backend()
         # Sorting by length keeps padding, and so wasted work, small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batches = [order[first : first + batch_size] for first in range(0, len(order), batch_size)]
         out = np.zeros((len(texts), backend.dim), dtype=np.float32)
-        for first in range(0, len(order), batch_size):
-            rows = order[first : first + batch_size]
-            out[rows] = backend.encode([texts[i] for i in rows])
+        done = 0
+        for rows, vectors in zip(batches, backend.encode_many([[texts[i] for i in rows] for rows in batches])):
+            out[rows] = vectors
+            done += len(rows)
             if progress:
-                progress(min(first + batch_size, len(texts)), len(texts))
+                progress(done, len(texts))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12)
 
@@ -134,6 +136,10 @@ class TorchEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.st.encode(texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False)
+
+    def encode_many(self, batches: list[list[str]]):
+        """One batch after another: PyTorch already spreads each batch over the cores."""
+        return (self.encode(texts) for texts in batches)
 
 
 def load_fast_tokenizer(model: ModelRef):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from index.parallel import map_in_threads
 from index.passages import Passage
 
 MAX_ANSWER_TOKENS = 30
@@ -154,16 +155,22 @@ class Reader:
     """Scores spans with a network run either by ONNX Runtime or by PyTorch."""
 
     def __init__(self, runner, tokenizer, max_length: int = 384, stride: int = 128, name: str = "reader",
-                 pad_id: int = 0):
+                 pad_id: int = 0, workers: int = 1):
         self.runner = runner  # callable: dict of int64 arrays -> (start_logits, end_logits)
+        self.workers = workers  # batches run at once (a runner safe to call from many threads)
         self.pad_id = pad_id
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.stride = stride
         self.name = name
 
-    def read_many(self, questions: list[str], passages: list[list[Passage]], batch_size: int = 32) -> list[list[Span]]:
-        """Candidate spans for each question, best first, from one batched pass over all windows."""
+    def read_many(self, questions: list[str], passages: list[list[Passage]], batch_size: int = 8) -> list[list[Span]]:
+        """Candidate spans for each question, best first, from batched passes over all windows.
+
+        Small batches: with one batch per core at once, more of them balance the cores better, and
+        a single-threaded run loses little to a small batch. A chat question's two or three windows
+        go one per core.
+        """
         windows, owner = [], []
         for q, (question, ps) in enumerate(zip(questions, passages)):
             for w in make_windows(self.tokenizer, question, ps, self.max_length, self.stride):
@@ -172,9 +179,10 @@ class Reader:
         spans: list[list[Span]] = [[] for _ in questions]
         # Similar lengths together: less padding, less wasted compute.
         order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids))
-        for rows in length_batches([len(windows[i].ids) for i in order], batch_size):
-            rows = [order[r] for r in rows]
-            start_logits, end_logits = self.runner(pad([windows[i] for i in rows], self.pad_id))
+        batch_size = max(1, min(batch_size, -(-len(windows) // self.workers)))
+        batches = [[order[r] for r in rows] for rows in length_batches([len(windows[i].ids) for i in order], batch_size)]
+        run = lambda rows: self.runner(pad([windows[i] for i in rows], self.pad_id))  # noqa: E731
+        for rows, (start_logits, end_logits) in zip(batches, map_in_threads(run, batches, self.workers)):
             for j, i in enumerate(rows):
                 spans[owner[i]].extend(best_spans(windows[i], start_logits[j], end_logits[j]))
         return [merge_duplicates(s) for s in spans]

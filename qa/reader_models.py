@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.parallel import usable_cores
 from index.passages import Passage
 from qa.reader import Reader, make_windows, pad
 
@@ -64,12 +65,12 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     key = hashlib.sha256((digest + (base.sha256 or "")).encode()).hexdigest()[:16]
     onnx_path = Path(export_dir) / f"reader-{key}.onnx" if export_dir else None
     if onnx_path is not None and onnx_path.is_file():
-        return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx")
+        return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx", workers=usable_cores())
     network = merged_network(base.path, adapter_path, config)
     if onnx_path is not None:
         try:
             _export_reader(network, onnx_path, tokenizer)
-            return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx")
+            return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx", workers=usable_cores())
         except Exception:  # noqa: BLE001 - an export failure only costs speed
             pass
     return Reader(_torch_runner(network), tokenizer, max_length, stride, "torch")

@@ -55,11 +55,49 @@ def test_views_share_one_loading_reader():
     assert qa.with_settings(k=7).reader == "loaded once"
 
 
-def test_sessions_do_not_spin_between_runs():
-    """Spinning worker threads of one session slowed the other session's run by a third on 2 cores."""
-    from index.onnx_export import _options
+def test_map_in_threads_keeps_the_order_of_the_items():
+    from index.parallel import map_in_threads
 
-    assert _options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    slow_first = lambda x: (threading.Event().wait(0.02 if x == 0 else 0), x * x)[1]  # noqa: E731
+    assert list(map_in_threads(slow_first, range(7), workers=3)) == [x * x for x in range(7)]
+    assert list(map_in_threads(slow_first, [], workers=3)) == []
+
+
+@pytest.mark.slow
+def test_reading_on_all_cores_gives_the_spans_of_reading_on_one(default_qa):
+    """Many windows (several batches in flight at once) and a chat-sized read."""
+    reader = default_qa.reader
+    passages = default_qa.index.passages
+    questions = ["Where were the peace talks held?", "Who is the U.S. envoy?", "What did Moscow demand?"] * 4
+    reads = [passages[i % len(passages):][:3] for i in range(len(questions))]
+    workers = reader.workers
+    try:
+        reader.workers = 3
+        parallel = reader.read_many(questions, reads)
+        single_question = reader.read_many(questions[:1], reads[:1])
+        reader.workers = 1
+        sequential = reader.read_many(questions, reads)
+    finally:
+        reader.workers = workers
+    assert [[(s.start, s.end) for s in spans] for spans in parallel] == [[(s.start, s.end) for s in spans] for spans in sequential]
+    for got, expected in zip(parallel, sequential):
+        np.testing.assert_allclose([s.margin for s in got], [s.margin for s in expected], atol=1e-3)
+    assert [(s.start, s.end) for s in single_question[0]] == [(s.start, s.end) for s in sequential[0]]
+
+
+@pytest.mark.slow
+def test_encoding_on_all_cores_gives_the_vectors_of_encoding_on_one(default_qa):
+    embedder = default_qa.index.embedder
+    texts = [p.text for p in default_qa.index.passages]
+    parallel = embedder.encode(texts, batch_size=4)
+    backend = embedder._load_backend()
+    workers = backend.workers
+    try:
+        backend.workers = 1
+        sequential = embedder.encode(texts, batch_size=4)
+    finally:
+        backend.workers = workers
+    np.testing.assert_allclose(parallel, sequential, atol=1e-5)
 
 
 def _tiny_graph(path):
