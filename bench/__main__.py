@@ -233,7 +233,7 @@ class Bench:
 
     def exports(self) -> list[str]:
         folder = self.cache / "onnx"
-        return sorted(p.name for p in folder.glob("*.onnx")) if folder.is_dir() else []
+        return sorted(p.parent.name for p in folder.glob("*/model.onnx")) if folder.is_dir() else []
 
     def default_index_folder(self) -> Path:
         from index.article import load_article

@@ -105,17 +105,24 @@ class Embedder:
     def _make_backend(self):
         """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise."""
         if self.runtime != "torch" and self.export_dir is not None and self.model.sha256:
-            from index.onnx_export import OnnxEncoder, exported_model_path
+            from index.onnx_export import OnnxEncoder, discard, exported_model_path
 
             path = exported_model_path(self.model, self.export_dir)
-            if not path.is_file():
+            for attempt in range(2):  # a damaged export is discarded and made again, once
+                if not path.is_file():
+                    try:
+                        self.export()
+                    except Exception:  # noqa: BLE001 - a failed export only costs speed
+                        if self.runtime == "onnx":
+                            raise
+                if not path.is_file():
+                    break
                 try:
-                    self.export()
-                except Exception:  # noqa: BLE001 - a failed export only costs speed
-                    if self.runtime == "onnx":
+                    return OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))
+                except Exception:  # noqa: BLE001 - ONNX Runtime's errors for damaged files vary
+                    discard(path)
+                    if attempt and self.runtime == "onnx":
                         raise
-            if path.is_file():
-                return OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))
         return TorchEncoder(self.model)
 
 

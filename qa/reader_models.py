@@ -47,6 +47,7 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     """Our LoRA reader: base MiniLM weights (checked) + adapter (checked), ONNX when exported."""
     from index.embedding_model import HASH_CACHE_FILE, resolve_model
     from index.embeddings import load_fast_tokenizer
+    from index.onnx_export import MODEL_FILE, discard
 
     config = shipped_config(folder)
     adapter_path = folder / config.get("adapter", "adapter.safetensors")
@@ -63,9 +64,12 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     max_length = int(config.get("max_length", 384))
     stride = int(config.get("stride", 128))
     key = hashlib.sha256((digest + (base.sha256 or "")).encode()).hexdigest()[:16]
-    onnx_path = Path(export_dir) / f"reader-{key}.onnx" if export_dir else None
+    onnx_path = Path(export_dir) / f"reader-{key}" / MODEL_FILE if export_dir else None
     if onnx_path is not None and onnx_path.is_file():
-        return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx", workers=usable_cores())
+        try:
+            return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx", workers=usable_cores())
+        except Exception:  # noqa: BLE001 - damaged on disk: made again below
+            discard(onnx_path)
     network = merged_network(base.path, adapter_path, config)
     if onnx_path is not None:
         try:
@@ -112,7 +116,6 @@ def _export_reader(network, path: Path, tokenizer) -> None:
     """Export the merged reader and keep it only if it reproduces PyTorch's logits."""
     from index.onnx_export import export_graph, publish
 
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = export_graph(network, path, ["input_ids", "attention_mask", "token_type_ids"], ["start_logits", "end_logits"])
     try:
         probe = [

@@ -105,29 +105,66 @@ def _tiny_graph(path):
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.normal(size=(4, 4)).astype(np.float32), "w")
-    b = numpy_helper.from_array(rng.normal(size=(4,)).astype(np.float32), "b")
+    w = numpy_helper.from_array(rng.normal(size=(32, 32)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(size=(32,)).astype(np.float32), "b")
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["a"]),
          helper.make_node("Relu", ["a"], ["y"])],
-        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], initializer=[w, b],
+        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 32])], initializer=[w, b],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
-def test_published_export_gives_the_checked_exports_outputs(tmp_path):
-    from index.onnx_export import publish, session
+def test_published_export_is_a_folder_that_gives_the_checked_exports_outputs(tmp_path):
+    from index.onnx_export import MODEL_FILE, WEIGHTS_FILE, publish, session
 
-    checked, published = tmp_path / "model.onnx.tmp", tmp_path / "model.onnx"
+    checked, published = tmp_path / "tiny.raw.onnx", tmp_path / "tiny" / MODEL_FILE
     _tiny_graph(checked)
-    x = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
+    x = np.random.default_rng(1).normal(size=(3, 32)).astype(np.float32)
     (expected,) = session(checked).run(None, {"x": x})
     publish(checked, published)
     assert not checked.exists()
-    assert not list(tmp_path.glob("*.tmp"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]  # no staging folder left
+    assert (published.parent / WEIGHTS_FILE).stat().st_size >= 32 * 32 * 4  # weights outside the graph
     (got,) = session(published).run(None, {"x": x})
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_publishing_replaces_a_damaged_export_and_keeps_a_whole_one(tmp_path):
+    from index.onnx_export import MODEL_FILE, WEIGHTS_FILE, publish, session
+
+    published = tmp_path / "tiny" / MODEL_FILE
+    published.parent.mkdir()
+    (published.parent / WEIGHTS_FILE).write_bytes(b"half of an old export")
+    _tiny_graph(tmp_path / "a.onnx")
+    publish(tmp_path / "a.onnx", published)
+    session(published)  # loads: the damaged folder was replaced
+    before = published.stat().st_mtime_ns
+    _tiny_graph(tmp_path / "b.onnx")
+    publish(tmp_path / "b.onnx", published)  # a second publisher: the first export stays
+    assert published.stat().st_mtime_ns == before
+    assert not (tmp_path / "b.onnx").exists()
+
+
+@pytest.mark.slow
+def test_a_damaged_encoder_export_is_made_again(default_qa, tmp_path):
+    import shutil
+
+    from index.embeddings import Embedder
+    from index.onnx_export import WEIGHTS_FILE, exported_model_path
+
+    model = default_qa.index.embedder.model
+    good = exported_model_path(model, default_qa.index.embedder.export_dir)
+    damaged = exported_model_path(model, tmp_path)
+    shutil.copytree(good.parent, damaged.parent)
+    weights = damaged.parent / WEIGHTS_FILE
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    embedder = Embedder(model, export_dir=tmp_path)
+    vectors = embedder.encode(["Where were the peace talks held?"])
+    assert embedder.runtime_in_use == "onnx"
+    assert weights.stat().st_size == (good.parent / WEIGHTS_FILE).stat().st_size
+    np.testing.assert_allclose(vectors, default_qa.index.embedder.encode(["Where were the peace talks held?"]), atol=1e-5)
 
 
 @pytest.mark.slow
