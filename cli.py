@@ -12,7 +12,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -205,14 +205,18 @@ def chat(
         qa = _open_qa(article, encoding, index_dir, model, reader, k)
         qa.start_loading()  # the models load while the user reads the banner and types
         interactive = sys.stdin.isatty()
+        save_history = _enable_line_editing() if interactive else None
         if interactive:
-            _enable_line_editing(qa.index.status.path)
             typer.echo(
                 f"article-qa chat · {qa.article.source} · {len(qa.index.passages)} passages\n"
                 "Ask a question about the article. :help for commands, :quit or Ctrl-D to leave.",
                 err=True,
             )
-        _chat_loop(qa, interactive)
+        try:
+            _chat_loop(qa, interactive)
+        finally:
+            if save_history:
+                save_history()
 
 
 def _chat_loop(qa, interactive: bool) -> None:
@@ -274,13 +278,13 @@ def _chat_loop(qa, interactive: bool) -> None:
             typer.echo("")
 
 
-def _enable_line_editing(index_path: Optional[Path]) -> None:
-    """Line editing and a persistent history through the standard library's readline."""
+def _enable_line_editing() -> Optional[Callable[[], None]]:
+    """Line editing and a persistent history through the standard library's readline; returns
+    what saves the history (called when the chat ends, not at exit: see `main`)."""
     try:
-        import atexit
         import readline
     except ImportError:  # Windows without pyreadline: plain input() still works
-        return
+        return None
     from index.store import default_index_dir
 
     history = default_index_dir() / "chat_history"
@@ -297,7 +301,7 @@ def _enable_line_editing(index_path: Optional[Path]) -> None:
         except OSError:
             pass
 
-    atexit.register(save)
+    return save
 
 
 @app.command(epilog="Example: article-qa batch questions.jsonl --output answers.jsonl --resume")
@@ -472,7 +476,34 @@ def eval_command(
 
 
 def main() -> None:
-    app()
+    """The console script. Once a command is done, the process leaves without the interpreter's
+    teardown: freeing two loaded models and a few hundred modules took 0.12-0.16 s of a 0.8 s
+    `ask`. Output is flushed and exit handlers run first, so nothing is lost."""
+    try:
+        app()
+        code: object = 0
+    except SystemExit as done:
+        code = done.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): printed, status 1, as Python does
+        print(code, file=sys.stderr)
+        code = 1
+    _leave(code)
+
+
+def _leave(code: int) -> None:
+    import atexit
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`| head`): the reader has what it wanted
+            pass
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers:
+        run_exit_handlers()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,10 @@ _PROBES = [
     "x",
 ]
 MIN_COSINE = 0.999
+# ONNX Runtime keeps a telemetry database (SQLite, with a device id) under ~/.cache/Microsoft and
+# writes it at every session start and exit (~25 ms here). A tool run per question should neither
+# record its users' usage nor pay for it; a user may still set ORT_DISABLE_TELEMETRY=0.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 # The reader may be exported in a background thread while the encoder is exported in the main one;
 # the tracing exporter keeps global state, so exports take turns.
 _EXPORTING = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -153,3 +154,30 @@ def test_markup_and_escapes_in_question_stay_literal(cli_env):
     result = run("ask", "[bold red]Where were the peace talks held?[/bold red]", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["question"].startswith("[bold red]")
+
+
+@pytest.mark.slow
+def test_console_script_answers_whole_without_importing_torch(default_qa, index_dir):
+    """The real process, as a shell user runs it: `main` leaves without the interpreter's teardown,
+    so the output must be complete and the exit status kept; and `ask` on a built index with its
+    ONNX exports needs neither torch nor transformers (they cost seconds to import)."""
+    import subprocess
+    import sys
+
+    default_qa.ask("Where were the peace talks held?")  # the exports exist, as after a first question
+    env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(index_dir), "NO_COLOR": "1"}
+    command = [sys.executable, "-X", "importtime", "-c", "import cli; cli.main()"]
+    done = subprocess.run([*command, "ask", "Where were the peace talks held?", "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads(done.stdout)
+    answer = record["answer"]
+    assert default_qa.article.text[answer["start"] : answer["end"]] == answer["text"]
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported
+    assert not {"torch", "transformers", "sentence_transformers"} & imported
+
+    failed = subprocess.run([*command, "ask", "   "], capture_output=True, text=True, env=env, timeout=120)
+    assert failed.returncode == 2
+    assert failed.stdout == ""
+    assert "article-qa:" in failed.stderr
