@@ -21,8 +21,9 @@ def hits(*scores):
     return [Hit(Passage(i, 10 * i, 10 * i + 5, "x" * 5), s, s, 0.0) for i, s in enumerate(scores)]
 
 
-def make(read_ratio=0.5):
-    qa = ArticleQA(index=None, settings=Settings(read_ratio=read_ratio))
+def make(read_ratio=None):
+    settings = Settings() if read_ratio is None else Settings(read_ratio=read_ratio)  # None: the default
+    qa = ArticleQA(index=None, settings=settings)
     qa.use_reader(RecordingReader())
     return qa
 
