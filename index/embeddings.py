@@ -134,10 +134,13 @@ class TorchEncoder:
     def __init__(self, model: ModelRef):
         import os
 
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from sentence_transformers import SentenceTransformer
+        from index.parallel import TORCH_WORK
 
-        self.st = SentenceTransformer(model.path, device="cpu")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        with TORCH_WORK:
+            from sentence_transformers import SentenceTransformer
+
+            self.st = SentenceTransformer(model.path, device="cpu")
         dimension = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
         self.dim = int(dimension())
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from index.embedding_model import ModelRef
-from index.parallel import map_in_threads, usable_cores
+from index.parallel import TORCH_WORK, map_in_threads, usable_cores
 
 _PROBES = [
     "Where were the peace talks held?",
@@ -32,9 +31,6 @@ MIN_COSINE = 0.999
 # writes it at every session start and exit (~25 ms here). A tool run per question should neither
 # record its users' usage nor pay for it; a user may still set ORT_DISABLE_TELEMETRY=0.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-# The reader may be exported in a background thread while the encoder is exported in the main one;
-# the tracing exporter keeps global state, so exports take turns.
-_EXPORTING = threading.Lock()
 
 
 class ExportError(RuntimeError):
@@ -180,7 +176,7 @@ def export_graph(module, path: Path, names: list[str], outputs: list[str]) -> Pa
     axes = {n: {0: "batch", 1: "tokens"} for n in names + outputs}
     tmp = path.parent.with_name(f"{path.parent.name}.{os.getpid()}.raw.onnx")
     tmp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _EXPORTING, warnings.catch_warnings():
+    with TORCH_WORK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module, dummy, str(tmp), input_names=names, output_names=outputs,
@@ -191,6 +187,11 @@ def export_graph(module, path: Path, names: list[str], outputs: list[str]) -> Pa
 
 def export_embedder(model: ModelRef, export_dir: Path) -> Path:
     """Export the model's transformer, check it against sentence-transformers, then publish it."""
+    with TORCH_WORK:
+        return _export_embedder(model, export_dir)
+
+
+def _export_embedder(model: ModelRef, export_dir: Path) -> Path:
     import torch
 
     from index.embeddings import TorchEncoder, _pooling, load_fast_tokenizer

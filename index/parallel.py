@@ -12,12 +12,20 @@ while it runs, so Python threads are enough.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Callable, Iterable, Iterator, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 MAX_WORKERS = 8  # past this, memory for activations grows faster than throughput
+
+# torch and transformers are imported, and models built or exported with them, under this lock.
+# The reader may load in a background thread while the encoder loads in the main one, and
+# transformers' lazy module answered "cannot import name 'AutoModel'" when two threads imported it
+# at once (both ONNX exports missing, e.g. after a cache was cleared). torch work is one-time and
+# slow either way; running it in turn costs nothing that matters.
+TORCH_WORK = threading.RLock()
 
 
 def usable_cores() -> int:

@@ -89,7 +89,9 @@ class Loading(Generic[T]):
         except BaseException as error:  # noqa: BLE001 - re-raised in the thread that uses the value
             self._error = error
         else:
-            self._value = value
+            with self._lock:
+                if self._value is None:  # a value set meanwhile (use_reader) wins
+                    self._value = value
 
     def get(self) -> T:
         thread = self._thread

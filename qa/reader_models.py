@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.parallel import usable_cores
+from index.parallel import TORCH_WORK, usable_cores
 from index.passages import Passage
 from qa.reader import Reader, make_windows, pad
 
@@ -70,13 +70,14 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
             return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx", workers=usable_cores())
         except Exception:  # noqa: BLE001 - damaged on disk: made again below
             discard(onnx_path)
-    network = merged_network(base.path, adapter_path, config)
-    if onnx_path is not None:
-        try:
-            _export_reader(network, onnx_path, tokenizer)
-            return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx", workers=usable_cores())
-        except Exception:  # noqa: BLE001 - an export failure only costs speed
-            pass
+    with TORCH_WORK:
+        network = merged_network(base.path, adapter_path, config)
+        if onnx_path is not None:
+            try:
+                _export_reader(network, onnx_path, tokenizer)
+                return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx", workers=usable_cores())
+            except Exception:  # noqa: BLE001 - an export failure only costs speed
+                pass
     return Reader(_torch_runner(network), tokenizer, max_length, stride, "torch")
 
 
@@ -137,11 +138,12 @@ def _export_reader(network, path: Path, tokenizer) -> None:
 def _load_hf(name_or_path: str) -> Reader:
     """Any AutoModelForQuestionAnswering (e.g. deepset/roberta-base-squad2), run by PyTorch."""
     try:
-        import torch
-        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+        with TORCH_WORK:
+            import torch
+            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForQuestionAnswering.from_pretrained(name_or_path).eval()
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+            model = AutoModelForQuestionAnswering.from_pretrained(name_or_path).eval()
     except (OSError, ValueError) as err:
         raise ReaderError(f"cannot load reader {name_or_path!r}: {str(err).splitlines()[0]}") from err
     fast = tokenizer.backend_tokenizer

@@ -181,3 +181,22 @@ def test_console_script_answers_whole_without_importing_torch(default_qa, index_
     assert failed.returncode == 2
     assert failed.stdout == ""
     assert "article-qa:" in failed.stderr
+
+
+@pytest.mark.slow
+def test_first_question_with_both_exports_missing_exports_both_and_answers(default_qa, tmp_path):
+    """The reader loads (and here exports) in a background thread while the encoder is exported in
+    the main one; importing transformers from both at once once failed the question."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(default_qa.index.status.path, tmp_path / default_qa.index.status.path.name)
+    env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(tmp_path), "NO_COLOR": "1"}
+    done = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "ask", "Who is the Ukrainian president?",
+                           "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout)["answer"]
+    assert "Zelensky" in answer["text"]
+    exports = sorted(p.parent.name.split("-")[0] for p in (tmp_path / "onnx").glob("*/model.onnx"))
+    assert exports == ["encoder", "reader"]
