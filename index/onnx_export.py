@@ -147,8 +147,7 @@ class OnnxEncoder:
         self.max_tokens = max_tokens
         self.pooling = pooling
         self.dim = int(self.session.get_outputs()[0].shape[-1])
-
-        self.workers = usable_cores()
+        self.workers = usable_cores()  # batches run at once (see index/parallel.py)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return next(self.encode_many([texts]))
