@@ -11,13 +11,13 @@ encoded.
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from index.embedding_model import ModelRef
+from index.parallel import Loading
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -30,8 +30,7 @@ class Embedder:
         self.export_dir = export_dir  # where the ONNX export lives (None: never export)
         self.runtime = runtime  # "auto", "onnx" or "torch"
         self._tokenizer = None
-        self._backend = None
-        self._loading = threading.Lock()  # one load even when a background thread started it
+        self._backend = Loading(self._make_backend)
 
     # -- tokenizer (cheap: the `tokenizers` library only) --------------------------------------
     @property
@@ -73,7 +72,8 @@ class Embedder:
 
     @property
     def runtime_in_use(self) -> str | None:
-        return None if self._backend is None else self._backend.name
+        backend = self._backend.loaded
+        return None if backend is None else backend.name
 
     def export(self) -> Path | None:
         """Write the ONNX export if it is missing; None when this model cannot be exported."""
@@ -85,22 +85,10 @@ class Embedder:
 
     def start_loading(self) -> None:
         """Load the runtime in a background thread; a failure shows where the model is next used."""
-
-        def load() -> None:
-            try:
-                self._load_backend()
-            except Exception:  # noqa: BLE001 - the next encode() loads again and raises it
-                pass
-
-        threading.Thread(target=load, name="article-qa-encoder", daemon=True).start()
+        self._backend.start()
 
     def _load_backend(self):
-        if self._backend is not None:
-            return self._backend
-        with self._loading:
-            if self._backend is None:
-                self._backend = self._make_backend()
-            return self._backend
+        return self._backend.get()
 
     def _make_backend(self):
         """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise."""

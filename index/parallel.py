@@ -1,6 +1,7 @@
-"""Run independent model batches on all cores at once, one thread each.
+"""Concurrency for the models: independent batches on all cores at once (one thread each), a
+model loaded in the background (`Loading`), and torch work in turn (`TORCH_WORK`).
 
-Why not ONNX Runtime's own threads: splitting each matrix product across cores pays a
+Why batches and not ONNX Runtime's own threads: splitting each matrix product across cores pays a
 synchronisation per operator, which a short chat window or a 100-piece batch cannot amortise, and
 two sessions' worker threads (encoder, reader) fight over the cores when they take turns. Batches
 are independent, so running one single-threaded batch per core keeps every core busy with no
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+T = TypeVar("T")
 
 MAX_WORKERS = 8  # past this, memory for activations grows faster than throughput
 
@@ -47,3 +49,57 @@ def map_in_threads(work: Callable[[Item], Result], items: Iterable[Item], worker
 
     with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="article-qa") as pool:
         yield from pool.map(work, items)
+
+
+class Loading(Generic[T]):
+    """A value loaded once, on first use or ahead of it in a background thread.
+
+    Used for the models: loading the reader (0.15-0.3 s, mostly ONNX Runtime building its session,
+    which releases the GIL) overlaps with loading the encoder and searching when it starts before
+    the search, so a cold `ask` is that much shorter on two cores; a chat loads both while its user
+    types. Errors surface where the value is used.
+    """
+
+    def __init__(self, load: Callable[[], T]):
+        self._load = load
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def loaded(self) -> T | None:
+        """The value if it is loaded; never waits or loads."""
+        return self._value
+
+    def start(self) -> None:
+        with self._lock:
+            if self._value is None and self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="article-qa-loading", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            value = self._load()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the thread that uses the value
+            self._error = error
+        else:
+            with self._lock:
+                if self._value is None:  # a value set meanwhile (use_reader) wins
+                    self._value = value
+
+    def get(self) -> T:
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        with self._lock:
+            if self._error is not None:
+                error, self._error, self._thread = self._error, None, None
+                raise error
+            if self._value is None:
+                self._value = self._load()
+            return self._value
+
+    def set(self, value: T) -> None:
+        with self._lock:
+            self._value = value

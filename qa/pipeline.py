@@ -9,15 +9,14 @@ from drifting apart.
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
 
 from index.article import Article, load_article
 from index.embedding_model import HASH_CACHE_FILE, resolve_model
 from index.embeddings import Embedder, Progress
+from index.parallel import Loading
 from index.passages import Chunking
 from index.store import ArticleIndex, default_index_dir, open_index
 from qa.answer import Answer, Decision, decide
@@ -28,8 +27,6 @@ from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
 
 DEFAULT_K = 3
 ENV_RUNTIME = "ARTICLE_QA_RUNTIME"
-
-T = TypeVar("T")
 
 
 class QuestionWarning(UserWarning):
@@ -60,54 +57,6 @@ def default_decision(reader_name: str | None) -> Decision:
     except (OSError, ValueError):  # unreadable: the reader's own loading reports it
         config = {}
     return Decision(float(config.get("null_threshold", 0.0)), float(config.get("retrieval_weight", 0.0)))
-
-
-class Loading(Generic[T]):
-    """A value loaded once, on first use or ahead of it in a background thread.
-
-    Loading the reader (0.15-0.3 s, mostly ONNX Runtime building its session, which releases the
-    GIL) overlaps with loading the encoder and searching when it starts before the search: the
-    cold `ask` is that much shorter on two cores. Errors surface where the value is used.
-    """
-
-    def __init__(self, load: Callable[[], T]):
-        self._load = load
-        self._lock = threading.Lock()
-        self._value: T | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def start(self) -> None:
-        with self._lock:
-            if self._value is None and self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="article-qa-loading", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            value = self._load()
-        except BaseException as error:  # noqa: BLE001 - re-raised in the thread that uses the value
-            self._error = error
-        else:
-            with self._lock:
-                if self._value is None:  # a value set meanwhile (use_reader) wins
-                    self._value = value
-
-    def get(self) -> T:
-        thread = self._thread
-        if thread is not None:
-            thread.join()
-        with self._lock:
-            if self._error is not None:
-                error, self._error, self._thread = self._error, None, None
-                raise error
-            if self._value is None:
-                self._value = self._load()
-            return self._value
-
-    def set(self, value: T) -> None:
-        with self._lock:
-            self._value = value
 
 
 class ArticleQA:

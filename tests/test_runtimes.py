@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from qa.pipeline import Loading
+from index.parallel import Loading
 from qa.squad_eval import load_squad
 
 
