@@ -148,6 +148,7 @@ class OnnxEncoder:
         self.pooling = pooling
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         self.workers = usable_cores()  # batches run at once (see index/parallel.py)
+        self.input_names = {i.name for i in self.session.get_inputs()}  # models differ (token_type_ids)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return next(self.encode_many([texts]))
@@ -161,8 +162,7 @@ class OnnxEncoder:
         return map_in_threads(self._run, arrays, self.workers)
 
     def _run(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        names = {i.name for i in self.session.get_inputs()}
-        (hidden,) = self.session.run(None, {k: v for k, v in arrays.items() if k in names})
+        (hidden,) = self.session.run(None, {k: v for k, v in arrays.items() if k in self.input_names})
         return pool(hidden, arrays["attention_mask"], self.pooling).astype(np.float32)
 
 
