@@ -96,21 +96,18 @@ class Embedder:
             from index.onnx_export import OnnxEncoder, discard, exported_model_path
 
             path = exported_model_path(self.model, self.export_dir)
-            for attempt in range(2):  # a damaged export is discarded and made again, once
-                if not path.is_file():
-                    try:
-                        self.export()
-                    except Exception:  # noqa: BLE001 - a failed export only costs speed
-                        if self.runtime == "onnx":
-                            raise
-                if not path.is_file():
-                    break
+            onnx_encoder = lambda: OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))  # noqa: E731
+            if path.is_file():
                 try:
-                    return OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))
-                except Exception:  # noqa: BLE001 - ONNX Runtime's errors for damaged files vary
+                    return onnx_encoder()
+                except Exception:  # noqa: BLE001 - damaged on disk (ORT's errors vary): made again below
                     discard(path)
-                    if attempt and self.runtime == "onnx":
-                        raise
+            try:
+                self.export()
+                return onnx_encoder()
+            except Exception:  # noqa: BLE001 - a failed export only costs speed
+                if self.runtime == "onnx":
+                    raise
         return TorchEncoder(self.model)
 
 

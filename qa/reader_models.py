@@ -65,9 +65,11 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     stride = int(config.get("stride", 128))
     key = hashlib.sha256((digest + (base.sha256 or "")).encode()).hexdigest()[:16]
     onnx_path = Path(export_dir) / f"reader-{key}" / MODEL_FILE if export_dir else None
+    onnx_reader = lambda: Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx",  # noqa: E731
+                                 workers=usable_cores())
     if onnx_path is not None and onnx_path.is_file():
         try:
-            return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx", workers=usable_cores())
+            return onnx_reader()
         except Exception:  # noqa: BLE001 - damaged on disk: made again below
             discard(onnx_path)
     with TORCH_WORK:
@@ -75,7 +77,7 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
         if onnx_path is not None:
             try:
                 _export_reader(network, onnx_path, tokenizer)
-                return Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx", workers=usable_cores())
+                return onnx_reader()
             except Exception:  # noqa: BLE001 - an export failure only costs speed
                 pass
     return Reader(_torch_runner(network), tokenizer, max_length, stride, "torch")
