@@ -451,7 +451,7 @@ def eval_command(
 ) -> None:
     """Measure answer quality (SQuAD exact/F1, abstention, retrieval recall@k) on a question file."""
     with _user_errors():
-        from qa.evaluate import evaluate_file
+        from evaluation.run import evaluate_file
 
         _quiet_libraries()
         _offline_unless_hub(model, reader)

@@ -29,7 +29,7 @@ class ReaderError(Exception):
 def shipped_config(folder: Path = SHIPPED_READER) -> dict:
     path = folder / READER_CONFIG
     if not path.is_file():
-        raise ReaderError(f"no trained reader at {folder} (train one with python -m qa.train_reader)")
+        raise ReaderError(f"no trained reader at {folder} (train one with python -m training.reader)")
     return json.loads(path.read_text())
 
 
@@ -50,12 +50,12 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     from index.onnx_export import MODEL_FILE, discard
 
     config = shipped_config(folder)
-    adapter_path = folder / config.get("adapter", "adapter.safetensors")
-    if not adapter_path.is_file():
-        raise ReaderError(f"reader adapter missing: {adapter_path}")
-    digest = hashlib.sha256(adapter_path.read_bytes()).hexdigest()
-    if digest != config["adapter_sha256"]:
-        raise ReaderError(f"reader adapter {adapter_path} fails its checksum; reinstall article-qa")
+    weights_path = folder / weights_file(config)
+    if not weights_path.is_file():
+        raise ReaderError(f"reader weights missing: {weights_path}")
+    digest = hashlib.sha256(weights_path.read_bytes()).hexdigest()
+    if digest != config.get("weights_sha256", config.get("adapter_sha256")):
+        raise ReaderError(f"reader weights {weights_path} fail their checksum; reinstall article-qa")
     hash_cache = Path(export_dir).parent / HASH_CACHE_FILE if export_dir else None
     base = resolve_model(config.get("base_model"), hash_cache=hash_cache)
     if config.get("base_sha256") and base.sha256 != config["base_sha256"]:
@@ -73,7 +73,7 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
         except Exception:  # noqa: BLE001 - damaged on disk: made again below
             discard(onnx_path)
     with TORCH_WORK:
-        network = merged_network(base.path, adapter_path, config)
+        network = merged_network(base.path, folder, config)
         if onnx_path is not None:
             try:
                 _export_reader(network, onnx_path, tokenizer)
@@ -83,12 +83,21 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     return Reader(_torch_runner(network), tokenizer, max_length, stride, "torch")
 
 
-def merged_network(base_path: str, adapter_path: Path, config: dict):
+def weights_file(config: dict) -> str:
+    """The trained weights' file name: a float16 delta ("kind": "delta") or LoRA adapters (older)."""
+    return config.get("weights") or config.get("adapter", "adapter.safetensors")
+
+
+def merged_network(base_path: str, folder: Path, config: dict):
+    """The reader's PyTorch network: base weights with the stored delta (or adapters) applied."""
     from safetensors.torch import load_file
 
-    from qa.reader_net import load_merged
+    from qa.reader_net import load_merged, load_with_delta
 
-    return load_merged(base_path, load_file(str(adapter_path)), int(config["rank"]), float(config["alpha"]))
+    stored = load_file(str(Path(folder) / weights_file(config)))
+    if config.get("kind") == "delta":
+        return load_with_delta(base_path, stored)
+    return load_merged(base_path, stored, int(config["rank"]), float(config["alpha"]))
 
 
 def _torch_runner(network):

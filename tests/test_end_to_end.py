@@ -7,7 +7,7 @@ import json
 import pytest
 
 from qa.render import plain
-from qa.squad_eval import best_scores, load_chats, load_squad
+from evaluation.squad import best_scores, load_chats, load_squad
 
 from conftest import DATA
 

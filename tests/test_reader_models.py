@@ -54,15 +54,11 @@ def test_unknown_reader_is_a_clear_error(index_dir, tmp_path):
 def test_shipped_reader_uses_segment_ids():
     """peft's QA wrapper silently drops token_type_ids; ours must not."""
     import torch
-    from safetensors.torch import load_file
 
     from index.embedding_model import resolve_model
-    from qa.reader_models import SHIPPED_READER, shipped_config
-    from qa.reader_net import load_merged
+    from qa.reader_models import SHIPPED_READER, merged_network, shipped_config
 
-    config = shipped_config()
-    network = load_merged(resolve_model(None).path, load_file(str(SHIPPED_READER / config["adapter"])),
-                          config["rank"], config["alpha"])
+    network = merged_network(resolve_model(None).path, SHIPPED_READER, shipped_config())
     ids = torch.tensor([[101, 2073, 2024, 102, 9371, 2001, 2182, 102]])
     mask = torch.ones_like(ids)
     types = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1]])
@@ -73,35 +69,61 @@ def test_shipped_reader_uses_segment_ids():
 
 
 def test_shipped_reader_checksum_matches():
-    from qa.reader_models import SHIPPED_READER, shipped_config
+    from qa.reader_models import SHIPPED_READER, shipped_config, weights_file
 
     config = shipped_config()
-    data = (SHIPPED_READER / config["adapter"]).read_bytes()
-    assert hashlib.sha256(data).hexdigest() == config["adapter_sha256"]
-    assert len(data) < 20 * 1024 * 1024
+    data = (SHIPPED_READER / weights_file(config)).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == config.get("weights_sha256", config.get("adapter_sha256"))
+    assert len(data) < 30 * 1024 * 1024
 
 
 def test_training_loop_runs_saves_and_resumes(tmp_path):
-    from qa.train_reader import STATE_FILE, main
+    from training.reader import CHECKPOINT_FILE, STATE_FILE, main
 
     out = tmp_path / "reader"
     common = ["--data", str(DATA / "train_sample.json"), "--out", str(out), "--batch-size", "4",
-              "--max-length", "96", "--save-every", "1", "--threads", "1", "--planned-steps", "10"]
+              "--max-length", "96", "--save-every", "1", "--threads", "1", "--holdout-articles", "0",
+              "--probe-every", "0"]
     main(common + ["--max-steps", "2"])
     state = json.loads((out / STATE_FILE).read_text())
     assert state["step"] == 2 and state["examples_seen"] == 8
     reader = json.loads((out / "reader.json").read_text())
-    assert reader["adapter_sha256"] == hashlib.sha256((out / "adapter.safetensors").read_bytes()).hexdigest()
-    first_adapter = (out / "adapter.safetensors").read_bytes()
+    assert reader["kind"] == "delta"
+    assert reader["weights_sha256"] == hashlib.sha256((out / reader["weights"]).read_bytes()).hexdigest()
+    first = (out / CHECKPOINT_FILE).read_bytes()
     main(common + ["--max-steps", "3"])
     state = json.loads((out / STATE_FILE).read_text())
     assert state["step"] == 3 and state["examples_seen"] == 12
     assert state["position"] >= 12
-    assert (out / "adapter.safetensors").read_bytes() != first_adapter
+    assert (out / CHECKPOINT_FILE).read_bytes() != first
+
+
+def test_trained_folder_is_a_reader_that_matches_the_trained_network(tmp_path):
+    """The float16 delta the folder ships reproduces the float32 network that was trained."""
+    import torch
+    from safetensors.torch import load_file
+
+    from index.embedding_model import resolve_model
+    from qa.reader_models import merged_network, shipped_config
+    from training.reader import CHECKPOINT_FILE, main
+
+    out = tmp_path / "reader"
+    main(["--data", str(DATA / "train_sample.json"), "--out", str(out), "--batch-size", "4",
+          "--max-length", "96", "--threads", "1", "--holdout-articles", "0", "--probe-every", "0",
+          "--max-steps", "2", "--lr", "1e-3"])
+    base = resolve_model(None).path
+    shipped = merged_network(base, out, shipped_config(out))
+    trained = merged_network(base, out, shipped_config(out))
+    trained.load_state_dict(load_file(str(out / CHECKPOINT_FILE)), strict=False)
+    ids = torch.tensor([[101, 2073, 2024, 102, 9371, 2001, 2182, 1996, 2062, 102]])
+    mask, types = torch.ones_like(ids), torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1, 1, 1]])
+    with torch.inference_mode():
+        a, b = shipped(ids, mask, types), trained(ids, mask, types)
+    assert torch.allclose(a[0], b[0], atol=1e-2) and torch.allclose(a[1], b[1], atol=1e-2)
 
 
 def test_label_uses_the_occurrence_nearest_the_question():
-    from qa.train_reader import best_occurrence
+    from training.examples import best_occurrence
 
     context = ("In 1990 the bridge was painted. Many years later, the old tower collapsed in 1990 "
                "after the storm, which nobody expected.")

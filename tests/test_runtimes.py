@@ -10,7 +10,7 @@ import pytest
 
 from conftest import DATA
 from index.parallel import Loading
-from qa.squad_eval import load_squad
+from evaluation.squad import load_squad
 
 
 def test_loading_in_the_background_loads_once():

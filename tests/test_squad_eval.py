@@ -1,11 +1,11 @@
-"""Tests for qa.squad_eval: official SQuAD v2 scoring, SQuAD/chat loading, Scoreboard metrics."""
+"""Tests for evaluation.squad: official SQuAD v2 scoring, SQuAD/chat loading, Scoreboard metrics."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from qa.squad_eval import (
+from evaluation.squad import (
     EvalDocument,
     EvalQuestion,
     Scoreboard,

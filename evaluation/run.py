@@ -17,7 +17,7 @@ from index.article import article_from_text, load_article
 from qa.answer import Decision, decide
 from qa.conversation import Contextual
 from qa.pipeline import ArticleQA
-from qa.squad_eval import Scoreboard, best_scores, load_chats, load_squad
+from evaluation.squad import Scoreboard, best_scores, load_chats, load_squad
 
 CHUNK = 32
 RECALL_DEPTH = 5

@@ -1,0 +1,1 @@
+"""Measuring answers: SQuAD-style scores, calibration, and `article-qa eval` over the real answering path."""

