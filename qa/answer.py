@@ -14,36 +14,66 @@ from qa.reader import Span
 from qa.retrieve import Hit
 
 NO_ANSWER_TEXT = "The article does not say."
+NOT_SURE_TEXT = "Not sure."
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A span of the article (`text == article[start:end]`) and the probability that it is right."""
+
+    text: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "start": self.start, "end": self.end, "score": round(self.score, 4)}
 
 
 @dataclass(frozen=True)
 class Answer:
-    """`text == article[start:end]` when answered; all three are None when the article does not say."""
+    """What a question got: an answer span, or none ("the article does not say") possibly with a
+    `best_guess` that was not likely enough to be given as the answer ("not sure").
+
+    `text == article[start:end]` when answered; all three are None otherwise. `score` is the
+    probability that the answer is right; on abstention, that of the best guess (0 without one).
+    """
 
     question: str
     text: str | None
     start: int | None
     end: int | None
-    score: float  # confidence in the span (0-1); for no answer, confidence that there is none
+    score: float
     hits: tuple[Hit, ...]
+    best_guess: Candidate | None = None  # only when not answered
+    read_as: str | None = None  # the question as the reader read it, when a follow-up was rewritten
 
     @property
     def answered(self) -> bool:
         return self.text is not None
 
+    @property
+    def verdict(self) -> str:
+        """"answered", "not sure" (abstained with a best guess) or "not in the article"."""
+        if self.answered:
+            return "answered"
+        return "not sure" if self.best_guess is not None else "not in the article"
+
     def to_dict(self) -> dict:
         """The JSON shape of `--json` and batch output."""
         answer = None
         if self.answered:
-            answer = {"text": self.text, "start": self.start, "end": self.end, "score": round(self.score, 4)}
-        return {
-            "question": self.question,
-            "answer": answer,
-            "passages": [
-                {"text": h.passage.text, "start": h.passage.start, "end": h.passage.end, "score": round(h.score, 4)}
-                for h in self.hits
-            ],
-        }
+            answer = Candidate(self.text, self.start, self.end, self.score).to_dict()
+        out = {"question": self.question}
+        if self.read_as is not None and self.read_as != self.question:
+            out["read_as"] = self.read_as
+        out["answer"] = answer
+        out["best_guess"] = self.best_guess.to_dict() if self.best_guess else None
+        out["passages"] = [
+            {"text": h.passage.text, "start": h.passage.start, "end": h.passage.end, "score": round(h.score, 4)}
+            for h in self.hits
+        ]
+        return out
 
 
 @dataclass(frozen=True)
@@ -52,6 +82,7 @@ class Decision:
 
     null_threshold: float = 0.0  # a span must beat "no answer" by this many logits
     retrieval_weight: float = 0.0  # adds the passage's retrieval score (0-1) times this to the margin
+    guess_floor: float = 0.1  # an abstention shows its best candidate as a guess when at least this likely
 
 
 def sigmoid(x: float) -> float:
@@ -69,10 +100,12 @@ def decide(question: str, article_text: str, spans: list[Span], hits: list[Hit],
     ranked = sorted(spans, key=evidence, reverse=True)  # stable: ties keep the reader's order
     trimmed = ((span, _trim(article_text, span.start, span.end)) for span in ranked)
     best, (start, end) = next(((s, t) for s, t in trimmed if t[0] < t[1]), (None, (None, None)))
-    if best is None or evidence(best) < decision.null_threshold:
-        margin = evidence(best) if best is not None else -10.0
-        return Answer(question, None, None, None, sigmoid(decision.null_threshold - margin), tuple(hits))
+    if best is None:
+        return Answer(question, None, None, None, 0.0, tuple(hits))
     confidence = sigmoid(evidence(best) - decision.null_threshold)
+    if evidence(best) < decision.null_threshold:
+        guess = Candidate(article_text[start:end], start, end, confidence) if confidence >= decision.guess_floor else None
+        return Answer(question, None, None, None, guess.score if guess else 0.0, tuple(hits), best_guess=guess)
     return Answer(question, article_text[start:end], start, end, confidence, tuple(hits))
 
 

@@ -135,8 +135,9 @@ class ArticleQA:
         hits = self.search_many(contexts, self.settings.k)
         spans = self.read_many(contexts, hits)
         return [
-            decide(q, self.article.text, s, h, self.settings.decision)
-            for q, s, h in zip(questions, spans, hits)
+            replace(decide(q, self.article.text, s, h, self.settings.decision),
+                    read_as=c.question if c.question != q else None)
+            for q, c, s, h in zip(questions, contexts, spans, hits)
         ]
 
     def search_many(self, contexts: list[Contextual], k: int) -> list[list[Hit]]:

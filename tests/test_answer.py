@@ -53,8 +53,18 @@ def test_abstains_when_best_margin_is_under_threshold():
     answer = decide("Who won the cup?", ARTICLE, [ZELENSKY, BRUSSELS], HITS, Decision(null_threshold=2.5))
     assert not answer.answered
     assert (answer.text, answer.start, answer.end) == (None, None, None)
-    assert answer.score == pytest.approx(sigmoid(2.5 - 2.0))
+    # The best span is still shown, as a guess, with its (lower than even) probability.
+    assert answer.verdict == "not sure"
+    assert answer.best_guess.text == "Brussels" == ARTICLE[answer.best_guess.start:answer.best_guess.end]
+    assert answer.score == answer.best_guess.score == pytest.approx(sigmoid(2.0 - 2.5))
     assert answer.hits == tuple(HITS)
+    assert answer.to_dict()["answer"] is None and answer.to_dict()["best_guess"]["text"] == "Brussels"
+
+
+def test_an_unlikely_candidate_is_not_offered_as_a_guess():
+    answer = decide("Who won the cup?", ARTICLE, [BRUSSELS], HITS, Decision(null_threshold=8.0))
+    assert answer.verdict == "not in the article" and answer.best_guess is None
+    assert answer.to_dict()["best_guess"] is None
 
 
 def test_threshold_boundary_answers_at_equality():
@@ -66,13 +76,13 @@ def test_negative_margin_abstains_with_default_threshold():
     weak = span_of("Sunday", -0.3, P1)
     answer = decide("q", ARTICLE, [weak], HITS, Decision())
     assert answer.text is None
-    assert answer.score == pytest.approx(sigmoid(0.3))
+    assert answer.score == pytest.approx(sigmoid(-0.3))
 
 
 def test_no_spans_abstains():
     answer = decide("q", ARTICLE, [], [], Decision())
     assert answer.text is None and answer.hits == ()
-    assert answer.score > 0.99
+    assert answer.score == 0.0 and answer.best_guess is None
 
 
 def test_trimming_keeps_an_exact_slice():
@@ -120,8 +130,8 @@ def test_retrieval_weight_can_lift_a_span_over_the_threshold():
 def test_to_dict_answered_shape():
     answer = decide("Where?", ARTICLE, [BRUSSELS], HITS, Decision())
     d = answer.to_dict()
-    assert set(d) == {"question", "answer", "passages"}
-    assert d["question"] == "Where?"
+    assert set(d) == {"question", "answer", "best_guess", "passages"}
+    assert d["question"] == "Where?" and d["best_guess"] is None
     assert d["answer"] == {
         "text": "Brussels",
         "start": BRUSSELS.start,
@@ -138,11 +148,18 @@ def test_to_dict_answered_shape():
 
 
 def test_to_dict_unanswered_shape():
-    answer = Answer("Who won?", None, None, None, 0.87654321, (Hit(P0, 0.123456, 0.1, 0.2),))
+    answer = Answer("Who won?", None, None, None, 0.0, (Hit(P0, 0.123456, 0.1, 0.2),))
     d = answer.to_dict()
     assert d == {
         "question": "Who won?",
         "answer": None,
+        "best_guess": None,
         "passages": [{"text": P0.text, "start": P0.start, "end": P0.end, "score": 0.1235}],
     }
+
+
+def test_to_dict_says_how_a_rewritten_follow_up_was_read():
+    answer = Answer("When?", None, None, None, 0.0, (), read_as="When were the peace talks held?")
+    assert answer.to_dict()["read_as"] == "When were the peace talks held?"
+    assert "read_as" not in Answer("When?", None, None, None, 0.0, (), read_as="When?").to_dict()
     assert NO_ANSWER_TEXT == "The article does not say."
