@@ -19,14 +19,6 @@ import numpy as np
 from index.embedding_model import ModelRef
 from index.parallel import TORCH_WORK, map_in_threads, usable_cores
 
-_PROBES = [
-    "Where were the peace talks held?",
-    "Ukrainian President Volodymyr Zelensky has announced that Ukraine will no longer pursue membership "
-    "in the North Atlantic Treaty Organization (NATO) alliance, describing the move as a compromise.",
-    "“Curly quotes”, emoji 👍 and numbers like 3.50 all go through the same tokenizer.",
-    "x",
-]
-MIN_COSINE = 0.999
 # ONNX Runtime keeps a telemetry database (SQLite, with a device id) under ~/.cache/Microsoft and
 # writes it at every session start and exit (~25 ms here). A tool run per question should neither
 # record its users' usage nor pay for it; a user may still set ORT_DISABLE_TELEMETRY=0.
@@ -182,52 +174,3 @@ def export_graph(module, path: Path, names: list[str], outputs: list[str]) -> Pa
             dynamic_axes=axes, opset_version=17, dynamo=False,
         )
     return tmp
-
-
-def export_embedder(model: ModelRef, export_dir: Path) -> Path:
-    """Export the model's transformer, check it against sentence-transformers, then publish it."""
-    with TORCH_WORK:
-        return _export_embedder(model, export_dir)
-
-
-def _export_embedder(model: ModelRef, export_dir: Path) -> Path:
-    import torch
-
-    from index.embeddings import TorchEncoder, _pooling, load_fast_tokenizer
-
-    path = exported_model_path(model, export_dir)
-    if path.is_file():
-        return path
-    Path(export_dir).mkdir(parents=True, exist_ok=True)
-    reference = TorchEncoder(model)
-    transformer = reference.st[0].auto_model.eval()
-
-    class Hidden(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = transformer
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.net(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    tmp = export_graph(Hidden(), path, ["input_ids", "attention_mask", "token_type_ids"], ["hidden"])
-    try:
-        max_tokens = int(reference.st.get_max_seq_length() or 256)
-        candidate = OnnxEncoder(tmp, load_fast_tokenizer(model), max_tokens, _pooling(model))
-        expected = reference.encode(_PROBES)
-        got = candidate.encode(_PROBES)
-        cosine = _row_cosines(expected, got).min()
-        if cosine < MIN_COSINE:
-            raise ExportError(f"ONNX export differs from PyTorch (cosine {cosine:.4f} < {MIN_COSINE})")
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return (a * b).sum(axis=1)
