@@ -56,15 +56,21 @@ def file_sha256(path: Path) -> str:
 
 
 # Hashing 90 MB costs ~0.15 s, a sixth of a cold `ask`. The digest is remembered per file state
-# (path, size, mtime) in memory and, when given, in a small JSON file in the cache folder: a
-# replaced or rewritten file has a new state and is hashed again.
+# (path, size, mtime, inode, ctime) in memory and, when given, in a small JSON file in the cache
+# folder: a replaced or rewritten file has a new state and is hashed again. The ctime cannot be set
+# back by anyone writing the file (unlike the mtime), so a remembered digest is as good as a fresh one.
 _HASH_CACHE: dict[str, str] = {}
 HASH_CACHE_FILE = "hashes.json"
+MAX_HASH_CACHE_BYTES = 4 * 1024 * 1024
+
+
+def _state_key(path: Path) -> str:
+    stat = os.stat(path)
+    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_ctime_ns}"
 
 
 def cached_sha256(path: Path, cache_file: Path | None = None) -> str:
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = _state_key(path)
     if key in _HASH_CACHE:
         return _HASH_CACHE[key]
     stored = _read_hash_cache(cache_file)
@@ -75,11 +81,23 @@ def cached_sha256(path: Path, cache_file: Path | None = None) -> str:
     return stored[key]
 
 
+def remember_sha256(path: Path, digest: str, cache_file: Path | None = None) -> None:
+    """Record the digest of a file the caller has just written and hashed, for `cached_sha256`."""
+    key = _state_key(path)
+    _HASH_CACHE[key] = digest
+    if cache_file is not None:
+        stored = _read_hash_cache(cache_file)
+        stored[key] = digest
+        _write_hash_cache(cache_file, stored)
+
+
 def _read_hash_cache(cache_file: Path | None) -> dict[str, str]:
     if cache_file is None:
         return {}
+    from index.cache_files import read_regular
+
     try:
-        data = json.loads(Path(cache_file).read_text(encoding="utf-8"))
+        data = json.loads(read_regular(Path(cache_file), MAX_HASH_CACHE_BYTES))
         return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
     except (OSError, ValueError, AttributeError):
         return {}
@@ -88,11 +106,13 @@ def _read_hash_cache(cache_file: Path | None) -> dict[str, str]:
 def _write_hash_cache(cache_file: Path | None, stored: dict[str, str]) -> None:
     if cache_file is None:
         return
+    from index.cache_files import private_folder, write_atomic
+
     try:
-        Path(cache_file).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = Path(cache_file).with_name(f".{Path(cache_file).name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(stored), encoding="utf-8")
-        os.replace(tmp, cache_file)
+        # Entries of files long gone would pile up: keep only files that still exist.
+        stored = {k: v for k, v in stored.items() if os.path.exists(k.split("|", 1)[0])}
+        private_folder(Path(cache_file).parent, parents=True)
+        write_atomic(Path(cache_file), json.dumps(stored).encode("utf-8"))
     except OSError:
         pass  # a cache that cannot be written only costs a re-hash next time
 

@@ -18,7 +18,7 @@ from index.embedding_model import HASH_CACHE_FILE, resolve_model
 from index.embeddings import Embedder, Progress
 from index.parallel import Loading
 from index.passages import Chunking
-from index.store import ArticleIndex, default_index_dir, open_index
+from index.store import ArticleIndex, cache_problem, default_index_dir, open_index
 from qa.answer import Answer, Decision, decide
 from qa.conversation import Contextual, Turn, contextualize
 from qa.reader import MAX_QUESTION_TOKENS, Reader, Span, truncate_question
@@ -89,10 +89,14 @@ class ArticleQA:
         root = Path(index_dir) if index_dir else default_index_dir()
         # ARTICLE_QA_RUNTIME=torch skips the ONNX exports: the reference for checking them.
         runtime = os.environ.get(ENV_RUNTIME, "auto")
-        embedder = Embedder(resolve_model(model, hash_cache=root / HASH_CACHE_FILE), export_dir=root / "onnx",
-                            runtime=runtime)
+        # A cache folder that is not safely the user's own is not written at all: no hash cache, no
+        # exports (open_index says so, once, and keeps the index in memory).
+        usable = cache_problem(root) is None
+        hash_cache = root / HASH_CACHE_FILE if usable else None
+        export_dir = root / "onnx" if usable else None
+        embedder = Embedder(resolve_model(model, hash_cache=hash_cache), export_dir=export_dir, runtime=runtime)
         index = open_index(article, embedder, chunking, root, progress=progress, rebuild=rebuild)
-        return cls(index, reader, settings, export_dir=None if runtime == "torch" else root / "onnx")
+        return cls(index, reader, settings, export_dir=None if runtime == "torch" else export_dir)
 
     @property
     def article(self) -> Article:
