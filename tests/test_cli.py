@@ -67,7 +67,7 @@ def test_batch_answers_every_line_once_in_order(cli_env, tmp_path):
     lines = [
         json.dumps({"id": "a", "question": "Where were the peace talks held?"}),
         "{not json",
-        "Who is the Ukrainian president?",
+        json.dumps({"question": "Who is the Ukrainian president?"}),
         "",
         json.dumps({"id": "c1", "conversation": "c", "question": "Who announced that Ukraine is dropping its NATO bid?"}),
         json.dumps({"id": "c2", "conversation": "c", "question": "How did he speak to journalists?"}),
@@ -79,12 +79,13 @@ def test_batch_answers_every_line_once_in_order(cli_env, tmp_path):
     result = run("batch", str(source), "--output", str(out))
     assert result.exit_code == 1  # some lines failed
     records = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
-    assert [r["line"] for r in records] == list(range(1, len(lines) + 1))
+    assert [r["line"] for r in records] == [1, 2, 3, 5, 6, 7]  # the blank line 4 is skipped
     assert [r["id"] for r in records][:3] == ["a", None, "3"]
     errors = [r for r in records if "error" in r]
-    assert [r["line"] for r in errors] == [2, 4, 7]
+    assert [r["line"] for r in errors] == [2, 7]
     assert "Brussels" in records[0]["answer"]["text"]
-    assert "WhatsApp" in (records[5]["answer"] or {}).get("text", "")
+    assert "Zelensky" in records[2]["answer"]["text"]
+    assert "WhatsApp" in (records[4]["answer"] or {}).get("text", "")
 
 
 def test_batch_resume_completes_without_duplicates(cli_env, tmp_path):
