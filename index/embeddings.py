@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from index.embedding_model import ModelRef
+from index.embedding_model import ModelRef, load_error
 from index.parallel import TORCH_WORK, Loading
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -122,7 +122,10 @@ class TorchEncoder:
         with TORCH_WORK:
             from sentence_transformers import SentenceTransformer
 
-            self.st = SentenceTransformer(model.path, device="cpu")
+            try:
+                self.st = SentenceTransformer(model.path, device="cpu")
+            except (OSError, ValueError, KeyError) as err:  # no such hub model, no network, broken files
+                raise load_error(model.name, err) from err
         dimension = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
         self.dim = int(dimension())
 
@@ -143,7 +146,10 @@ def load_fast_tokenizer(model: ModelRef):
     else:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(model.path).backend_tokenizer
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model.path).backend_tokenizer
+        except (OSError, ValueError, KeyError) as err:
+            raise load_error(model.name, err) from err
     tokenizer.no_truncation()
     tokenizer.no_padding()
     return tokenizer
