@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from index.printable import printable
+
 MAX_LINE_BYTES = 1_000_000
 MAX_QUESTION_CHARS = 2000
 FORMATS = ("auto", "jsonl", "text")
@@ -114,7 +116,8 @@ def _unique_ids(records: Iterator[BatchQuestion | BatchError]) -> Iterator[Batch
             earlier = first_line.setdefault(record.id, record.line)
             if earlier != record.line and isinstance(record, BatchQuestion):
                 hint = ' (a line without "id" has its line number as id)' if record.id == str(record.line) else ""
-                record = BatchError(record.line, record.id, f'id "{record.id}" is already used by line {earlier}{hint}')
+                shown = printable(record.id)  # an id may hold control characters; a message may not
+                record = BatchError(record.line, record.id, f'id "{shown}" is already used by line {earlier}{hint}')
         yield record
 
 
