@@ -225,3 +225,31 @@ def remove_stale_temps(folder: Path) -> list[str]:
         except OSError:
             pass
     return removed
+
+
+def load_private(path: Path, load: Callable[[str], None]) -> bool:
+    """`load(path)` when `path` is a regular file of this user that is not a link (a history file
+    planted as a link to another file is not read); False when it was not loaded."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    uid = _uid()
+    if not stat.S_ISREG(info.st_mode) or (uid is not None and info.st_uid != uid):
+        return False
+    try:
+        load(str(path))
+    except OSError:
+        return False
+    return True
+
+
+def save_private(path: Path, save: Callable[[str], None]) -> bool:
+    """Write `path` through `save(temp_path)` and one rename (never through a planted link), in a
+    private folder; False when it could not be written (a history is not worth an error)."""
+    try:
+        private_folder(Path(path).parent, parents=True)
+        write_atomic(Path(path), save)
+    except OSError:
+        return False
+    return True

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import re
 
+from index.printable import BIDI_CONTROLS, SEPARATORS, escape_char
 from qa.answer import NO_ANSWER_TEXT, Answer
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Tabs and line breaks are kept; bidi controls (U+202E shows "txt.exe" as "exe.txt") are not.
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI_CONTROLS}{SEPARATORS}]")
 
 
 def visible(text: str) -> str:
-    """Control characters (escape sequences included) as harmless `\\x1b`-style escapes."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Control characters (escape sequences included) and bidi controls as harmless `\\x1b` /
+    `\\u202e` escapes."""
+    return _CONTROL.sub(lambda m: escape_char(m.group()), text)
 
 
 def _highlight_range(answer: Answer, start: int, end: int) -> tuple[int, int] | None:
