@@ -345,6 +345,7 @@ def _save(folder: Path, expected: dict, passages: list[Passage], vectors: np.nda
         if entry.name not in keep and any(p.fullmatch(entry.name) for p in DATA_FILES.values()):
             os.unlink(entry.path)  # an older index's data file (a link is removed, never followed)
     remove_stale_temps(folder)  # of writers killed mid-write
+    remove_stale_temps(folder.parent)  # e.g. the hash cache's, in the cache folder itself
 
 
 def _make_private_dir(folder: Path) -> None:

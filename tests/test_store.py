@@ -649,8 +649,12 @@ def test_only_dead_writers_temp_files_are_removed_and_only_the_tools_own_names(a
     }
     for name in leftovers:
         (folder / name).write_text("x")
+    in_root = {f".hashes.json.{dead_pid}.abcdefgh.tmp": False, "my-notes.txt": True}
+    for name in in_root:
+        (index_dir / name).write_text("x")
     assert open_quietly(article, FakeEmbedder(), B, index_dir).status.action == "rebuilt"
     assert {name: (folder / name).exists() for name in leftovers} == leftovers
+    assert {name: (index_dir / name).exists() for name in in_root} == in_root
 
 
 def test_lexical_statistics_are_saved_checked_and_memory_mapped(article, index_dir):
