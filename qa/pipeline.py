@@ -21,6 +21,7 @@ from index.passages import Chunking
 from index.store import ArticleIndex, default_index_dir, open_index
 from qa.answer import Answer, Decision, decide
 from qa.conversation import Contextual, Turn, contextualize
+from qa.question import language_notice, shorten_question
 from qa.reader import MAX_QUESTION_TOKENS, Reader, Span, truncate_question
 from qa.reader_models import load_reader, shipped_config
 from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
@@ -30,7 +31,7 @@ ENV_RUNTIME = "ARTICLE_QA_RUNTIME"
 
 
 class QuestionWarning(UserWarning):
-    """A question was used only in part (too long for the reader)."""
+    """A question was used only in part (too long for the reader), or looks like another language."""
 
 
 @dataclass(frozen=True)
@@ -125,20 +126,31 @@ class ArticleQA:
         if not questions:
             return []
         contexts = contexts or [Contextual(q, q) for q in questions]
-        for c in contexts:
-            if truncate_question(self.index.embedder.tokenizer, c.question)[1]:
-                warnings.warn(
-                    f"question is longer than {MAX_QUESTION_TOKENS} word pieces; the reader sees only "
-                    f"its beginning: {c.question[:60]!r}…", QuestionWarning,
-                )
+        read = [self._reader_question(c) for c in contexts]
         self._reader.start()  # loads while the question is encoded and searched
         hits = self.search_many(contexts, self.settings.k)
-        spans = self.read_many(contexts, hits)
+        spans = self.read_many(read, hits)
         return [
             replace(decide(q, self.article.text, s, h, self.settings.decision),
                     read_as=c.question if c.question != q else None)
             for q, c, s, h in zip(questions, contexts, spans, hits)
         ]
+
+    def _reader_question(self, context: Contextual) -> Contextual:
+        """What the reader reads: the question sentence of a question too long for it (retrieval
+        still searches with the whole question), with a warning; and a notice for another language."""
+        notice = language_notice(context.question)
+        if notice:
+            warnings.warn(notice, QuestionWarning)
+        tokenizer = self.index.embedder.tokenizer
+        short = shorten_question(context.question, lambda text: not truncate_question(tokenizer, text)[1])
+        if not short.shortened:
+            return context
+        warnings.warn(
+            f"question is longer than {MAX_QUESTION_TOKENS} word pieces, the most the reader reads; "
+            f"it reads {short.how}: {short.text!r}", QuestionWarning,
+        )
+        return Contextual(short.text, context.query)
 
     def search_many(self, contexts: list[Contextual], k: int) -> list[list[Hit]]:
         """The k best passages for each question (one encoder call, one FAISS search)."""
