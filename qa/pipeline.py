@@ -60,6 +60,30 @@ def default_decision(reader_name: str | None) -> Decision:
     return Decision(float(config.get("null_threshold", 0.0)), float(config.get("retrieval_weight", 0.0)))
 
 
+def first_use(model: str | None = None, reader: str | None = None, index_dir: str | Path | None = None) -> bool:
+    """Whether answering will first have to prepare the models: export the encoder or the reader
+    to ONNX (PyTorch is imported for that; ~15 s, once per model version, kept in the cache).
+
+    Front ends say so before the wait instead of showing a silent screen. Models that are never
+    exported (by hub name, or ARTICLE_QA_RUNTIME=torch) load slowly every time: not a first use.
+    """
+    from index.onnx_export import exported_model_path
+    from qa.reader_models import export_path
+
+    if os.environ.get(ENV_RUNTIME, "auto") == "torch":
+        return False
+    root = Path(index_dir) if index_dir else default_index_dir()
+    hash_cache = root / HASH_CACHE_FILE
+    try:
+        encoder = resolve_model(model, hash_cache=hash_cache)
+    except Exception:  # noqa: BLE001 - opening the model reports it properly
+        return False
+    paths = [export_path(reader, root / "onnx", hash_cache)]
+    if encoder.sha256:
+        paths.append(exported_model_path(encoder, root / "onnx"))
+    return any(path is not None and not path.is_file() for path in paths)
+
+
 class ArticleQA:
     """Question answering over one article. Cheap to construct; models load on first use."""
 
@@ -111,6 +135,12 @@ class ArticleQA:
         """Load the models in the background now (a chat does while its user types)."""
         self._reader.start()
         self.index.embedder.start_loading()
+
+    def prepare(self) -> None:
+        """Load (and on first use export) both models now, together, and wait for them."""
+        self.start_loading()
+        self.index.embedder.dim  # noqa: B018 - loading the encoder is the point
+        self.reader  # noqa: B018 - and the reader
 
     def with_settings(self, **changes) -> "ArticleQA":
         """A view with other settings (e.g. k) sharing the loaded index and models."""
