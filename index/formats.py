@@ -83,11 +83,11 @@ def markdown_text(source: str) -> str:
                 blocks.append((item_prefix + text, group if lists else None))
                 item_prefix = ""
         elif kind in ("fence", "code_block"):
-            blocks.append((token.content.rstrip("\n"), False))
+            blocks.append((token.content.rstrip("\n"), None))
         elif kind == "html_block":
             text = html_text(token.content).strip()
             if text:
-                blocks.append((text, False))
+                blocks.append((text, None))
     out = []
     for i, (text, belongs) in enumerate(blocks):
         if i:
@@ -118,11 +118,15 @@ def html_text(source: str) -> str:
     """The text of an HTML page as a browser lays it out (inscriptis): blocks on their own lines,
     list items with bullets, table cells in columns; scripts, styles and tags left out."""
     from inscriptis import get_text
+    from inscriptis.css_profiles import CSS_PROFILES
     from inscriptis.model.config import ParserConfig
 
     if not source.strip():
         return ""
-    text = get_text(source, ParserConfig(display_links=False, display_images=False))
+    # The strict profile spaces inline elements as a browser does ("at <span>nine</span>." stays
+    # "at nine."); the relaxed one pads them, which puts spaces before punctuation.
+    config = ParserConfig(css=CSS_PROFILES["strict"], display_links=False, display_images=False)
+    text = get_text(source, config)
     return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n") + "\n"
 
 

@@ -141,7 +141,7 @@ def test_chat_open_switches_article_in_the_same_chat(cli_env, tmp_path):
     article.write_text("<html><body><h1>Ferry</h1><p>The ferry to <b>Gull Rock</b> leaves at nine in the morning.</p>"
                        "<script>var x = 'Brussels';</script></body></html>", encoding="utf-8")
     script = (f":open {tmp_path / 'missing.txt'}\nWhere were the peace talks held?\n:open {article}\n"
-              "When does the ferry leave?\n")
+              "When does the ferry to Gull Rock leave?\n")
     result = run("chat", input=script)
     assert result.exit_code == 0, result.output
     assert "article not found" in result.stderr  # the first :open fails; the chat goes on
