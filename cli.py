@@ -97,6 +97,8 @@ def _user_errors():
 
     previous = warnings.showwarning
     warnings.showwarning = show_warning
+    # Said for every question it concerns, not once per process as Python's default filter would.
+    warnings.filterwarnings("always", message="(the question looks like|question is longer)")
     try:
         yield
     except (ArticleError, ModelError, ReaderError, UserError) as err:

@@ -57,6 +57,14 @@ def test_ask_joins_unquoted_words(cli_env):
     assert "Brussels" in payload["answer"]["text"]
 
 
+def test_a_question_in_another_language_gets_a_one_line_notice_each_time(cli_env):
+    result = run("chat", input="Wo fanden die Friedensgespräche statt?\nWer ist der Präsident?\nWho is the Ukrainian president?\n")
+    assert result.exit_code == 0, result.output
+    notices = [line for line in result.stderr.splitlines() if "looks like German" in line]
+    assert len(notices) == 2 and all(line.startswith("article-qa: warning: ") for line in notices)
+    assert result.stdout.count("Q: ") == 3
+
+
 def test_short_help_and_version(cli_env):
     short, long = run("-h"), run("--help")
     assert short.exit_code == long.exit_code == 0 and short.stdout == long.stdout and "Usage:" in short.stdout
