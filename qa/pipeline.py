@@ -20,12 +20,14 @@ from index.parallel import Loading
 from index.passages import Chunking
 from index.store import ArticleIndex, default_index_dir, open_index
 from qa.answer import Answer, Decision, decide
-from qa.conversation import Contextual, Turn, contextualize
+from qa.confidence import Calibrator
+from qa.conversation import Contextual, Turn, readings
 from qa.reader import MAX_QUESTION_TOKENS, Reader, Span, truncate_question
 from qa.reader_models import load_reader, shipped_config
 from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
 
 DEFAULT_K = 3
+READING_PREFERENCE = 0.05  # probability a later (less plausible) reading of a follow-up gives up per rank
 ENV_RUNTIME = "ARTICLE_QA_RUNTIME"
 
 
@@ -48,7 +50,8 @@ class Settings:
 
 
 def default_decision(reader_name: str | None) -> Decision:
-    """The tuned decision stored with a reader of ours (reader.json); 0 (span must beat null) else."""
+    """The decision stored with a reader of ours (reader.json: its calibrator and thresholds, or an
+    older reader's margin threshold); "the span must beat no answer" for any other reader."""
     from qa.reader_models import READER_CONFIG, SHIPPED_READER
 
     folder = SHIPPED_READER if reader_name is None else Path(reader_name).expanduser()
@@ -56,7 +59,21 @@ def default_decision(reader_name: str | None) -> Decision:
         config = shipped_config(folder) if (folder / READER_CONFIG).is_file() else {}
     except (OSError, ValueError):  # unreadable: the reader's own loading reports it
         config = {}
-    return Decision(float(config.get("null_threshold", 0.0)), float(config.get("retrieval_weight", 0.0)))
+    return decision_from_config(config)
+
+
+def decision_from_config(config: dict) -> Decision:
+    confidence = config.get("confidence")
+    margin_rule = Decision(float(config.get("null_threshold", 0.0)), float(config.get("retrieval_weight", 0.0)))
+    if not confidence:
+        return margin_rule
+    try:
+        calibrator = Calibrator.from_dict(confidence["calibrator"])
+    except (KeyError, TypeError, ValueError):  # fitted for another version: still answer, by margin
+        return margin_rule
+    return replace(margin_rule, calibrator=calibrator,
+                   answer_threshold=float(confidence.get("answer_threshold", 0.5)),
+                   guess_floor=float(confidence.get("guess_floor", margin_rule.guess_floor)))
 
 
 class ArticleQA:
@@ -135,10 +152,14 @@ class ArticleQA:
         hits = self.search_many(contexts, self.settings.k)
         spans = self.read_many(contexts, hits)
         return [
-            replace(decide(q, self.article.text, s, h, self.settings.decision),
+            replace(decide(q, self.article.text, s, h, self.settings.decision, reading=c.question),
                     read_as=c.question if c.question != q else None)
             for q, c, s, h in zip(questions, contexts, spans, hits)
         ]
+
+    def ask_in_context(self, questions: list[str], histories: list[list[Turn]]) -> list[Answer]:
+        """Answers to questions asked after their conversations' `histories` (see `ask_in_context`)."""
+        return ask_in_context(self, questions, histories)
 
     def search_many(self, contexts: list[Contextual], k: int) -> list[list[Hit]]:
         """The k best passages for each question (one encoder call, one FAISS search)."""
@@ -159,6 +180,28 @@ class ArticleQA:
         return Conversation(self)
 
 
+def ask_in_context(qa, questions: list[str], histories: list[list[Turn]]) -> list[Answer]:
+    """Answers to questions asked after their conversations' `histories`, from `qa.ask_many`.
+
+    A follow-up may have several readings (`qa.conversation.readings`); all are answered in one
+    batch and the one the article answers most confidently is kept, the more plausible reading
+    winning a near tie, so "they" becomes whatever the article can say something about.
+    """
+    options = [readings(q, h) for q, h in zip(questions, histories)]
+    asked = [q for q, opts in zip(questions, options) for _ in opts]
+    answers = iter(qa.ask_many(asked, [c for opts in options for c in opts]))
+    chosen = []
+    for opts in options:
+        candidates = [next(answers) for _ in opts]
+        chosen.append(max(enumerate(candidates), key=lambda ra: ra[1].score - READING_PREFERENCE * ra[0])[1])
+    return chosen
+
+
+def turn_after(answer: Answer) -> Turn:
+    """What a conversation remembers of an answered question."""
+    return Turn(answer.question, answer.text, answer.read_as)
+
+
 class Conversation:
     """A chat: each question is read in the light of the previous turns."""
 
@@ -167,8 +210,8 @@ class Conversation:
         self.turns: list[Turn] = []
 
     def ask(self, question: str) -> Answer:
-        answer = self.qa.ask_many([question], [contextualize(question, self.turns)])[0]
-        self.turns.append(Turn(question, answer.text))
+        answer = self.qa.ask_in_context([question], [self.turns])[0]
+        self.turns.append(turn_after(answer))
         return answer
 
     def reset(self) -> None:
