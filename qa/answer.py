@@ -102,23 +102,29 @@ def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
+def _evidence(span: Span, hits: list[Hit], decision: Decision) -> float:
+    retrieval = next((h.score for h in hits if h.passage.index == span.passage.index), 0.0)
+    return span.margin + decision.retrieval_weight * retrieval
+
+
+def ranked_candidates(article_text: str, spans: list[Span], hits: list[Hit], decision: Decision) -> list[Span]:
+    """Candidate spans best first, trimmed of white space and dangling commas at the edges; a span
+    of nothing else is dropped (it would be an empty answer)."""
+    ranked = []
+    for span in sorted(spans, key=lambda s: _evidence(s, hits, decision), reverse=True):  # stable
+        start, end = _trim(article_text, span.start, span.end)
+        if start < end:
+            ranked.append(replace(span, start=start, end=end))
+    return ranked
+
+
 def decide(question: str, article_text: str, spans: list[Span], hits: list[Hit], decision: Decision,
            reading: str | None = None) -> Answer:
     """The answer, a best guess, or none, from the reader's candidate spans.
 
     `reading` is the question as the reader read it (a rewritten follow-up); features use it.
     """
-    retrieval = {h.passage.index: h.score for h in hits}
-
-    def evidence(span: Span) -> float:
-        return span.margin + decision.retrieval_weight * retrieval.get(span.passage.index, 0.0)
-
-    # A span of nothing but white space and commas trims to "", which is no answer: skip it.
-    ranked = []
-    for span in sorted(spans, key=evidence, reverse=True):  # stable: ties keep the reader's order
-        start, end = _trim(article_text, span.start, span.end)
-        if start < end:
-            ranked.append(replace(span, start=start, end=end))
+    ranked = ranked_candidates(article_text, spans, hits, decision)
     if not ranked:
         return Answer(question, None, None, None, 0.0, tuple(hits))
     if decision.calibrator is not None:
@@ -131,8 +137,9 @@ def decide(question: str, article_text: str, spans: list[Span], hits: list[Hit],
         answered = confidence >= decision.answer_threshold
     else:
         best = ranked[0]
-        confidence = sigmoid(evidence(best) - decision.null_threshold)
-        answered = evidence(best) >= decision.null_threshold
+        evidence = _evidence(best, hits, decision)
+        confidence = sigmoid(evidence - decision.null_threshold)
+        answered = evidence >= decision.null_threshold
     if not answered:
         guess = Candidate(article_text[best.start:best.end], best.start, best.end, confidence)
         if confidence < decision.guess_floor:

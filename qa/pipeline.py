@@ -150,7 +150,11 @@ class ArticleQA:
                 )
         self._reader.start()  # loads while the question is encoded and searched
         hits = self.search_many(contexts, self.settings.k)
-        spans = self.read_many(contexts, hits)
+        return self.decide_many(questions, contexts, self.read_many(contexts, hits), hits)
+
+    def decide_many(self, questions: list[str], contexts: list[Contextual], spans: list[list[Span]],
+                    hits: list[list[Hit]]) -> list[Answer]:
+        """The answers the reader's candidate `spans` make, under this pipeline's decision."""
         return [
             replace(decide(q, self.article.text, s, h, self.settings.decision, reading=c.question),
                     read_as=c.question if c.question != q else None)
