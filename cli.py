@@ -461,6 +461,10 @@ def eval_command(
                 file, k=k, limit=limit, article_id=article_id, chats=chats, index_dir=index_dir,
                 model=model, reader=reader, progress=update, tune=tune,
             )
+        except FileNotFoundError as err:
+            raise UserError(f"file not found: {err.filename}") from err
+        except IsADirectoryError as err:
+            raise UserError(f"{err.filename} is a directory, not a file") from err
         except (ValueError, OSError) as err:
             raise UserError(str(err).splitlines()[0]) from err
         finally:
