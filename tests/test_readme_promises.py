@@ -163,3 +163,29 @@ def test_one_100_kb_line_without_punctuation_is_answered(index_dir):
     answer = qa.ask("Who was the first keeper of the lighthouse?")
     assert answer.answered and "Tobias Wren" in answer.text
     assert text[answer.start : answer.end] == answer.text
+
+
+def test_a_cache_folder_that_cannot_be_written_warns_and_answers(cli_env, default_qa, tmp_path):
+    """Bad-input table: "read-only or full cache folder: `warning: cannot write the index to …; using
+    it from memory`, then answers". A file where the index folder would go makes the write fail (as
+    root, permissions would not); the model exports are shared so no export is made again."""
+    from index.article import load_article
+    from index.store import index_key
+
+    default_qa.ask("Where were the peace talks held?")  # the exports exist in the shared cache
+    article = tmp_path / "notes.md"
+    article.write_text(NOTES + "\nThese notes are for the unwritable-cache test.\n", encoding="utf-8")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "onnx").symlink_to(cli_env / "onnx", target_is_directory=True)
+    blocked = cache / index_key(load_article(article), default_qa.index.embedder)
+    blocked.write_text("not a folder")
+    result = run("ask", "When was the lamp electrified?", "--article", str(article), "--index-dir", str(cache),
+                 "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"article-qa: warning: cannot write the index to {blocked} (File exists); using it from memory"
+    ]
+    answer = json.loads(result.stdout)["answer"]
+    assert "1931" in answer["text"]
+    assert blocked.read_text() == "not a folder"
