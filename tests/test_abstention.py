@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from qa.answer import NO_ANSWER_TEXT, Decision
+from qa.confidence import FEATURES, Calibrator
 from qa.pipeline import ArticleQA
 from qa.reader_models import READER_CONFIG, SHIPPED_READER, shipped_config, weights_file
 
@@ -43,24 +45,45 @@ ANSWERABLE = "Where were the peace talks held?"
 
 
 # -- how a reader folder's reader.json becomes ArticleQA's decision ---------------------------------
-# The one place that knows the decision's fields: when the decision changes (a calibrated one), adapt
-# these three helpers and the tests below keep checking "the decision comes from reader.json".
+# The one place that knows the decision's fields: when reader.json's decision changes, adapt these
+# helpers and the tests below keep checking "ArticleQA's decision comes from reader.json".
 
 
 def decision_of(config: dict) -> Decision:
-    """The decision a reader.json asks for (KeyError if it lacks a field: adapt this helper)."""
-    return Decision(null_threshold=float(config["null_threshold"]),
-                    retrieval_weight=float(config["retrieval_weight"]))
+    """The decision a reader.json asks for: its margin rule, and its calibrator and thresholds when it
+    has a "confidence" section (KeyError if it lacks a field: adapt this helper)."""
+    decision = Decision(null_threshold=float(config["null_threshold"]),
+                        retrieval_weight=float(config["retrieval_weight"]))
+    confidence = config.get("confidence")
+    if confidence:
+        decision = replace(decision, calibrator=Calibrator.from_dict(confidence["calibrator"]),
+                           answer_threshold=float(confidence.get("answer_threshold", decision.answer_threshold)),
+                           guess_floor=float(confidence.get("guess_floor", decision.guess_floor)))
+    return decision
 
 
 def answering_nothing(config: dict) -> dict:
     """The same reader.json with a decision that gives no answer to any question."""
+    if config.get("confidence"):
+        return {**config, "confidence": {**config["confidence"], "answer_threshold": 2.0}}  # p never reaches 2
     return {**config, "null_threshold": 1e6}
 
 
 def answering_everything(config: dict) -> dict:
     """The same reader.json with a decision that answers every question that has a span."""
+    if config.get("confidence"):
+        return {**config, "confidence": {**config["confidence"], "answer_threshold": 0.0}}
     return {**config, "null_threshold": -1e6}
+
+
+def with_a_calibrator(config: dict) -> dict:
+    """The reader.json with a confidence section of our own (a calibrator that says 0.5 for all)."""
+    calibrator = Calibrator(FEATURES, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), (0.0,) * len(FEATURES), 0.0)
+    return {**config, "confidence": {"calibrator": calibrator.to_dict(), "answer_threshold": 0.5,
+                                     "guess_floor": 0.1}}
+
+
+STYLES = {"as shipped": lambda config: config, "with a calibrator": with_a_calibrator}
 
 
 def reader_copy(folder: Path, config: dict) -> Path:
@@ -132,8 +155,9 @@ def open_with_reader_json(request, index_dir, tmp_path, monkeypatch):
     return open_qa
 
 
-def test_a_decision_answering_nothing_in_reader_json_is_used(open_with_reader_json):
-    config = answering_nothing(shipped_config(SHIPPED_READER))
+@pytest.mark.parametrize("style", STYLES)
+def test_a_decision_answering_nothing_in_reader_json_is_used(open_with_reader_json, style):
+    config = answering_nothing(STYLES[style](shipped_config(SHIPPED_READER)))
     qa = open_with_reader_json(config)
     assert qa.settings.decision == decision_of(config)
     answer = qa.ask(ANSWERABLE)  # the shipped decision answers it (see above); this one may not
@@ -141,8 +165,9 @@ def test_a_decision_answering_nothing_in_reader_json_is_used(open_with_reader_js
     assert answer.to_dict()["answer"] is None
 
 
-def test_a_decision_answering_everything_in_reader_json_is_used(open_with_reader_json):
-    config = answering_everything(shipped_config(SHIPPED_READER))
+@pytest.mark.parametrize("style", STYLES)
+def test_a_decision_answering_everything_in_reader_json_is_used(open_with_reader_json, style):
+    config = answering_everything(STYLES[style](shipped_config(SHIPPED_READER)))
     qa = open_with_reader_json(config)
     assert qa.settings.decision == decision_of(config)
     answers = qa.ask_many(OFF_TOPIC[:2])  # abstained on with the shipped decision (see above)

@@ -97,13 +97,13 @@ def test_chat_meta_commands(cli_env, monkeypatch):
     import qa.pipeline as pipeline
 
     history_sizes = []
-    real = pipeline.contextualize
+    real_ask = pipeline.Conversation.ask
 
-    def recording(question, turns):
-        history_sizes.append(len(turns))
-        return real(question, turns)
+    def recording(self, question):
+        history_sizes.append(len(self.turns))
+        return real_ask(self, question)
 
-    monkeypatch.setattr(pipeline, "contextualize", recording)
+    monkeypatch.setattr(pipeline.Conversation, "ask", recording)
     script = (":help\nWho announced that Ukraine is dropping its NATO bid?\n:sources\n"
               "How did he speak to journalists?\n:reset\nHow did he speak to journalists?\n")
     result = run("chat", input=script)
