@@ -1,6 +1,6 @@
 """What README.md's "Using it" section and bad-input table promise, where no other test proved it:
 the Python example, `--article -`, chat's meta-commands, offsets over a BOM + CRLF file, --encoding,
-and a damaged index being noticed, said and rebuilt.
+a damaged index noticed, said and rebuilt, an unwritable cache, and a 100 kB line answered.
 """
 
 from __future__ import annotations
