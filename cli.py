@@ -476,6 +476,10 @@ def eval_command(
             else:
                 metrics = evaluate_chats(chats, article=article, index_dir=index_dir, model=model, reader=reader,
                                          k=k, notes=notes, answer_threshold=answer_threshold)
+        except FileNotFoundError as err:
+            raise UserError(f"file not found: {err.filename}") from err
+        except IsADirectoryError as err:
+            raise UserError(f"{err.filename} is a directory, not a file") from err
         except (ValueError, OSError) as err:
             raise UserError(str(err).splitlines()[0]) from err
         finally:
