@@ -658,31 +658,46 @@ def index_command(
         )
 
 
-@app.command(name="eval", epilog="Example: article-qa eval squad2_dev.json --json")
+@app.command(name="eval", epilog="Examples: article-qa eval squad2_dev.json --json\n"
+                                  "          article-qa eval --chats chats.jsonl --article notes.md")
 def eval_command(
-    file: Path = typer.Argument(..., help="SQuAD 1.1/2.0 JSON file (each article is one document)."),
+    file: Optional[Path] = typer.Argument(None, help="SQuAD 1.1/2.0 JSON file (each article is one document)."),
     json_output: bool = typer.Option(False, "--json", help="Print the metrics as one JSON object."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N questions."),
     k: int = KOpt,
     article_id: Optional[str] = typer.Option(None, "--article-id", help="Only the article with this title."),
-    chats: Optional[Path] = typer.Option(None, "--chats", help="Also score follow-up conversations (JSON Lines) over the default article."),
-    tune: bool = typer.Option(False, "--tune", help="Also report the no-answer threshold that maximises F1."),
+    chats: Optional[Path] = typer.Option(None, "--chats", help="Also score follow-up conversations (JSON Lines: id, conversation, question, answers)."),
+    article: Optional[Path] = typer.Option(None, "--article", "-a", help="The article the --chats conversations are about (default: the shipped one)."),
+    answer_threshold: Optional[float] = typer.Option(None, "--answer-threshold", min=0.0, max=1.0,
+                                                     help="Answer at this confidence instead of the reader's own threshold (to see the trade-off)."),
     index_dir: Optional[Path] = IndexDirOpt,
     model: Optional[str] = ModelOpt,
     reader: Optional[str] = ReaderOpt,
 ) -> None:
-    """Measure answer quality (SQuAD exact/F1, abstention, retrieval recall@k) on a question file."""
+    """Measure answer quality (SQuAD exact/F1, abstention, calibration, retrieval recall@k) on a
+    question file and/or follow-up conversations."""
     with _user_errors():
-        from evaluation.run import evaluate_file
+        from evaluation.run import evaluate_chats, evaluate_file
 
+        if file is None and chats is None:
+            raise UserError("give a SQuAD question file, --chats FILE, or both")
+        if article is not None and chats is None:
+            raise UserError("--article names the article of --chats conversations; give --chats too")
         _quiet_libraries()
         _offline_unless_hub(model, reader)
         update, progress = _progress_callback("Evaluating")
+        notes: list[str] = []
         try:
-            result = evaluate_file(
-                file, k=k, limit=limit, article_id=article_id, chats=chats, index_dir=index_dir,
-                model=model, reader=reader, progress=update, tune=tune,
-            )
+            if file is not None:
+                result = evaluate_file(
+                    file, k=k, limit=limit, article_id=article_id, chats=chats, chats_article=article,
+                    index_dir=index_dir, model=model, reader=reader, progress=update,
+                    answer_threshold=answer_threshold,
+                )
+                metrics, notes = result.metrics, result.notes
+            else:
+                metrics = evaluate_chats(chats, article=article, index_dir=index_dir, model=model, reader=reader,
+                                         k=k, notes=notes, answer_threshold=answer_threshold)
         except OSError as err:
             raise UserError(_os_error(err)) from err
         except ValueError as err:
@@ -691,11 +706,11 @@ def eval_command(
             if progress is not None:
                 progress.stop()
         if json_output:
-            typer.echo(json.dumps(result.metrics))
+            typer.echo(json.dumps(metrics))
         else:
-            for key, value in result.metrics.items():
+            for key, value in metrics.items():
                 typer.echo(f"{key:>28}  {value}")
-        for line in result.notes:
+        for line in notes:
             typer.echo(line, err=True)
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from qa.batch_input import BatchError, BatchQuestion
-from qa.conversation import Contextual, Turn, contextualize
-from qa.pipeline import ArticleQA
+from qa.conversation import Turn
+from qa.pipeline import ArticleQA, ask_in_context, turn_after
 
 CHUNK = 64
 
@@ -79,14 +79,9 @@ def _answer_chunk(qa: ArticleQA, records, histories: dict[str, list[Turn]]) -> l
                 wave.append(i)
                 if conversation is not None:
                     seen.add(conversation)
-        contexts = [
-            contextualize(chunk[i].question, histories.get(chunk[i].conversation, []))
-            if chunk[i].conversation is not None
-            else Contextual(chunk[i].question, chunk[i].question)
-            for i in wave
-        ]
         try:
-            answers = list(qa.ask_many([chunk[i].question for i in wave], contexts))
+            answers = list(ask_in_context(qa, [chunk[i].question for i in wave],
+                                          [histories.get(chunk[i].conversation, []) for i in wave]))
             if len(answers) != len(wave):  # zip would drop lines silently
                 raise RuntimeError(f"{len(answers)} answers for {len(wave)} questions")
         except Exception as err:  # noqa: BLE001 - a failure is recorded per line, the rest still run
@@ -97,7 +92,7 @@ def _answer_chunk(qa: ArticleQA, records, histories: dict[str, list[Turn]]) -> l
                 out[i] = {"id": record.id, "line": record.line, "error": f"could not answer: {answer}"}
                 continue
             if record.conversation is not None:
-                histories.setdefault(record.conversation, []).append(Turn(record.question, answer.text))
+                histories.setdefault(record.conversation, []).append(turn_after(answer))
             out[i] = {"id": record.id, "line": record.line, **answer.to_dict()}
             if record.conversation is not None:
                 out[i]["conversation"] = record.conversation

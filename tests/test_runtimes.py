@@ -197,7 +197,7 @@ def test_onnx_reader_matches_pytorch(default_qa):
                               reader.max_length, reader.stride))
     config = shipped_config(SHIPPED_READER)
     assert (SHIPPED_READER / READER_CONFIG).is_file()
-    network = merged_network(default_qa.index.embedder.model.path, SHIPPED_READER / config["adapter"], config)
+    network = merged_network(default_qa.index.embedder.model.path, SHIPPED_READER, config)
     mask = arrays["attention_mask"].astype(bool)
     for fast, reference in zip(reader.runner(arrays), _torch_runner(network)(arrays)):
         np.testing.assert_allclose(fast[mask], reference[mask], atol=1e-3)
