@@ -27,7 +27,7 @@ from qa.retrieve import Hit
 
 MARK_OPEN, MARK_CLOSE = "⟦", "⟧"
 SENTENCE_LIMIT = 240  # characters of the answer's sentence shown (three lines of 80 columns)
-PASSAGE_LIMIT = 240  # characters of a passage in a clipped (chat) sources view: three fit 24 lines
+PASSAGE_LIMIT = 200  # characters of a passage in a clipped (chat) sources view: with three, 24 lines hold the answer
 WEAK_MATCH = 0.2  # a passage matching less than this shares no word with the question and means little like it
 WEAK_RATIO = 0.6  # nor is one shown that matches under this fraction of the best (the reader skips those too)
 

@@ -101,14 +101,24 @@ def test_chat_answer_line_stays_on_the_80x24_screen(term_env):
     assert lines[row].startswith("Answer: Brussels, Belgium")
     assert "confidence" in lines[row]
     assert any(line.startswith("  paragraph 3, characters") for line in lines[row:])
-    # With the passages shown the answer must still be on the screen after the question.
+    term.child.sendeof()
+    assert term.finish() == 0
+    # With the passages shown, too, the answer must still be on the screen after the question,
+    # and after a follow-up whose rewritten reading takes a line of its own.
+    term = Terminal(["chat"], term_env)
+    term.wait_prompt()
     term.ask(":sources")
     term.ask("Who announced that Ukraine is dropping its NATO bid?")
     lines = term.lines()
     row = answer_line(term)
-    assert lines[row].startswith("Answer: Volodymyr Zelensky"), term.text()
+    assert "Zelensky" in lines[row], term.text()
     assert lines[row - 1] == "> Who announced that Ukraine is dropping its NATO bid?"
     assert "Passages  (:show N shows one whole)" in lines
+    term.ask("How did he speak to journalists?")
+    lines = term.lines()
+    row = answer_line(term)
+    assert "WhatsApp" in lines[row] and lines[row - 1].startswith("read as: How did Zelensky"), term.text()
+    assert "Passages  (:show N shows one whole)" in lines[row:]
     assert max(len(line) for line in lines) <= COLS
     term.child.sendeof()
     assert term.finish() == 0
