@@ -153,17 +153,18 @@ class _Activity:
             typer.echo(label, err=True)
             return
         if self._progress is None:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
             self._progress = Progress(SpinnerColumn(), "[progress.description]{task.description}", BarColumn(),
-                                      MofNCompleteColumn(), TimeElapsedColumn(), console=_stderr_console(),
-                                      transient=True)
+                                      TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
+                                      console=_stderr_console(), transient=True)
             self._progress.start()
-        self._bars[label] = self._progress.add_task(label, total=total)
+        self._bars[label] = self._progress.add_task(label, total=total, count="")
 
     def advance(self, label: str, done: int, total: Optional[int]) -> None:
         if self._progress is not None and label in self._bars:
-            self._progress.update(self._bars[label], completed=done, total=total)
+            count = f"{done}/{total}" if total else str(done)
+            self._progress.update(self._bars[label], completed=done, total=total, count=count)
 
     def finish(self, label: str) -> None:
         if self._progress is not None and label in self._bars:
