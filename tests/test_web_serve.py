@@ -43,8 +43,8 @@ def read_line(proc: subprocess.Popen, stream, pattern: str, deadline: float) -> 
     raise AssertionError(f"no line matching {pattern!r} (exit {proc.poll()}); read:\n{seen}")
 
 
-def start_serve(index_dir: Path, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, ARTICLE_QA_INDEX_DIR=str(index_dir), NO_COLOR="1", PYTHONPATH=str(ROOT))
+def start_serve(index_dir: Path, *args: str, **env_changes: str) -> subprocess.Popen:
+    env = dict(os.environ, ARTICLE_QA_INDEX_DIR=str(index_dir), NO_COLOR="1", PYTHONPATH=str(ROOT), **env_changes)
     return subprocess.Popen(
         [sys.executable, "-c", "import cli; cli.main()", "serve", "--port", "0", *args],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -63,8 +63,12 @@ def stop(proc: subprocess.Popen) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_serve_prints_its_address_answers_and_stops_on_ctrl_c(index_dir, default_qa):
-    proc = start_serve(index_dir)
+def test_serve_prints_its_address_answers_opens_a_browser_and_stops_on_ctrl_c(index_dir, default_qa, tmp_path):
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"  # what --open runs, through the standard BROWSER variable
+    browser.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{opened}"\n', encoding="utf-8")
+    browser.chmod(0o755)
+    proc = start_serve(index_dir, "--open", BROWSER=f"{browser} %s")
     try:
         url, _ = read_line(proc, proc.stdout, r"http://127\.0\.0\.1:\d+/", time.monotonic() + START_S)
         with urllib.request.urlopen(url + "api/health", timeout=30) as response:
@@ -76,6 +80,10 @@ def test_serve_prints_its_address_answers_and_stops_on_ctrl_c(index_dir, default
             assert json.load(response)["answer"]["text"] == "Brussels, Belgium"
         with urllib.request.urlopen(url, timeout=30) as response:
             assert b'<script type="module" src="/app.js">' in response.read()
+        deadline = time.monotonic() + 30
+        while not (opened.exists() and opened.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert opened.read_text() == url
     finally:
         code, stderr = stop(proc)
     assert code == 0, stderr
@@ -120,3 +128,12 @@ def test_listen_reports_the_real_address_and_warns_beyond_loopback(recwarn):
         assert everywhere.url == f"http://127.0.0.1:{everywhere.sock.getsockname()[1]}/"
     finally:
         everywhere.close()
+
+
+def test_help_does_not_import_the_web_server():
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import cli; cli.main()", "--help"],
+                          capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
+    assert done.returncode == 0 and "serve" in done.stdout
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "typer" in imported
+    assert not {"starlette", "uvicorn", "web", "anyio"} & imported
