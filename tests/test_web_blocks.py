@@ -56,6 +56,12 @@ def test_markdown_headings_paragraphs_lists_and_crlf():
     check_invariants(text)
 
 
+def test_heading_text_never_starts_or_ends_with_white_space():
+    text = "# \r1\n##\t Title \x0b\n"  # found by hypothesis: a \r inside a heading line
+    assert [(b.kind, text[b.start : b.end]) for b in article_blocks(text)] == [("h1", "1"), ("h2", "Title")]
+    check_invariants(text)
+
+
 def test_long_lines_are_paragraphs_even_without_blank_lines():
     long_a, long_b = "A" * 150 + " end.", "B" * 120 + " end."
     text = f"{long_a}\n{long_b}\n"

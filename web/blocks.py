@@ -60,8 +60,10 @@ def article_blocks(text: str) -> list[Block]:
         heading = _HEADING.match(line.rstrip())  # CRLF: the \r is white space, not title
         if heading and heading.group(2).strip():
             flush()
-            blocks.append(Block(f"h{len(heading.group(1))}", line_start + heading.start(2),
-                                line_start + heading.end(2)))
+            title = heading.group(2)  # may still hold other white space at its edges ("# \r1")
+            title_start = line_start + heading.start(2) + (len(title) - len(title.lstrip()))
+            title_end = line_start + heading.start(2) + len(title.rstrip())
+            blocks.append(Block(f"h{len(heading.group(1))}", title_start, title_end))
             continue
         run.append((start, end))
     flush()
