@@ -26,6 +26,7 @@ Examples:
   article-qa chat
   printf '%s\\n' "Who is the president?" "What did he say?" | article-qa chat
   article-qa batch questions.jsonl --output answers.jsonl
+  article-qa serve --open
   article-qa index --article news.md
   article-qa eval squad2_dev.json --limit 100
   article-qa cache
@@ -624,6 +625,38 @@ def _answered_ids(path: Path) -> frozenset[str]:
             if isinstance(record, dict) and "error" not in record and record.get("id") is not None:
                 ids.add(str(record["id"]))
     return frozenset(ids)
+
+
+@app.command(epilog="Example: article-qa serve --article news.md --open")
+def serve(
+    article: Optional[str] = ArticleOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but loopback lets other machines in (with a warning)."),
+    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the page in your web browser."),
+    k: int = KOpt,
+    index_dir: Optional[Path] = IndexDirOpt,
+    model: Optional[str] = ModelOpt,
+    reader: Optional[str] = ReaderOpt,
+    encoding: str = EncodingOpt,
+) -> None:
+    """Show the article on a local web page and answer there (answers highlighted in place); also a
+    JSON API for scripts: POST /api/ask, GET /api/article, GET /api/health. Ctrl-C stops it."""
+    with _user_errors():
+        from web import server as web_server
+
+        try:
+            listener = web_server.listen(host, port)  # a taken port fails before any model loads
+        except web_server.ServeError as err:
+            raise UserError(str(err)) from err
+        try:
+            qa = _open_qa(article, encoding, index_dir, model, reader, k)
+            web_server.serve(
+                qa, listener, open_browser=open_browser,
+                announce=lambda url: typer.echo(f"article-qa: serving {qa.article.source} at {url} (Ctrl-C stops)"),
+            )
+        finally:
+            listener.close()
+        typer.echo("article-qa: stopped", err=True)
 
 
 @app.command(name="index", epilog="Example: article-qa index --article news.md")

@@ -275,6 +275,7 @@ def test_console_script_answers_whole_without_importing_torch(default_qa, index_
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "onnxruntime" in imported
     assert not {"torch", "transformers", "sentence_transformers"} & imported
+    assert not {"starlette", "uvicorn", "web"} & imported  # only `serve` needs the web server
 
     failed = subprocess.run([*command, "ask", "   "], capture_output=True, text=True, env=env, timeout=120)
     assert failed.returncode == 2

@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     import tempfile
 
     from qa.reader_models import READER_CONFIG
-    from training.examples import load_articles
+    from training.examples import held_out_articles, load_articles
 
     state = json.loads((args.reader / "train_state.json").read_text())
     config = state["config"]
@@ -224,9 +224,14 @@ def main(argv: list[str] | None = None) -> None:
         rows = json.loads(args.rows.read_text())
     else:
         articles = load_articles(args.data)
-        exclude = seen_by_init(articles, state.get("init_trained_on", []))
-        documents = calibration_documents(articles, config["held_out_articles"], exclude, config["seed"],
-                                          args.per_article)
+        # Questions this reader, or one it continued from, trained on are not "never seen". A reader
+        # trained before articles were held out (none in its config) is calibrated on the articles
+        # later readers hold out, with the questions it had not reached yet.
+        held_out = config.get("held_out_articles") or sorted(held_out_articles(len(articles), 40, config["seed"]))
+        own = {"seed": config["seed"], "position": state["position"],
+               "held_out_articles": config.get("held_out_articles", [])}
+        exclude = seen_by_init(articles, [own, *state.get("init_trained_on", [])])
+        documents = calibration_documents(articles, held_out, exclude, config["seed"], args.per_article)
         with tempfile.TemporaryDirectory() as cache:
             rows = collect(documents, str(args.reader), args.index_dir or cache)
         if args.rows is not None:
