@@ -203,6 +203,17 @@ def _things(history: list[Turn]) -> list[str]:
     return things
 
 
+def _points_outside(question: str, pattern: re.Pattern) -> bool:
+    """Whether the question's first such pronoun can only mean something said before: not when the
+    question names someone or something ahead of it ("Who announced that Ukraine is dropping its
+    NATO bid?" — "its" is Ukraine's)."""
+    match = pattern.search(question)
+    if match is None:
+        return False
+    before = question[: match.start()]
+    return not _names(before) and not re.search(r"\b(?:the|a|an)\s+\w+", before, re.IGNORECASE)
+
+
 def _substitute(question: str, pattern: re.Pattern, entity: str) -> str:
     def repl(match: re.Match) -> str:
         word = match.group(1)
@@ -270,9 +281,9 @@ def readings(question: str, history: list[Turn]) -> list[Contextual]:
         candidates += _frame_readings(frame.group("topic"), previous)
     else:
         base = stripped[:1].upper() + stripped[1:] if stripped != question else question
-        if _PERSON_PRONOUN.search(base):
+        if _points_outside(base, _PERSON_PRONOUN):
             candidates += [_substitute(base, _PERSON_PRONOUN, p) for p in _people(history)[:2]]
-        elif _THING_PRONOUN.search(base):
+        elif _points_outside(base, _THING_PRONOUN):
             candidates += [_substitute(base, _THING_PRONOUN, t) for t in _things(history)[:3]]
         if base != question:
             candidates.append(base)
@@ -292,9 +303,11 @@ def readings(question: str, history: list[Turn]) -> list[Contextual]:
 
 
 def is_follow_up(question: str) -> bool:
+    """Whether the question leans on earlier turns: a pronoun with nothing in the question for it
+    to stand for, a bare question word, "And X?"/"What about X?", a leading "And"."""
     return bool(
-        _PERSON_PRONOUN.search(question) or _THING_PRONOUN.search(question) or _FRAME.match(question)
-        or _LEADING_CONJUNCTION.match(question) or _is_fragment(question)
+        _points_outside(question, _PERSON_PRONOUN) or _points_outside(question, _THING_PRONOUN)
+        or _FRAME.match(question) or _LEADING_CONJUNCTION.match(question) or _is_fragment(question)
     )
 
 

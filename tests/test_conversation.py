@@ -153,3 +153,13 @@ def test_a_near_tie_keeps_the_more_plausible_reading():
     assert ask_in_context(_ScoringQA(near), ["What are they intended to do?"], [HISTORY])[0].read_as == first
     clear = {first: 0.6, second: 0.6 + 2 * READING_PREFERENCE}
     assert ask_in_context(_ScoringQA(clear), ["What are they intended to do?"], [HISTORY])[0].read_as == second
+
+
+def test_a_pronoun_whose_antecedent_is_in_the_question_is_left_alone():
+    talks = Turn("Where were the peace talks held?", "Brussels, Belgium")
+    question = "Who announced that Ukraine is dropping its NATO bid?"
+    assert readings(question, [talks]) == [Contextual(question, question)]
+    assert [c.question for c in readings("What did the envoy say about his meetings?", [WHO])] == [
+        "What did the envoy say about his meetings?"]
+    # With nothing named ahead of it, the pronoun still points back.
+    assert contextualize("What did his aide say?", [WHO]).question == "What did Zelensky's aide say?"
