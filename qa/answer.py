@@ -81,9 +81,11 @@ class Answer:
 class Decision:
     """How candidate spans become an answer, a best guess, or "the article does not say".
 
-    With a calibrator (the shipped reader has one) every candidate gets the probability that it is
-    right; the most likely one is the answer when that probability reaches `answer_threshold`,
-    else a best guess when it reaches `guess_floor`. Without one (another Hugging Face reader) the
+    With a calibrator (the shipped reader has one) the reader's best span gets the probability that
+    it is right; it is the answer when that probability reaches `answer_threshold`, else a best
+    guess when it reaches `guess_floor`. (Letting the calibrator re-rank the top three spans was
+    measured worse: check-set F1 64.6 against 66.4, ECE 0.056 against 0.037; it favoured spans
+    cut short of the question's own words.) Without one (another Hugging Face reader) the
     best span must beat "no answer" by `null_threshold` logits, and its "probability" is only the
     sigmoid of that margin.
     """
@@ -93,9 +95,6 @@ class Decision:
     guess_floor: float = 0.1  # an abstention shows its best candidate as a guess when at least this likely
     calibrator: Calibrator | None = None
     answer_threshold: float = 0.5  # with a calibrator: the probability an answer needs
-
-
-CANDIDATES_WEIGHED = 3  # the reader's top spans the calibrator scores; it may prefer a lower one
 
 
 def sigmoid(x: float) -> float:
@@ -127,16 +126,11 @@ def decide(question: str, article_text: str, spans: list[Span], hits: list[Hit],
     ranked = ranked_candidates(article_text, spans, hits, decision)
     if not ranked:
         return Answer(question, None, None, None, 0.0, tuple(hits))
+    best = ranked[0]
     if decision.calibrator is not None:
-        scored = [
-            (decision.calibrator.probability(features(reading or question, article_text, ranked, i, hits)), -i)
-            for i in range(min(CANDIDATES_WEIGHED, len(ranked)))
-        ]
-        confidence, rank = max(scored)
-        best = ranked[-rank]
+        confidence = decision.calibrator.probability(features(reading or question, article_text, ranked, 0, hits))
         answered = confidence >= decision.answer_threshold
     else:
-        best = ranked[0]
         evidence = _evidence(best, hits, decision)
         confidence = sigmoid(evidence - decision.null_threshold)
         answered = evidence >= decision.null_threshold

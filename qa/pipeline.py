@@ -176,15 +176,16 @@ class ArticleQA:
         read = self._reader_questions(list(dict.fromkeys(questions)), contexts)
         self._reader.start()  # loads while the question is encoded and searched
         hits = self.search_many(contexts, self.settings.k)
-        return self.decide_many(questions, contexts, self.read_many(read, hits), hits)
+        return self.decide_many(questions, contexts, self.read_many(read, hits), hits, read)
 
     def decide_many(self, questions: list[str], contexts: list[Contextual], spans: list[list[Span]],
-                    hits: list[list[Hit]]) -> list[Answer]:
-        """The answers the reader's candidate `spans` make, under this pipeline's decision."""
+                    hits: list[list[Hit]], read: list[Contextual] | None = None) -> list[Answer]:
+        """The answers the reader's candidate `spans` make, under this pipeline's decision. The
+        confidence weighs the question the reader read (`read`: shortened when too long)."""
         return [
-            replace(decide(q, self.article.text, s, h, self.settings.decision, reading=c.question),
+            replace(decide(q, self.article.text, s, h, self.settings.decision, reading=r.question),
                     read_as=c.question if c.question != q else None)
-            for q, c, s, h in zip(questions, contexts, spans, hits)
+            for q, c, r, s, h in zip(questions, contexts, read or contexts, spans, hits)
         ]
 
     def ask_in_context(self, questions: list[str], histories: list[list[Turn]]) -> list[Answer]:

@@ -74,8 +74,10 @@ def test_follow_up_is_read_in_context(default_qa):
 def test_answer_json_offsets_slice_article(default_qa):
     payload = json.loads(json.dumps(default_qa.ask("Who are the intermediaries in the talks?").to_dict()))
     text = default_qa.article.text
-    a = payload["answer"]
-    assert a is not None and "Merz" in a["text"]  # the article names them: it must answer
+    # The article names them: the span is given as the answer, or (below even odds) as the guess.
+    assert (payload["answer"] is None) != (payload["best_guess"] is None)
+    a = payload["answer"] or payload["best_guess"]
+    assert "Merz" in a["text"] and 0.0 < a["score"] <= 1.0
     assert text[a["start"] : a["end"]] == a["text"]
     assert len(payload["passages"]) == 3
     for p in payload["passages"]:

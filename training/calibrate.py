@@ -9,7 +9,7 @@ Half the questions are unanswerable, in three kinds:
 - a question whose answer sentence was cut out of the article.
 Articles are split: the calibrator is fitted on most of them and its calibration error and F1 are
 reported on the rest (`check`), then it is refitted on all and written into the reader's
-reader.json with the answer threshold that maximises F1 on the fit articles. The dev sets are
+reader.json; it answers when an answer is more likely right than wrong (ANSWER_THRESHOLD). The dev sets are
 never used for fitting; `--dev` only scores the result for the model card.
 """
 
@@ -26,6 +26,12 @@ import numpy as np
 from training.examples import Item, question_items, swap_entity, without_answer_sentence
 
 GUESS_FLOOR = 0.1  # below this a best guess is noise (measured: right well under 1 time in 10)
+# An answer is given when it is more likely right than wrong; below that the candidate is shown as a
+# labelled guess ("Not sure … (28%)"). The threshold that maximises F1 on the held-out articles
+# (0.25 for the shipped reader) treats a wrong answer like a refusal, and answered "Who is the prime
+# minister of Japan?" with "Zelensky" (p 0.30): a made-up answer, what users trust least. It is
+# still reported (`f1_best_threshold`) to show the trade-off.
+ANSWER_THRESHOLD = 0.5
 CHECK_SHARE = 0.25  # of the held-out articles: kept out of the fit to measure it
 
 
@@ -112,7 +118,7 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
     by document (so the fit/check split can keep articles apart)."""
     from evaluation.squad import is_right
     from index.article import article_from_text
-    from qa.answer import CANDIDATES_WEIGHED, ranked_candidates
+    from qa.answer import ranked_candidates
     from qa.confidence import features
     from qa.conversation import Contextual
     from qa.pipeline import ArticleQA
@@ -135,7 +141,7 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
             candidates = [
                 (features(q.question, doc.text, ranked, i, h), is_right(doc.text[c.start:c.end], q.golds),
                  doc.text[c.start:c.end])
-                for i, c in enumerate(ranked[:CANDIDATES_WEIGHED])
+                for i, c in enumerate(ranked[:1])  # the span decide() weighs
             ]
             rows.append({"document": doc.title.split("-")[0], "kind": q.kind, "golds": q.golds,
                          "candidates": candidates})
@@ -221,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     state = json.loads((args.reader / "train_state.json").read_text())
     config = state["config"]
     if args.rows is not None and args.rows.is_file():
-        rows = json.loads(args.rows.read_text())
+        # Rows saved by an earlier version held the top three spans; decide() weighs the first.
+        rows = [dict(r, candidates=r["candidates"][:1]) for r in json.loads(args.rows.read_text())]
     else:
         articles = load_articles(args.data)
         # Questions this reader, or one it continued from, trained on are not "never seen". A reader
@@ -241,11 +248,12 @@ def main(argv: list[str] | None = None) -> None:
     fit_rows = [r for r in rows if r["document"] not in check]
     check_rows = [r for r in rows if r["document"] in check]
     trial = _calibrator(fit_rows)
-    threshold = best_threshold(fit_rows, trial)
+    threshold = ANSWER_THRESHOLD
+    best = best_threshold(fit_rows, trial)
     report = {"fit": outcomes(fit_rows, trial, threshold), "check": outcomes(check_rows, trial, threshold),
-              "threshold_on_fit": threshold}
+              "threshold_on_fit": threshold, "f1_best_threshold": best,
+              "check_at_f1_best_threshold": outcomes(check_rows, trial, best)}
     final = _calibrator(rows)
-    threshold = best_threshold(rows, final)
     kinds = {}
     for r in rows:
         kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1

