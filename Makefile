@@ -1,11 +1,11 @@
-# Two entry points, both safe on a fresh clone: `make chat` and `make test`.
+# Entry points, all safe on a fresh clone: `make chat`, `make serve` and `make test`.
 # torch is installed first from its CPU wheel, so sentence-transformers never pulls a CUDA build.
 VENV   ?= .venv
 PYTHON ?= python3
 TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 
-.PHONY: setup chat test bench clean
+.PHONY: setup chat serve test bench clean
 
 $(BIN)/article-qa: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ setup: $(BIN)/article-qa
 
 chat: setup
 	$(BIN)/article-qa chat
+
+serve: setup
+	$(BIN)/article-qa serve --open
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -21,6 +21,10 @@ Rows:
   index       `article-qa index` of 1 MB of text into a fresh folder that holds the ONNX exports
   index_cold  the same into a completely empty folder (torch encoding + ONNX export), one run, info
   memory      peak RSS of the `ask` processes (wait4 of each child)
+  serve       `article-qa serve` under 8 concurrent clients x 50 questions (each client its own
+              conversation, over HTTP on 127.0.0.1): errors, p50/p95 per question as the clients
+              see it, against the same questions through ArticleQA in process in the same run;
+              also the page weight (HTML + CSS + JS bytes) and a clean stop on Ctrl-C
   big         a 5 MB article (made here from the default one, every paragraph numbered and its
               words shuffled, so no two passages are alike): `article-qa index` into a folder with
               the ONNX exports, against embedding its passages alone (bench/embed_only.py), with
@@ -48,7 +52,7 @@ from bench.naive import SCRIPT as NAIVE_SCRIPT
 from bench.questions import big_article, perturbed_article, seed_questions, variants
 
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = ["ask", "help", "chat", "batch", "index", "index_cold", "memory", "big"]
+ROWS = ["ask", "help", "chat", "batch", "index", "index_cold", "memory", "serve", "big"]
 CHILD_TIMEOUT_S = 3600
 WARM_QUESTION = "Where were the peace talks held?"
 
@@ -67,6 +71,9 @@ BIG_INDEX_MAX_RATIO = 3.0  # index time / embedding time
 BIG_INDEX_MAX_MB = 1500.0
 BIG_ASK_MAX_S = 1.5
 BIG_ASK_MAX_MB = 600.0
+# Issue "article-qa serve": a load check, with no latency target; it must answer every question.
+SERVE_CLIENTS = 8
+SERVE_QUESTIONS = 50  # per client
 
 
 # -- measuring child processes ----------------------------------------------------------------
@@ -202,8 +209,9 @@ class Result:
 
 class Bench:
     def __init__(self, work: Path, repeat: int, batch_questions: int, index_chars: int,
-                 big_chars: int = BIG_ARTICLE_CHARS):
+                 serve_questions: int = SERVE_QUESTIONS, big_chars: int = BIG_ARTICLE_CHARS):
         self.work = work
+        self.serve_questions = serve_questions
         self.big_chars = big_chars
         self.repeat = repeat
         self.batch_questions = batch_questions
@@ -437,6 +445,38 @@ class Bench:
         )
 
 
+    def row_serve(self) -> Result:
+        from bench.serve_load import RESULT_MARKER
+
+        clients, per_client = SERVE_CLIENTS, self.serve_questions
+        log(f"article-qa serve under {clients} concurrent clients x {per_client} questions, "
+            "and the same questions in process")
+        proc = run_timed([sys.executable, "-m", "bench.serve_load", str(self.cache), str(clients), str(per_client),
+                          *self.cli], self.env, ROOT).check("bench.serve_load")
+        line = next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER))
+        data = json.loads(line[len(RESULT_MARKER):])
+        served, local = data["server_ms"], data["in_process_ms"]
+        p50, p95 = percentile(served, 50), percentile(served, 95)
+        local_p50, local_p95 = percentile(local, 50), percentile(local, 95)
+        asked = clients * per_client
+        errors, mismatches = len(data["errors"]), len(data["mismatches"])
+        page = data["page_bytes"]
+        weight = sum(page.values())
+        qps = len(served) / data["load_wall_s"]
+        clean_stop = data["shutdown_rc"] == 0
+        return Result(
+            "serve", f"article-qa serve, {clients} clients x {per_client} questions over HTTP",
+            f"p50 {p50:.0f} ms, p95 {p95:.0f} ms per question ({len(served)}/{asked} answered, {errors} errors, "
+            f"{mismatches} differ from in process, {qps:.1f} q/s; in process p50 {local_p50:.0f}, p95 {local_p95:.0f}); "
+            f"page {weight / 1000:.1f} kB (HTML {page['html']:,} + CSS {page['css']:,} + JS {page['js']:,} B)"
+            + ("" if clean_stop else f"; Ctrl-C exit {data['shutdown_rc']}"),
+            "no errors, same answers, clean Ctrl-C",
+            errors == 0 and mismatches == 0 and len(served) == asked and clean_stop,
+            f"p50 {p50 / local_p50:.1f}× in-process (queue of {clients})",
+            {"p50_ms": p50, "p95_ms": p95, "in_process_p50_ms": local_p50, "in_process_p95_ms": local_p95,
+             "questions_per_s": qps, "page_bytes_total": weight, "peak_rss_mb": round(proc.max_rss_mb, 1), **data},
+        )
+
     def row_big(self) -> Result:
         from bench.embed_only import RESULT_MARKER
 
@@ -521,7 +561,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=None, help="Repeats per row (default 5; 2 with --quick).")
     parser.add_argument("--quick", action="store_true",
                         help="Smoke test: repeat 2, batch of 200 questions, 200 kB of text to index, "
-                             "a 500 kB 'big' article.")
+                             "serve with 8 clients x 10 questions, a 500 kB 'big' article.")
     parser.add_argument("--json", type=Path, metavar="PATH", help="Also write the results as JSON.")
     parser.add_argument("--rows", default=",".join(ROWS), help=f"Comma-separated rows (default all: {','.join(ROWS)}).")
     args = parser.parse_args(argv)
@@ -546,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     warm_up: dict = {}
     with tempfile.TemporaryDirectory(prefix="article-qa-bench-") as tmp:
-        bench = Bench(Path(tmp), args.repeat, batch_questions, index_chars, big_chars)
+        bench = Bench(Path(tmp), args.repeat, batch_questions, index_chars,
+                      serve_questions=10 if args.quick else SERVE_QUESTIONS, big_chars=big_chars)
         needs_cache = any(r not in ("help", "index_cold") for r in args.rows)  # "big" copies the exports
         try:
             if needs_cache:

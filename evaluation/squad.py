@@ -240,6 +240,33 @@ def load_chats(path) -> list[dict]:
 # --------------------------------------------------------------------------- aggregation
 
 
+RIGHT_F1 = 0.5  # an answer counts as right when its F1 against a reference answer reaches this
+
+
+def is_right(prediction: str | None, golds: list[str]) -> bool:
+    """Whether a candidate answer is right: F1 ≥ RIGHT_F1 for an answerable question; an
+    unanswerable question has no right candidate (abstaining is right there)."""
+    if prediction is None or not _scorable_golds(golds):
+        return False
+    return best_scores(prediction, golds)[1] >= RIGHT_F1
+
+
+def calibration_error(probabilities: list[float], outcomes: list[bool], bins: int = 10) -> float | None:
+    """Expected calibration error: over equal-width probability bins, the gap between the mean
+    probability and the share that was right, weighted by the bin's size."""
+    if not probabilities:
+        return None
+    total = 0.0
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        members = [i for i, p in enumerate(probabilities) if low <= p < high or (b == bins - 1 and p == 1.0)]
+        if members:
+            mean_p = sum(probabilities[i] for i in members) / len(members)
+            accuracy = sum(outcomes[i] for i in members) / len(members)
+            total += len(members) * abs(mean_p - accuracy)
+    return total / len(probabilities)
+
+
 def _percent(values: list[float]) -> float | None:
     return round(100.0 * sum(values) / len(values), 2) if values else None
 
@@ -261,12 +288,21 @@ class Scoreboard:
     _has_answer: list[bool] = field(default_factory=list)
     _first_hit_rank: list[int | None] = field(default_factory=list)  # 1-based; None = miss
     _seconds: list[float] = field(default_factory=list)
+    _answered: list[bool] = field(default_factory=list)
+    _confidence: list[float] = field(default_factory=list)  # of the best candidate, answered or not
+    _candidate_right: list[bool] = field(default_factory=list)
 
     def add(self, prediction: str | None, golds: list[str],
             retrieved_spans: list[tuple[int, int]] | None, gold_spans: list[tuple[int, int]],
-            seconds: float) -> None:
+            seconds: float, candidate: str | None = None, confidence: float | None = None) -> None:
+        """One question's result. `candidate` is the best span whether or not it was given as the
+        answer (`prediction` is None on abstention), `confidence` its probability of being right."""
         exact, f1 = best_scores(prediction, golds)
         has_answer = bool(_scorable_golds(golds))
+        self._answered.append(prediction is not None)
+        if confidence is not None:
+            self._confidence.append(float(confidence))
+            self._candidate_right.append(is_right(candidate if candidate is not None else prediction, golds))
         self._exact.append(exact)
         self._f1.append(f1)
         self._has_answer.append(has_answer)
@@ -295,6 +331,12 @@ class Scoreboard:
             "recall@1": recall(1),
             "recall@3": recall(3),
             "recall@5": recall(5),
+            "ece": (round(calibration_error(self._confidence, self._candidate_right), 4)
+                    if self._confidence else None),
+            "answered": sum(self._answered),
+            "answered_wrong": sum(1 for i, a in enumerate(self._answered)
+                                  if a and (not self._has_answer[i] or self._f1[i] < RIGHT_F1)),
+            "abstained_answerable": sum(1 for i, a in enumerate(self._answered) if not a and self._has_answer[i]),
             "questions": len(self._exact),
             "seconds": round(sum(self._seconds), 2),
             "median_seconds_per_question": (round(statistics.median(self._seconds), 4)

@@ -1,7 +1,7 @@
 """Load the article a user names, with clear errors for bad input.
 
 Every answer the tool gives is a character span into the article, so the text must be exactly what
-the file holds: bytes are read and decoded here rather than through text mode, which would turn CRLF
+the file holds (or, for Markdown, HTML and PDF, exactly the text a person sees: `index.formats`): bytes are read and decoded here rather than through text mode, which would turn CRLF
 into LF and shift every offset. Most failures a user can cause (a typo in the path, a PDF, a Latin-1
 file, a huge dump) are caught here with a one-line message that says what to do, instead of surfacing
 later as a traceback from the tokenizer or the index.
@@ -19,6 +19,8 @@ import stat
 import sys
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from index.formats import FormatError, detect, html_text, markdown_text, pdf_text
 
 # Large enough for any article or long report; beyond it indexing time and memory stop being
 # reasonable for an interactive tool, and the input is more likely a mistake (a log, a database dump).
@@ -39,12 +41,14 @@ class Article:
     """An article whose text is the reference for every offset the tool reports.
 
     A leading byte-order mark in the file is not part of `text`, so offsets count from the first
-    character after it; line endings are kept exactly as in the file (CRLF stays CRLF).
+    character after it; line endings are kept exactly as in the file (CRLF stays CRLF). A Markdown,
+    HTML or PDF file's `text` is the text a person sees (`index.formats`): offsets count in that.
     """
 
     text: str
     source: str
     sha256: str
+    format: str = "text"  # "text", "markdown", "html" or "pdf": for the latter three, `text` is what a person sees
 
 
 def default_article_path() -> pathlib.Path:
@@ -77,8 +81,23 @@ def load_article(
             raise ArticleError("no article path given (the path is an empty string)")
         label = _printable(source)
         data = _read_file(pathlib.Path(source), label)
-    text = _decode(data, encoding, codec, label)
-    return _make_article(text, source, label)
+    fmt = detect(source, data)
+    try:
+        if fmt == "pdf":
+            text = pdf_text(data, label)
+        else:
+            text = _decode(data, encoding, codec, label)
+            if not text.strip():  # said as for any text file: empty, or only whitespace
+                fmt = "text"
+            elif fmt == "markdown":
+                text = markdown_text(text)
+            elif fmt == "html":
+                text = html_text(text)
+    except FormatError as err:
+        raise ArticleError(str(err)) from None
+    if fmt != "text" and not text.strip():
+        raise ArticleError(f"{label} has no text a person would read (only markup)")
+    return _make_article(text, source, label, fmt)
 
 
 def article_from_text(text: str, source: str = "<text>") -> Article:
@@ -91,7 +110,7 @@ def article_from_text(text: str, source: str = "<text>") -> Article:
     return _make_article(text, source, _printable(source))
 
 
-def _make_article(text: str, source: str, label: str) -> Article:
+def _make_article(text: str, source: str, label: str, fmt: str = "text") -> Article:
     """Shared validation, so files, stdin and in-memory text are refused for the same reasons."""
     if not text:
         raise ArticleError(f"{label} is empty")
@@ -107,7 +126,7 @@ def _make_article(text: str, source: str, label: str) -> Article:
         raise ArticleError(
             f"{label} contains a lone surrogate at offset {err.start}, which is not valid Unicode text"
         ) from None
-    return Article(text=text, source=source, sha256=hashlib.sha256(encoded).hexdigest())
+    return Article(text=text, source=source, sha256=hashlib.sha256(encoded).hexdigest(), format=fmt)
 
 
 def _lookup_codec(encoding: str) -> codecs.CodecInfo:
@@ -170,10 +189,6 @@ def _decode(data: bytes, encoding: str, codec: codecs.CodecInfo, label: str) -> 
     """Turn bytes into text, explaining binary or mis-encoded input in terms the user can act on."""
     if not data:
         raise ArticleError(f"{label} is empty")
-    if data.startswith(b"%PDF-"):
-        raise ArticleError(
-            f"{label} is a PDF file, not text; extract its text first (for example with pdftotext)"
-        )
     # In UTF-16/32 NUL bytes are normal, so for those only a decoded NUL character counts (checked later).
     wide = codec.name.startswith(("utf-16", "utf-32"))
     if not wide:

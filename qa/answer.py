@@ -8,8 +8,9 @@ the nearest sentence when nothing answers would be a made-up answer with a strai
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from qa.confidence import Calibrator, features
 from qa.reader import Span
 from qa.retrieve import Hit
 
@@ -78,35 +79,67 @@ class Answer:
 
 @dataclass(frozen=True)
 class Decision:
-    """How spans and retrieval scores become an answer; tuned with `article-qa eval`."""
+    """How candidate spans become an answer, a best guess, or "the article does not say".
+
+    With a calibrator (the shipped reader has one) the reader's best span gets the probability that
+    it is right; it is the answer when that probability reaches `answer_threshold`, else a best
+    guess when it reaches `guess_floor`. (Letting the calibrator re-rank the top three spans was
+    measured worse: check-set F1 64.6 against 66.4, ECE 0.056 against 0.037; it favoured spans
+    cut short of the question's own words.) Without one (another Hugging Face reader) the
+    best span must beat "no answer" by `null_threshold` logits, and its "probability" is only the
+    sigmoid of that margin.
+    """
 
     null_threshold: float = 0.0  # a span must beat "no answer" by this many logits
     retrieval_weight: float = 0.0  # adds the passage's retrieval score (0-1) times this to the margin
     guess_floor: float = 0.1  # an abstention shows its best candidate as a guess when at least this likely
+    calibrator: Calibrator | None = None
+    answer_threshold: float = 0.5  # with a calibrator: the probability an answer needs
 
 
 def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
-def decide(question: str, article_text: str, spans: list[Span], hits: list[Hit], decision: Decision) -> Answer:
-    """Pick the best span, or no answer when none clears the threshold."""
-    retrieval = {h.passage.index: h.score for h in hits}
+def _evidence(span: Span, hits: list[Hit], decision: Decision) -> float:
+    retrieval = next((h.score for h in hits if h.passage.index == span.passage.index), 0.0)
+    return span.margin + decision.retrieval_weight * retrieval
 
-    def evidence(span: Span) -> float:
-        return span.margin + decision.retrieval_weight * retrieval.get(span.passage.index, 0.0)
 
-    # A span of nothing but white space and commas trims to "", which is no answer: skip it.
-    ranked = sorted(spans, key=evidence, reverse=True)  # stable: ties keep the reader's order
-    trimmed = ((span, _trim(article_text, span.start, span.end)) for span in ranked)
-    best, (start, end) = next(((s, t) for s, t in trimmed if t[0] < t[1]), (None, (None, None)))
-    if best is None:
+def ranked_candidates(article_text: str, spans: list[Span], hits: list[Hit], decision: Decision) -> list[Span]:
+    """Candidate spans best first, trimmed of white space and dangling commas at the edges; a span
+    of nothing else is dropped (it would be an empty answer)."""
+    ranked = []
+    for span in sorted(spans, key=lambda s: _evidence(s, hits, decision), reverse=True):  # stable
+        start, end = _trim(article_text, span.start, span.end)
+        if start < end:
+            ranked.append(replace(span, start=start, end=end))
+    return ranked
+
+
+def decide(question: str, article_text: str, spans: list[Span], hits: list[Hit], decision: Decision,
+           reading: str | None = None) -> Answer:
+    """The answer, a best guess, or none, from the reader's candidate spans.
+
+    `reading` is the question as the reader read it (a rewritten follow-up); features use it.
+    """
+    ranked = ranked_candidates(article_text, spans, hits, decision)
+    if not ranked:
         return Answer(question, None, None, None, 0.0, tuple(hits))
-    confidence = sigmoid(evidence(best) - decision.null_threshold)
-    if evidence(best) < decision.null_threshold:
-        guess = Candidate(article_text[start:end], start, end, confidence) if confidence >= decision.guess_floor else None
-        return Answer(question, None, None, None, guess.score if guess else 0.0, tuple(hits), best_guess=guess)
-    return Answer(question, article_text[start:end], start, end, confidence, tuple(hits))
+    best = ranked[0]
+    if decision.calibrator is not None:
+        confidence = decision.calibrator.probability(features(reading or question, article_text, ranked, 0, hits))
+        answered = confidence >= decision.answer_threshold
+    else:
+        evidence = _evidence(best, hits, decision)
+        confidence = sigmoid(evidence - decision.null_threshold)
+        answered = evidence >= decision.null_threshold
+    if not answered:
+        guess = Candidate(article_text[best.start:best.end], best.start, best.end, confidence)
+        if confidence < decision.guess_floor:
+            return Answer(question, None, None, None, 0.0, tuple(hits))
+        return Answer(question, None, None, None, confidence, tuple(hits), best_guess=guess)
+    return Answer(question, article_text[best.start:best.end], best.start, best.end, confidence, tuple(hits))
 
 
 _TRAILING = " \t\r\n,;:"

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping
 
 from qa.batch_input import BatchError, BatchQuestion
-from qa.conversation import Contextual, Turn, contextualize
-from qa.pipeline import ArticleQA
+from qa.conversation import Turn
+from qa.pipeline import ArticleQA, ask_in_context, turn_after
 
 MAX_CHUNK = 32  # questions per batched call, once the run has started
 
@@ -36,6 +36,7 @@ class Done:
     question: str
     answer: str | None  # the answer's text; None when the article did not say
     written: object  # what the output writes back (the JSON line, the CSV row)
+    read_as: str | None = None  # how the follow-up was read, when it was rewritten
 
 
 def error_record(err: BatchError) -> dict:
@@ -117,17 +118,13 @@ def _answer_chunk(qa: ArticleQA, chunk, histories: dict[str, list[Turn]]) -> lis
                 kept = chunk[i]
                 out[i] = kept.done
                 if kept.conversation is not None:
-                    histories.setdefault(kept.conversation, []).append(Turn(kept.done.question, kept.done.answer))
-        contexts = [
-            contextualize(chunk[i].question, histories.get(chunk[i].conversation, []))
-            if chunk[i].conversation is not None
-            else Contextual(chunk[i].question, chunk[i].question)
-            for i in asked
-        ]
+                    histories.setdefault(kept.conversation, []).append(
+                        Turn(kept.done.question, kept.done.answer, kept.done.read_as))
         answers: list = []
         if asked:
             try:
-                answers = list(qa.ask_many([chunk[i].question for i in asked], contexts))
+                answers = list(ask_in_context(qa, [chunk[i].question for i in asked],
+                                              [histories.get(chunk[i].conversation, []) for i in asked]))
                 if len(answers) != len(asked):  # zip would drop lines silently
                     raise RuntimeError(f"{len(answers)} answers for {len(asked)} questions")
             except Exception as err:  # noqa: BLE001 - a failure is recorded per line, the rest still run
@@ -138,7 +135,7 @@ def _answer_chunk(qa: ArticleQA, chunk, histories: dict[str, list[Turn]]) -> lis
                 out[i] = {"id": record.id, "line": record.line, "error": f"could not answer: {answer}"}
                 continue
             if record.conversation is not None:
-                histories.setdefault(record.conversation, []).append(Turn(record.question, answer.text))
+                histories.setdefault(record.conversation, []).append(turn_after(answer))
             out[i] = {"id": record.id, "line": record.line, **answer.to_dict()}
             if record.conversation is not None:
                 out[i]["conversation"] = record.conversation

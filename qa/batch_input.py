@@ -7,8 +7,7 @@ line. A bad line never stops the rest, and the caller can line up answers with i
 number alone. Blank lines are skipped (a plain question file often has them) and still count in the
 line numbers. The input is read as bytes and streamed line by line, so a huge file or a single huge
 line (bounded by MAX_LINE_BYTES) neither exhausts memory nor delays the answers to the lines before
-it. Question text is cleaned of control characters and terminal escape sequences because it is echoed
-back to terminals and log files.
+it. Question text is cleaned as every front end cleans it (`qa.question.clean_question`).
 
 The format is decided once per file, not per line: a plain question may start with `"` or `[`
 (`"Quoted" titles?`) and must not be read as broken JSON. With `auto`, the first line that is not
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from index.printable import printable
+from qa.question import clean_question  # shared by every front end; imported here for batch lines
 
 MAX_LINE_BYTES = 1_000_000
 MAX_QUESTION_CHARS = 2000
@@ -35,19 +35,6 @@ FORMATS = ("auto", "jsonl", "text")
 _BOM = b"\xef\xbb\xbf"
 _DRAIN_CHUNK = 1 << 16
 
-# Terminal escape sequences, 7-bit (ESC ...) and 8-bit (C1) forms:
-# - CSI: ESC [ or U+009B, parameter bytes, intermediate bytes, one final byte ("\x1b[31m");
-# - OSC, DCS, SOS, PM, APC: a string up to BEL or ST (ESC \ or U+009C); an unterminated string runs
-#   to the next ESC or to the end of the text, as a terminal would swallow it ("\x1b]0;title\x07");
-# - any other escape: ESC, intermediate bytes, one final byte ("\x1bc", "\x1b(B").
-_ESCAPE_SEQUENCE = re.compile(
-    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]"
-    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-    r"|\x1b[\x20-\x2f]*[\x30-\x7e]"
-)
-# Control characters that separate words become spaces; every other C0/C1 control (and DEL) goes.
-_SPACE_CONTROLS = re.compile(r"[\t\n\v\f\r\x85]")
-_OTHER_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Lone surrogates (possible through JSON "\ud800" escapes) cannot be written out as UTF-8.
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 
@@ -159,21 +146,6 @@ def parse_line(raw: bytes, line: int, fmt: str = "auto") -> BatchQuestion | Batc
     if fmt == "jsonl" or (fmt == "auto" and stripped.startswith("{")):
         return _parse_json(text, line)
     return _question(line, None, text, None)
-
-
-def clean_question(text: str) -> str:
-    """Return `text` without terminal escapes and control characters, tabs as spaces, stripped.
-
-    Line breaks and other white-space controls become spaces too, so words never run together; lone
-    surrogates become U+FFFD. Raises ValueError("empty question") when nothing is left.
-    """
-    text = _ESCAPE_SEQUENCE.sub("", text)
-    text = _SPACE_CONTROLS.sub(" ", text)
-    text = _OTHER_CONTROLS.sub("", text)
-    text = _SURROGATES.sub("\ufffd", text).strip()
-    if not text:
-        raise ValueError("empty question")
-    return text
 
 
 def _parse_json(text: str, line: int) -> BatchQuestion | BatchError:

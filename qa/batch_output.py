@@ -147,7 +147,8 @@ class CsvFormat:
                 line = int(cells["line"])
                 answer = _unguard(cells["answer"]) if cells["verdict"] == "answered" else None
                 done = None if cells["error"] or cells["verdict"] not in _VERDICTS else Done(
-                    line, _unguard(cells["id"]), _unguard(cells["question"]), answer, row)
+                    line, _unguard(cells["id"]), _unguard(cells["question"]), answer, row,
+                    _unguard(cells["read_as"]) or None)
                 if line not in found or (found[line][0] is None and done is not None):
                     found[line] = (done, row)
         except csv.Error:  # a row cut inside a quoted cell: dropped, like a cut JSON line
@@ -192,10 +193,11 @@ def _done(line: int, id_, question, answer, record: dict, raw: str) -> Done | No
     """A Done for a JSON record that is an answer (not an error), else None."""
     if "error" in record or not isinstance(id_, str) or not isinstance(question, str):
         return None
+    read_as = record.get("read_as") if isinstance(record.get("read_as"), str) else None
     if answer is None:
-        return Done(line, id_, question, None, raw)
+        return Done(line, id_, question, None, raw, read_as)
     if isinstance(answer, dict) and isinstance(answer.get("text"), str):
-        return Done(line, id_, question, answer["text"], raw)
+        return Done(line, id_, question, answer["text"], raw, read_as)
     return None
 
 

@@ -1,11 +1,19 @@
 """Follow-up questions read in the light of the previous turns.
 
-"How did he speak to journalists?" after "Who announced that Ukraine is dropping its NATO bid?"
-means Zelensky. The reader only sees one question, so a follow-up is rewritten: a personal pronoun
-is replaced by the previous answer's last name when that answer names someone (a short capitalised
-span);
-otherwise the retrieval query also carries the previous question, whose words point at the same
-part of the article. A question with no follow-up cue (pronoun, "and", "what about") is left alone.
+The reader sees one question at a time, so a follow-up is rewritten into a question that stands on
+its own, the way a person would hear it:
+- a bare question word takes the previous question's predicate: "Where were the peace talks held?"
+  then "When?" reads "When were the peace talks held?";
+- "And the German chancellor?" / "What about X?" takes the previous question's frame with X in
+  place of its subject: "Who is the U.S. envoy?" then "Who is the German chancellor?";
+- a pronoun stands for something the last turns were about: "he" for a person they named, "they"
+  or "it" for the previous answer or the previous question's subject ("When will they continue?"
+  after a question about the peace talks);
+- a leading "And"/"So" before a question that is complete is dropped.
+
+Without a parser such rewrites are guesses, so a follow-up gets a few readings, most plausible
+first, and the conversation keeps the one the article answers most confidently (see
+`ArticleQA.ask_in_context`). A question with no follow-up cue is read as it is.
 """
 
 from __future__ import annotations
@@ -13,37 +21,142 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_PERSON_PRONOUNS = {
-    "he": "{}", "she": "{}", "him": "{}", "her": "{}", "they": "{}", "them": "{}",
-    "his": "{}'s", "their": "{}'s", "hers": "{}'s", "theirs": "{}'s",
-}
-_PRONOUN = re.compile(r"\b(" + "|".join(_PERSON_PRONOUNS) + r")\b", re.IGNORECASE)
-_FOLLOW_UP_START = re.compile(r"^\s*(and|what about|how about|also|then)\b", re.IGNORECASE)
-_THING_PRONOUN = re.compile(r"\b(it|its|this|that|there|these|those)\b", re.IGNORECASE)
+MAX_READINGS = 4
+_AUX = frozenset(
+    "is are was were am be been being do does did has have had will would can could should shall may might must".split()
+)
+_WH = frozenset("what which who whom whose when where why how".split())
+_PREPOSITIONS = frozenset(
+    "to from for by with of about in on at since until till during after before into against toward towards "
+    "through under over between among".split()
+)
+# Words that end a noun phrase: a verb here is usually the question's main verb.
+_VERBS = frozenset(
+    "say said give gave make made do see call called mean want ask tell take get go come know think use find "
+    "offer present announce demand support seek describe explain continue happen include become leave provide "
+    "hold meet speak talk sign agree win lose play start end die live work run build write lead send sell buy "
+    "transfer drop join pursue face plan expect frame react respond view consider argue claim believe help "
+    "refuse reject accept allow move cause create begin show".split()
+    # irregular participles: "were the talks held", "was the treaty written"
+    + "held done given taken seen known shown written built sent met led won lost told found brought thought "
+      "paid kept left begun chosen spoken broken driven drawn grown thrown sold bought put set cut hit let "
+      "born worn torn sworn struck caught taught fought sought".split()
+)
+_LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|but|so|also|then|ok|okay|well)\b[\s,]*", re.IGNORECASE)
+_FRAME = re.compile(r"^\s*(?:(?:and\s+)?(?:what|how)\s+about|and)\s+(?P<topic>.+?)\s*[?.!]*\s*$", re.IGNORECASE)
+_PERSON_PRONOUN = re.compile(r"\b(he|him|his|she|her|hers)\b", re.IGNORECASE)
+_THING_PRONOUN = re.compile(r"\b(they|them|their|theirs|it|its)\b", re.IGNORECASE)
+_POSSESSIVES = frozenset({"his", "her", "hers", "their", "theirs", "its"})
+_WORD = re.compile(r"[\w’'.-]+")
+_TIME_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow january february march "
+    "april may june july august september october november december week month year".split()
+)
+_NAME_PARTICLES = frozenset({"de", "van", "von", "der", "den", "da", "di", "du", "del", "la", "le", "al", "bin", "ibn"})
+_TITLES = frozenset(
+    "president chancellor minister prime envoy secretary general king queen prince senator governor mayor "
+    "ambassador director chief leader spokesman spokeswoman mr mrs ms dr sir".split()
+)
+_NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:(?:de|van|von|der|da|di|du|del|la|le|al|bin|ibn)\s+)?[A-Z][\w’'-]*)*")
 
 
 @dataclass(frozen=True)
 class Turn:
+    """A finished turn: the question as asked and as read, and the answer's text (None: no answer)."""
+
     question: str
     answer_text: str | None
+    read_as: str | None = None
+
+    @property
+    def reading(self) -> str:
+        return self.read_as or self.question
 
 
 @dataclass(frozen=True)
 class Contextual:
-    """What the reader is asked and what retrieval searches for."""
+    """One reading of a question: what the reader is asked and what retrieval searches for."""
 
     question: str
     query: str
 
 
-def _names_someone(text: str | None) -> bool:
+def _words(text: str) -> list[str]:
+    return text.rstrip(" ?.!").split()
+
+
+def _is_fragment(question: str) -> bool:
+    """"When?", "To whom?", "From which countries?": a question word and at most two more, no verb."""
+    words = [w.lower().strip(",") for w in _words(question)]
+    if not words or len(words) > 4:
+        return False
+    if words[0] in _PREPOSITIONS:
+        words = words[1:]
+    return bool(words) and words[0] in _WH and not any(w in _AUX for w in words)
+
+
+def _split_wh(question: str) -> tuple[str, str, bool]:
+    """(question-word phrase, the rest, whether the rest starts with an auxiliary verb).
+
+    "Where were the talks held?" -> ("Where", "were the talks held", True);
+    "Who then transfers the weapons?" -> ("Who", "then transfers the weapons", False).
+    """
+    words = _words(question)
+    i = 0
+    if i < len(words) and words[i].lower() in _PREPOSITIONS:
+        i += 1
+    if i >= len(words) or words[i].lower() not in _WH:
+        return "", " ".join(words), False
+    head = words[i].lower()
+    i += 1
+    # "which countries", "how many people", "what kind of": the phrase runs to the auxiliary.
+    if head in {"which", "what", "whose", "how"}:
+        j = i
+        while j < len(words) and j - i < 3 and words[j].lower() not in _AUX:
+            j += 1
+        if j < len(words) and words[j].lower() in _AUX:
+            i = j
+    rest = words[i:]
+    return " ".join(words[:i]), " ".join(rest), bool(rest) and rest[0].lower() in _AUX
+
+
+def _subject(rest: str) -> str | None:
+    """The noun phrase after the auxiliary: "were the peace talks held" -> "the peace talks"."""
+    words = rest.split()[1:]
+    taken = []
+    for word in words:
+        bare = word.lower().strip(",")
+        if taken and (bare in _PREPOSITIONS or bare in _VERBS or bare in _AUX
+                      or (len(bare) > 4 and bare.endswith(("ing", "ed")))):
+            break
+        taken.append(word)
+    return " ".join(taken) or None
+
+
+def _is_time(text: str) -> bool:
+    words = [w.lower().strip(".,") for w in text.split()]
+    return bool(words) and all(w in _TIME_WORDS or w.isdigit() or w in {"on", "in", "the", "of"} for w in words)
+
+
+def _names(text: str) -> list[str]:
+    """Capitalised word runs that are not the question's first word or an acronym-only run."""
+    found = []
+    for m in _NAME.finditer(text):
+        name = m.group().strip()
+        words = name.split()
+        while words and (words[0].lower() in _WH or words[0].lower() in _AUX or words[0].lower() in _TITLES):
+            words = words[1:]
+        if words and not all(w.isupper() for w in words) and not _is_time(" ".join(words)):
+            found.append(" ".join(words))
+    return found
+
+
+def _looks_like_person(text: str | None) -> bool:
     if not text:
         return False
     words = text.split()
-    return 1 <= len(words) <= 6 and all(w[:1].isupper() or not w[:1].isalpha() for w in words)
-
-
-_NAME_PARTICLES = {"de", "van", "von", "der", "den", "da", "di", "du", "del", "la", "le", "al", "bin", "ibn"}
+    return 1 <= len(words) <= 6 and all(w[:1].isupper() or w.lower() in _NAME_PARTICLES for w in words) \
+        and not all(w.isupper() for w in words) and not _is_time(text)
 
 
 def last_name(name: str) -> str:
@@ -57,31 +170,147 @@ def last_name(name: str) -> str:
     return " ".join(kept)
 
 
+def _people(history: list[Turn]) -> list[str]:
+    """People the last turns named, most recent first (answers before their questions)."""
+    people: list[str] = []
+    for turn in reversed(history[-3:]):
+        candidates = []
+        if _looks_like_person(turn.answer_text):
+            candidates.append(turn.answer_text)
+        candidates += [n for n in _names(turn.reading) if _looks_like_person(n)]
+        for c in candidates:
+            name = last_name(c)
+            if name not in people:
+                people.append(name)
+    return people
+
+
+def _things(history: list[Turn]) -> list[str]:
+    """What "they"/"it" may stand for, most likely first: the last answer (unless a time), the
+    last question's subject, then the same for the turn before."""
+    things: list[str] = []
+    for turn in reversed(history[-2:]):
+        candidates = []
+        if turn.answer_text and not _is_time(turn.answer_text) and len(turn.answer_text.split()) <= 12:
+            candidates.append(turn.answer_text)
+        wh, rest, inverted = _split_wh(turn.reading)
+        subject = _subject(rest) if inverted else None
+        if subject and not subject.lower() in {"he", "she", "they", "it", "you", "we", "i"}:
+            candidates.append(subject)
+        for c in candidates:
+            if c not in things:
+                things.append(c)
+    return things
+
+
+def _points_outside(question: str, pattern: re.Pattern) -> bool:
+    """Whether the question's first such pronoun can only mean something said before: not when the
+    question names someone or something ahead of it ("Who announced that Ukraine is dropping its
+    NATO bid?" — "its" is Ukraine's)."""
+    match = pattern.search(question)
+    if match is None:
+        return False
+    before = question[: match.start()]
+    return not _names(before) and not re.search(r"\b(?:the|a|an)\s+\w+", before, re.IGNORECASE)
+
+
+def _substitute(question: str, pattern: re.Pattern, entity: str) -> str:
+    def repl(match: re.Match) -> str:
+        word = match.group(1)
+        if word.lower() in _POSSESSIVES:
+            return f"{entity}’s" if "’" in question else f"{entity}'s"
+        return entity
+
+    return pattern.sub(repl, question, count=1)
+
+
+def _answer_slot(rest: str, answer: str) -> str:
+    """The previous question's predicate with its answer put where the question word stood:
+    "is Kiev seeking instead of NATO membership" + "bilateral guarantees" ->
+    "is Kiev seeking bilateral guarantees instead of NATO membership"."""
+    words = rest.split()
+    for i, word in enumerate(words[1:], 1):
+        bare = word.lower()
+        if bare in _VERBS or (len(bare) > 4 and bare.endswith(("ing", "ed", "en"))):
+            return " ".join(words[: i + 1] + [answer] + words[i + 1:])
+    return f"{rest} {answer}"
+
+
+def _fragment_readings(fragment: str, previous: Turn) -> list[str]:
+    wh, rest, inverted = _split_wh(previous.reading)
+    if not rest:
+        return []
+    words = fragment.rstrip(" ?.!")
+    answer = previous.answer_text
+    if inverted:
+        lowered = wh.lower().split()
+        asks_for_thing = bool(lowered) and lowered[-1] in {"what", "which", "who", "whom"} or (
+            len(lowered) > 1 and lowered[0] in {"what", "which"})
+        if answer and asks_for_thing:
+            return [f"{words} {_answer_slot(rest, answer)}?", f"{words} {rest}?"]
+        return [f"{words} {rest}?"]
+    # The previous question word was the subject ("Who then transfers the weapons?"): its answer is.
+    if answer:
+        return [f"{words} {answer} {rest}?", f"{words} {rest}?"]
+    return [f"{words} {rest}?"]
+
+
+def _frame_readings(topic: str, previous: Turn) -> list[str]:
+    wh, rest, inverted = _split_wh(previous.reading)
+    readings = []
+    subject = _subject(rest) if inverted else None
+    if wh and subject:
+        readings.append(f"{wh} {rest.replace(subject, topic, 1)}?")
+    elif wh and rest:
+        readings.append(f"{wh} {rest} {topic}?")
+    return readings
+
+
+def readings(question: str, history: list[Turn]) -> list[Contextual]:
+    """The ways to read `question` after `history`, most plausible first (at most MAX_READINGS)."""
+    if not history:
+        return [Contextual(question, question)]
+    previous = history[-1]
+    stripped = _LEADING_CONJUNCTION.sub("", question, count=1)
+    candidates: list[str] = []
+    frame = _FRAME.match(question)
+    if _is_fragment(stripped):
+        candidates += _fragment_readings(stripped, previous)
+    elif frame and not _split_wh(frame.group("topic"))[0] and len(frame.group("topic").split()) <= 6 \
+            and not any(w.lower() in _AUX for w in frame.group("topic").split()):
+        candidates += _frame_readings(frame.group("topic"), previous)
+    else:
+        base = stripped[:1].upper() + stripped[1:] if stripped != question else question
+        if _points_outside(base, _PERSON_PRONOUN):
+            candidates += [_substitute(base, _PERSON_PRONOUN, p) for p in _people(history)[:2]]
+        elif _points_outside(base, _THING_PRONOUN):
+            candidates += [_substitute(base, _THING_PRONOUN, t) for t in _things(history)[:3]]
+        if base != question:
+            candidates.append(base)
+    out, seen = [], set()
+    for c in (c[:1].upper() + c[1:] for c in candidates):
+        if c not in seen and c != question:
+            seen.add(c)
+            out.append(Contextual(c, c))
+    out = out[: MAX_READINGS - 1]
+    if not out:
+        return [Contextual(question, question)] if not is_follow_up(question) else [
+            Contextual(question, f"{question} {previous.reading} {previous.answer_text or ''}".strip())]
+    # The question as it was asked, searched with the previous turn's words, stays a reading: a
+    # pronoun may point inside the question itself.
+    out.append(Contextual(question, f"{question} {previous.reading}"))
+    return out
+
+
 def is_follow_up(question: str) -> bool:
+    """Whether the question leans on earlier turns: a pronoun with nothing in the question for it
+    to stand for, a bare question word, "And X?"/"What about X?", a leading "And"."""
     return bool(
-        _PRONOUN.search(question) or _FOLLOW_UP_START.search(question) or _THING_PRONOUN.search(question)
+        _points_outside(question, _PERSON_PRONOUN) or _points_outside(question, _THING_PRONOUN)
+        or _FRAME.match(question) or _LEADING_CONJUNCTION.match(question) or _is_fragment(question)
     )
 
 
 def contextualize(question: str, history: list[Turn]) -> Contextual:
-    """Rewrite a follow-up question with what the previous turns established."""
-    if not history or not is_follow_up(question):
-        return Contextual(question, question)
-    previous = history[-1]
-    rewritten = question
-    if _names_someone(previous.answer_text) and _PRONOUN.search(question):
-        # The surname alone: articles say "Zelensky said", and a full "President Volodymyr Zelensky"
-        # that the passage does not spell out makes the reader doubt the passage is about him.
-        name = last_name(previous.answer_text)
-
-        def substitute(match: re.Match) -> str:
-            return _PERSON_PRONOUNS[match.group(1).lower()].format(name)
-
-        rewritten = _PRONOUN.sub(substitute, question, count=1)
-    if rewritten != question:
-        # The rewrite already names the subject; more words would only dilute the search.
-        return Contextual(rewritten, rewritten)
-    query = f"{question} {previous.question}"
-    if previous.answer_text:
-        query += f" {previous.answer_text}"
-    return Contextual(question, query)
+    """The most plausible reading of `question` after `history`."""
+    return readings(question, history)[0]

@@ -20,17 +20,20 @@ from index.parallel import Loading
 from index.passages import Chunking
 from index.store import ArticleIndex, cache_problem, default_index_dir, open_index
 from qa.answer import Answer, Decision, decide
-from qa.conversation import Contextual, Turn, contextualize
+from qa.confidence import Calibrator
+from qa.conversation import Contextual, Turn, readings
+from qa.question import language_notice, shorten_question
 from qa.reader import MAX_QUESTION_TOKENS, Reader, Span, truncate_question
 from qa.reader_models import load_reader, shipped_config
 from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
 
 DEFAULT_K = 3
+READING_PREFERENCE = 0.05  # probability a later (less plausible) reading of a follow-up gives up per rank
 ENV_RUNTIME = "ARTICLE_QA_RUNTIME"
 
 
 class QuestionWarning(UserWarning):
-    """A question was used only in part (too long for the reader)."""
+    """A question was used only in part (too long for the reader), or looks like another language."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class Settings:
 
 
 def default_decision(reader_name: str | None) -> Decision:
-    """The tuned decision stored with a reader of ours (reader.json); 0 (span must beat null) else."""
+    """The decision stored with a reader of ours (reader.json: its calibrator and thresholds, or an
+    older reader's margin threshold); "the span must beat no answer" for any other reader."""
     from qa.reader_models import READER_CONFIG, SHIPPED_READER
 
     folder = SHIPPED_READER if reader_name is None else Path(reader_name).expanduser()
@@ -56,7 +60,48 @@ def default_decision(reader_name: str | None) -> Decision:
         config = shipped_config(folder) if (folder / READER_CONFIG).is_file() else {}
     except (OSError, ValueError):  # unreadable: the reader's own loading reports it
         config = {}
-    return Decision(float(config.get("null_threshold", 0.0)), float(config.get("retrieval_weight", 0.0)))
+    return decision_from_config(config)
+
+
+def decision_from_config(config: dict) -> Decision:
+    confidence = config.get("confidence")
+    margin_rule = Decision(float(config.get("null_threshold", 0.0)), float(config.get("retrieval_weight", 0.0)))
+    if not confidence:
+        return margin_rule
+    try:
+        calibrator = Calibrator.from_dict(confidence["calibrator"])
+    except (KeyError, TypeError, ValueError):  # fitted for another version: still answer, by margin
+        return margin_rule
+    return replace(margin_rule, calibrator=calibrator,
+                   answer_threshold=float(confidence.get("answer_threshold", 0.5)),
+                   guess_floor=float(confidence.get("guess_floor", margin_rule.guess_floor)))
+
+
+def first_use(model: str | None = None, reader: str | None = None, index_dir: str | Path | None = None) -> bool:
+    """Whether answering will first have to prepare the models: export the encoder or the reader
+    to ONNX (PyTorch is imported for that; ~15 s, once per model version, kept in the cache).
+
+    Front ends say so before the wait instead of showing a silent screen. Models that are never
+    exported (by hub name, or ARTICLE_QA_RUNTIME=torch) load slowly every time: not a first use.
+    """
+    from index.onnx_export import MANIFEST_FILE, exported_model_path
+    from qa.reader_models import export_path
+
+    if os.environ.get(ENV_RUNTIME, "auto") == "torch":
+        return False
+    root = Path(index_dir) if index_dir else default_index_dir()
+    if cache_problem(root):  # a cache folder that is not used gets no exports either
+        return False
+    hash_cache = root / HASH_CACHE_FILE
+    try:
+        encoder = resolve_model(model, hash_cache=hash_cache)
+    except Exception:  # noqa: BLE001 - opening the model reports it properly
+        return False
+    paths = [export_path(reader, root / "onnx", hash_cache)]
+    if encoder.sha256:
+        paths.append(exported_model_path(encoder, root / "onnx"))
+    # An export made before exports had manifests is made again too (see index/onnx_export.py).
+    return any(path is not None and not (path.parent / MANIFEST_FILE).is_file() for path in paths)
 
 
 class ArticleQA:
@@ -115,6 +160,12 @@ class ArticleQA:
         self._reader.start()
         self.index.embedder.start_loading()
 
+    def prepare(self) -> None:
+        """Load (and on first use export) both models now, together, and wait for them."""
+        self.start_loading()
+        self.index.embedder.dim  # noqa: B018 - loading the encoder is the point
+        self.reader  # noqa: B018 - and the reader
+
     def with_settings(self, **changes) -> "ArticleQA":
         """A view with other settings (e.g. k) sharing the loaded index and models."""
         view = ArticleQA(self.index, self.reader_name, replace(self.settings, **changes), self.export_dir)
@@ -129,20 +180,50 @@ class ArticleQA:
         if not questions:
             return []
         contexts = contexts or [Contextual(q, q) for q in questions]
-        for c in contexts:
-            if truncate_question(self.index.embedder.tokenizer, c.question)[1]:
-                warnings.warn(
-                    f"question is longer than {MAX_QUESTION_TOKENS} word pieces; the reader sees only "
-                    f"its beginning: {c.question[:60]!r}…", QuestionWarning,
-                )
+        read = self._reader_questions(list(dict.fromkeys(questions)), contexts)
         self._reader.start()  # loads while the question is encoded and searched
         hits = self.search_many(contexts, self.settings.k)
-        spans = self.read_many(contexts, hits)
+        return self.decide_many(questions, contexts, self.read_many(read, hits), hits, read)
+
+    def decide_many(self, questions: list[str], contexts: list[Contextual], spans: list[list[Span]],
+                    hits: list[list[Hit]], read: list[Contextual] | None = None) -> list[Answer]:
+        """The answers the reader's candidate `spans` make, under this pipeline's decision. The
+        confidence weighs the question the reader read (`read`: shortened when too long)."""
         return [
-            replace(decide(q, self.article.text, s, h, self.settings.decision),
+            replace(decide(q, self.article.text, s, h, self.settings.decision, reading=r.question),
                     read_as=c.question if c.question != q else None)
-            for q, c, s, h in zip(questions, contexts, spans, hits)
+            for q, c, r, s, h in zip(questions, contexts, read or contexts, spans, hits)
         ]
+
+    def ask_in_context(self, questions: list[str], histories: list[list[Turn]]) -> list[Answer]:
+        """Answers to questions asked after their conversations' `histories` (see `ask_in_context`)."""
+        return ask_in_context(self, questions, histories)
+
+    def _reader_questions(self, questions: list[str], contexts: list[Contextual]) -> list[Contextual]:
+        """What the reader reads: the question sentence of a question too long for it (retrieval
+        still searches with the whole question), with a warning; and a notice for a question in
+        another language. Each is said once, however many readings of a follow-up are asked."""
+        said: set[str] = set()
+
+        def say(message: str) -> None:
+            if message not in said:
+                said.add(message)
+                warnings.warn(message, QuestionWarning)
+
+        for question in questions:
+            notice = language_notice(question)
+            if notice:
+                say(notice)
+        tokenizer = self.index.embedder.tokenizer
+        read = []
+        for context in contexts:
+            short = shorten_question(context.question, lambda text: not truncate_question(tokenizer, text)[1])
+            if short.shortened:
+                say(f"question is longer than {MAX_QUESTION_TOKENS} word pieces, the most the reader reads; "
+                    f"it reads {short.how}: {short.text!r}")
+                context = Contextual(short.text, context.query)
+            read.append(context)
+        return read
 
     def search_many(self, contexts: list[Contextual], k: int) -> list[list[Hit]]:
         """The k best passages for each question (one encoder call, one FAISS search)."""
@@ -163,6 +244,28 @@ class ArticleQA:
         return Conversation(self)
 
 
+def ask_in_context(qa, questions: list[str], histories: list[list[Turn]]) -> list[Answer]:
+    """Answers to questions asked after their conversations' `histories`, from `qa.ask_many`.
+
+    A follow-up may have several readings (`qa.conversation.readings`); all are answered in one
+    batch and the one the article answers most confidently is kept, the more plausible reading
+    winning a near tie, so "they" becomes whatever the article can say something about.
+    """
+    options = [readings(q, h) for q, h in zip(questions, histories)]
+    asked = [q for q, opts in zip(questions, options) for _ in opts]
+    answers = iter(qa.ask_many(asked, [c for opts in options for c in opts]))
+    chosen = []
+    for opts in options:
+        candidates = [next(answers) for _ in opts]
+        chosen.append(max(enumerate(candidates), key=lambda ra: ra[1].score - READING_PREFERENCE * ra[0])[1])
+    return chosen
+
+
+def turn_after(answer: Answer) -> Turn:
+    """What a conversation remembers of an answered question."""
+    return Turn(answer.question, answer.text, answer.read_as)
+
+
 class Conversation:
     """A chat: each question is read in the light of the previous turns."""
 
@@ -171,8 +274,8 @@ class Conversation:
         self.turns: list[Turn] = []
 
     def ask(self, question: str) -> Answer:
-        answer = self.qa.ask_many([question], [contextualize(question, self.turns)])[0]
-        self.turns.append(Turn(question, answer.text))
+        answer = self.qa.ask_in_context([question], [self.turns])[0]
+        self.turns.append(turn_after(answer))
         return answer
 
     def reset(self) -> None:

@@ -29,6 +29,7 @@ class Span:
     end: int
     margin: float  # span logit sum minus null logit sum; > 0 means "more likely than no answer"
     passage: Passage
+    null: float = 0.0  # the window's null ([CLS]) logit sum: how sure the reader is there is nothing
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def best_spans(window: Window, start_logits: np.ndarray, end_logits: np.ndarray,
     spans = []
     for margin, s, e in found[:top]:
         start, end = window.context_offsets[s][0], window.context_offsets[e][1]
-        spans.append(Span(start, end, margin, window.passage))
+        spans.append(Span(start, end, margin, window.passage, null))
     return spans
 
 

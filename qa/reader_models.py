@@ -47,7 +47,7 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     """Our LoRA reader: base MiniLM weights (checked) + adapter (checked), ONNX when exported."""
     from index.embedding_model import HASH_CACHE_FILE, resolve_model
     from index.embeddings import load_fast_tokenizer
-    from index.onnx_export import MODEL_FILE, discard
+    from index.onnx_export import discard
 
     config = shipped_config(folder)
     weights_path = folder / weights_file(config)
@@ -63,8 +63,7 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     tokenizer = load_fast_tokenizer(base)
     max_length = int(config.get("max_length", 384))
     stride = int(config.get("stride", 128))
-    key = hashlib.sha256((digest + (base.sha256 or "")).encode()).hexdigest()[:16]
-    onnx_path = Path(export_dir) / f"reader-{key}" / MODEL_FILE if export_dir else None
+    onnx_path = _export_path(digest, base.sha256, export_dir)
     onnx_reader = lambda: Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx",  # noqa: E731
                                  workers=usable_cores())
     if onnx_path is not None and onnx_path.is_file():
@@ -81,6 +80,33 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
             except Exception:  # noqa: BLE001 - an export failure only costs speed
                 pass
     return Reader(_torch_runner(network), tokenizer, max_length, stride, "torch")
+
+
+def _export_path(weights_sha256: str, base_sha256: str | None, export_dir: Path | None) -> Path | None:
+    """Where the ONNX export of a shipped-style reader lives: keyed by both checksums."""
+    from index.onnx_export import MODEL_FILE
+
+    if export_dir is None:
+        return None
+    key = hashlib.sha256((weights_sha256 + (base_sha256 or "")).encode()).hexdigest()[:16]
+    return Path(export_dir) / f"reader-{key}" / MODEL_FILE
+
+
+def export_path(name_or_path: str | None, export_dir: Path, hash_cache: Path | None = None) -> Path | None:
+    """Where this reader's ONNX export is (or will be) kept; None for a reader that is never
+    exported (a Hugging Face model by name). Cheap: checksums come from the hash cache when known."""
+    from index.embedding_model import resolve_model
+
+    folder = SHIPPED_READER if name_or_path is None else Path(name_or_path).expanduser()
+    if not (folder / READER_CONFIG).is_file():
+        return None
+    try:
+        config = shipped_config(folder)
+        digest = hashlib.sha256((folder / weights_file(config)).read_bytes()).hexdigest()  # 2.6 MB: ~5 ms
+        base = resolve_model(config.get("base_model"), hash_cache=hash_cache)
+    except Exception:  # noqa: BLE001 - loading the reader reports any problem properly
+        return None
+    return _export_path(digest, base.sha256, export_dir)
 
 
 def weights_file(config: dict) -> str:

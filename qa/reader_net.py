@@ -91,7 +91,8 @@ def trainable_state(model: QAModel) -> dict[str, torch.Tensor]:
 def load_encoder(base_path: str | Path) -> nn.Module:
     from transformers import AutoModel
 
-    return AutoModel.from_pretrained(str(base_path), add_pooling_layer=False)
+    # float32 whatever the stored weights are (the GPU recipe carries them in float16).
+    return AutoModel.from_pretrained(str(base_path), add_pooling_layer=False).float()
 
 
 def build_model(base_path: str | Path, rank: int, alpha: float, dropout: float = 0.0) -> QAModel:
@@ -145,7 +146,7 @@ def delta_state(weights: dict[str, torch.Tensor], base: dict[str, torch.Tensor])
     for name, value in weights.items():
         if name.startswith("encoder.embeddings."):
             continue
-        value = value.float()
+        value = value.detach().float().cpu()
         if name.startswith(_HEAD):
             out[name] = value.clone().contiguous()
         else:

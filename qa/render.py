@@ -1,84 +1,207 @@
-"""Show an answer to a person: the span highlighted inside its passage, with offsets and scores.
+"""Show an answer to a person: the answer first, then the sentence it stands in, then (on request)
+the passages it was read from.
 
-Two forms of the same content: rich text for a terminal (colour, bold) and plain text with the span
-marked `[[like this]]` for pipes and NO_COLOR. Article and question text are shown literally:
-control characters and ANSI escapes are made visible rather than sent to the terminal, and rich
-markup such as `[bold]` is never interpreted because text goes in as `Text`, not markup.
+Every answer used to print three whole passages (up to ~1,000 characters each), so in an 80×24
+terminal the answer had scrolled away before it could be read. The default view is now the answer
+line, the sentence holding the span (highlighted) and where it is (paragraph, characters): three to
+five lines. `View(sources=True)` adds the passages, the answer's own first and weak matches left
+out; `passage_lines` shows one passage whole.
+
+One content model (`Line`s of styled `Segment`s) has three outputs: rich text for a terminal (colour,
+bold, wrapped at word boundaries), the same wrapped text without styles for a terminal with
+NO_COLOR, and plain text for pipes, where the span is marked ⟦like this⟧ (brackets that neither
+Markdown nor ordinary prose use, so they cannot be mistaken for a link or emphasis). Article and
+question text are shown literally: control characters and ANSI escapes are made visible rather than
+sent to the terminal, and rich markup such as `[bold]` is never interpreted because text goes in as
+`Text`, not markup.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from index.printable import BIDI_CONTROLS, SEPARATORS, escape_char
-from qa.answer import NO_ANSWER_TEXT, Answer
+from qa.answer import NO_ANSWER_TEXT, NOT_SURE_TEXT, Answer
+from qa.locate import clip, locate
+from qa.retrieve import Hit
+
+MARK_OPEN, MARK_CLOSE = "⟦", "⟧"
+SENTENCE_LIMIT = 240  # characters of the answer's sentence shown (three lines of 80 columns)
+PASSAGE_LIMIT = 200  # characters of a passage in a clipped (chat) sources view: with three, 24 lines hold the answer
+WEAK_MATCH = 0.2  # a passage matching less than this shares no word with the question and means little like it
+WEAK_RATIO = 0.6  # nor is one shown that matches under this fraction of the best (the reader skips those too)
 
 # Tabs and line breaks are kept; bidi controls (U+202E shows "txt.exe" as "exe.txt") are not.
 _CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI_CONTROLS}{SEPARATORS}]")
+_STYLES = {
+    "label": "bold",
+    "answer": "bold green",
+    "unsure": "bold yellow",
+    "guess": "italic yellow",
+    "mark": "bold black on yellow",
+    "dim": "dim",
+    "head": "cyan",
+}
+
+
+@dataclass(frozen=True)
+class View:
+    """What to show: the passages too (`sources`), each cut to `clip` characters (None: whole)."""
+
+    sources: bool = False
+    clip: int | None = None
+    weak_ratio: float = WEAK_RATIO
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    style: str = ""  # a key of _STYLES, or "" for plain
+
+
+@dataclass(frozen=True)
+class Line:
+    segments: tuple[Segment, ...] = ()
+    indent: int = 0
+    one_line: bool = False  # cut with "…" at the terminal's edge rather than wrapped
 
 
 def visible(text: str) -> str:
     """Control characters (escape sequences included) and bidi controls as harmless `\\x1b` /
-    `\\u202e` escapes."""
+    `\\u202e` escapes; line ends (LF, CRLF, CR) as line breaks, so a CRLF article shows no `\\x0d`."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub(lambda m: escape_char(m.group()), text)
 
 
-def _highlight_range(answer: Answer, start: int, end: int) -> tuple[int, int] | None:
-    """The answer's position inside a passage [start, end), relative to the passage, if inside."""
-    if not answer.answered or answer.start < start or answer.end > end:
-        return None
-    return answer.start - start, answer.end - start
+def one_line(text: str) -> str:
+    return visible(" ".join(text.split()))
 
 
-def plain(answer: Answer, show_passages: bool = True) -> str:
-    lines = []
+def percent(probability: float) -> str:
+    """A probability as a percentage that never claims certainty: '>99%' and '<1%' at the ends."""
+    if probability >= 0.995:
+        return ">99%"
+    if probability < 0.005:
+        return "<1%"
+    return f"{round(probability * 100)}%"
+
+
+def _span(answer: Answer) -> tuple[int, int] | None:
+    """The span to show: the answer's, or the best guess's when not sure."""
     if answer.answered:
-        lines.append(f"Answer: {visible(answer.text)}")
-        lines.append(f"  (characters {answer.start}-{answer.end}, score {answer.score:.2f})")
+        return answer.start, answer.end
+    if answer.best_guess is not None:
+        return answer.best_guess.start, answer.best_guess.end
+    return None
+
+
+def shown_hits(answer: Answer, weak_ratio: float = WEAK_RATIO) -> list[Hit]:
+    """The passages worth showing: the one holding the answer (or best guess) first, then the others
+    best first, without weak matches."""
+    if not answer.hits:
+        return []
+    best = max(h.score for h in answer.hits)
+    span = _span(answer)
+    holding = next((h for h in answer.hits if span and h.passage.start <= span[0] and span[1] <= h.passage.end), None)
+    kept = [h for h in answer.hits if h is holding or (h.score >= WEAK_MATCH and h.score >= weak_ratio * best)]
+    return sorted(kept, key=lambda h: h is not holding)  # stable: the rest keep their order
+
+
+def answer_lines(answer: Answer, article: str, view: View = View()) -> list[Line]:
+    """The lines that show `answer` (over the article text `article`)."""
+    lines = []
+    if answer.read_as and answer.read_as != answer.question:
+        lines.append(Line((Segment(f"read as: {one_line(answer.read_as)}", "dim"),), one_line=True))
+    if answer.answered:
+        lines.append(Line((Segment("Answer: ", "label"), Segment(one_line(answer.text), "answer"),
+                           Segment(f"  (confidence {percent(answer.score)})", "dim"))))
+    elif answer.best_guess is not None:
+        guess = answer.best_guess
+        lines.append(Line((Segment(NOT_SURE_TEXT, "unsure"), Segment(" The closest the article comes: "),
+                           Segment(f"“{one_line(guess.text)}”", "guess"), Segment(f" ({percent(guess.score)})."))))
     else:
-        lines.append(NO_ANSWER_TEXT)
-    if show_passages:
-        for rank, hit in enumerate(answer.hits, 1):
-            p = hit.passage
-            lines.append("")
-            lines.append(f"[{rank}] characters {p.start}-{p.end}, score {hit.score:.2f}")
-            inside = _highlight_range(answer, p.start, p.end)
-            if inside:
-                s, e = inside
-                text = f"{visible(p.text[:s])}[[{visible(p.text[s:e])}]]{visible(p.text[e:])}"
-            else:
-                text = visible(p.text)
-            lines.append(text)
-    return "\n".join(lines)
+        lines.append(Line((Segment(NO_ANSWER_TEXT, "unsure"),)))
+    span = _span(answer)
+    if span:
+        start, end = span
+        where = locate(article, start, end)
+        left, right = clip(article, where.sentence_start, where.sentence_end, start, end, SENTENCE_LIMIT)
+        before = ("…" if left > where.sentence_start else "") + visible(article[left:start])
+        after = visible(article[end:right]) + ("…" if right < where.sentence_end else "")
+        lines.append(Line((Segment(before), Segment(visible(article[start:end]), "mark"), Segment(after)), indent=2))
+        lines.append(Line((Segment(f"{where.paragraphs}, characters {start}-{end}", "dim"),), indent=2))
+    if view.sources:
+        lines.append(Line())
+        hits = shown_hits(answer, view.weak_ratio)
+        if not hits:
+            lines.append(Line((Segment("No passage matches the question well.", "dim"),)))
+        elif view.clip:
+            lines.append(Line((Segment("Passages", "head"), Segment("  (:show N shows one whole)", "dim"))))
+        else:
+            lines.append(Line((Segment("Passages", "head"),)))
+        for number, hit in enumerate(hits, 1):
+            lines.extend(passage_lines(answer, article, hit, number, view.clip))
+    return lines
 
 
-def rich_renderable(answer: Answer, show_passages: bool = True):
-    """A rich renderable: answer first, then each passage with the span in bold reverse."""
+def passage_lines(answer: Answer, article: str, hit: Hit, number: int, limit: int | None = None) -> list[Line]:
+    """Passage `number`: where it is and how well it matches the question, then its text (cut to
+    about `limit` characters around the answer, or from its start), the answer marked when inside."""
+    p = hit.passage
+    where = locate(article, p.start, p.end)
+    head = Line((Segment(f"[{number}] ", "head"),
+                 Segment(f"{where.paragraphs}, characters {p.start}-{p.end}, match {hit.score:.2f}", "dim")))
+    span = _span(answer)
+    inside = span if span and p.start <= span[0] and span[1] <= p.end else None
+    focus = inside or (p.start, p.start)
+    left, right = clip(article, p.start, p.end, focus[0], focus[1], limit) if limit else (p.start, p.end)
+    before, after = ("…" if left > p.start else ""), ("…" if right < p.end else "")
+    if inside:
+        s, e = inside
+        body = (Segment(before + visible(article[left:s])), Segment(visible(article[s:e]), "mark"),
+                Segment(visible(article[e:right]) + after))
+    else:
+        body = (Segment(before + visible(article[left:right]) + after),)
+    return [head, Line(body, indent=4)]
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+
+
+def plain_text(lines: list[Line]) -> str:
+    """Plain text for pipes and files: no styles, the span marked ⟦like this⟧, no wrapping."""
+    out = []
+    for line in lines:
+        text = "".join(f"{MARK_OPEN}{s.text}{MARK_CLOSE}" if s.style == "mark" else s.text for s in line.segments)
+        out.extend(" " * line.indent + part if part else "" for part in text.split("\n"))
+    return "\n".join(out)
+
+
+def rich_lines(lines: list[Line], color: bool = True):
+    """A rich renderable: wrapped at word boundaries to the terminal's width, indents kept on every
+    wrapped line; styled when `color`, else plain with the span marked as in `plain_text`."""
     from rich.console import Group
     from rich.padding import Padding
     from rich.text import Text
 
     parts = []
-    if answer.answered:
-        head = Text()
-        head.append("Answer: ", style="bold")
-        head.append(visible(answer.text), style="bold green")
-        head.append(f"   chars {answer.start}–{answer.end} · score {answer.score:.2f}", style="dim")
-        parts.append(head)
-    else:
-        parts.append(Text(NO_ANSWER_TEXT, style="bold yellow"))
-    if show_passages:
-        for rank, hit in enumerate(answer.hits, 1):
-            p = hit.passage
-            parts.append(Text(f"\n[{rank}] chars {p.start}–{p.end} · score {hit.score:.2f}", style="cyan"))
-            body = Text()
-            inside = _highlight_range(answer, p.start, p.end)
-            if inside:
-                s, e = inside
-                body.append(visible(p.text[:s]))
-                body.append(visible(p.text[s:e]), style="bold black on yellow")
-                body.append(visible(p.text[e:]))
+    for line in lines:
+        text = Text(no_wrap=line.one_line, overflow="ellipsis" if line.one_line else None)
+        for segment in line.segments:
+            if color:
+                text.append(segment.text, style=_STYLES.get(segment.style, "default"))
+            elif segment.style == "mark":
+                text.append(f"{MARK_OPEN}{segment.text}{MARK_CLOSE}")
             else:
-                body.append(visible(p.text), style="default")
-            parts.append(Padding(body, (0, 0, 0, 4)))
+                text.append(segment.text)
+        parts.append(Padding(text, (0, 0, 0, line.indent), expand=False) if line.indent else text)
     return Group(*parts)
+
+
+def plain(answer: Answer, article: str, view: View = View()) -> str:
+    return plain_text(answer_lines(answer, article, view))
+
+
+def rich_renderable(answer: Answer, article: str, view: View = View(), color: bool = True):
+    return rich_lines(answer_lines(answer, article, view), color)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.conversation import Contextual, Turn, contextualize, is_follow_up
+from qa.conversation import Contextual, Turn, contextualize, is_follow_up, readings
 
 WHO = Turn("Who announced that Ukraine is dropping its NATO bid?", "Volodymyr Zelensky")
 
@@ -65,12 +65,101 @@ def test_words_containing_pronouns_are_not_pronouns():
     assert contextualize(question, [WHO]) == Contextual(question, question)
 
 
-def test_follow_up_start_without_pronoun_changes_query_only():
-    c = contextualize("And in Brussels?", [WHO])
-    assert c.question == "And in Brussels?"
-    assert c.query == f"And in Brussels? {WHO.question} {WHO.answer_text}"
+def test_and_with_a_phrase_takes_the_previous_question_frame():
+    # The previous question word was its subject: the phrase is added to its predicate.
+    assert contextualize("And in Brussels?", [WHO]).question == "Who announced that Ukraine is dropping its NATO bid in Brussels?"
+    envoy = Turn("Who is the U.S. envoy?", "Steve Witkoff")
+    assert contextualize("And the German chancellor?", [envoy]).question == "Who is the German chancellor?"
+    assert contextualize("What about the German chancellor?", [envoy]).question == "Who is the German chancellor?"
+
+
+def test_a_bare_question_word_takes_the_previous_predicate():
+    talks = Turn("Where were the peace talks held?", "Brussels, Belgium")
+    assert contextualize("When?", [talks]).question == "When were the peace talks held?"
+    assert contextualize("And why?", [talks]).question == "Why were the peace talks held?"
+
+
+def test_a_fragment_after_a_what_question_puts_the_answer_where_the_question_word_was():
+    seeking = Turn("What is Kiev seeking instead of NATO membership?", "security guarantees")
+    first = readings("From which countries?", [seeking])
+    assert first[0].question == "From which countries is Kiev seeking security guarantees instead of NATO membership?"
+    # Less plausible readings follow, and the question as asked comes last.
+    assert first[-1].question == "From which countries?"
+
+
+def test_a_fragment_after_a_subject_question_makes_the_answer_the_subject():
+    who = Turn("Who then transfers the weapons?", "NATO allies")
+    assert contextualize("To whom?", [who]).question == "To whom NATO allies then transfers the weapons?"
+
+
+def test_they_reads_as_the_previous_subject_when_the_answer_is_a_time():
+    history = [Turn("Where were the peace talks held?", "Brussels"),
+               Turn("When?", "Sunday", "When were the peace talks held?")]
+    options = [c.question for c in readings("When will they continue?", history)]
+    assert options[0] == "When will the peace talks continue?"
+    assert not any("Sunday" in o for o in options)
+    assert options[-1] == "When will they continue?"
+
+
+def test_they_may_be_the_previous_answer_or_an_earlier_one():
+    history = [Turn("What is Kiev seeking?", "security guarantees"),
+               Turn("From which countries?", "Canada and Japan", "From which countries is Kiev seeking security guarantees?")]
+    options = [c.question for c in readings("What are they intended to do?", history)]
+    assert "What are Canada and Japan intended to do?" in options
+    assert "What are security guarantees intended to do?" in options
+    assert len(options) <= 4
+
+
+def test_a_leading_and_before_a_complete_question_is_dropped():
+    assert contextualize("And how does Putin see NATO expansion?", [WHO]).question == "How does Putin see NATO expansion?"
 
 
 def test_long_capitalised_answer_is_not_taken_for_a_name():
     history = [Turn("What was said?", "We Will Not Give Up Our Country Now")]
     assert contextualize("Who said it to him?", history).question == "Who said it to him?"
+
+
+class _ScoringQA:
+    """Answers every reading; how sure it is depends on the reading (what `ask_in_context` weighs)."""
+
+    def __init__(self, scores: dict[str, float]):
+        self.scores = scores
+
+    def ask_many(self, questions, contexts):
+        from qa.answer import Answer
+
+        return [Answer(q, c.question, 0, 1, self.scores.get(c.question, 0.2), (), read_as=c.question)
+                for q, c in zip(questions, contexts)]
+
+
+HISTORY = [Turn("What is Kiev seeking?", "security guarantees"),
+           Turn("From which countries?", "Canada and Japan", "From which countries is Kiev seeking security guarantees?")]
+
+
+def test_the_reading_the_article_answers_most_confidently_is_kept():
+    from qa.pipeline import ask_in_context
+
+    sure = "What are security guarantees intended to do?"
+    answer = ask_in_context(_ScoringQA({sure: 0.9}), ["What are they intended to do?"], [HISTORY])[0]
+    assert answer.read_as == sure and answer.question == "What are they intended to do?"
+
+
+def test_a_near_tie_keeps_the_more_plausible_reading():
+    from qa.pipeline import READING_PREFERENCE, ask_in_context
+
+    options = [c.question for c in readings("What are they intended to do?", HISTORY)]
+    first, second = options[0], options[1]
+    near = {first: 0.6, second: 0.6 + READING_PREFERENCE / 2}
+    assert ask_in_context(_ScoringQA(near), ["What are they intended to do?"], [HISTORY])[0].read_as == first
+    clear = {first: 0.6, second: 0.6 + 2 * READING_PREFERENCE}
+    assert ask_in_context(_ScoringQA(clear), ["What are they intended to do?"], [HISTORY])[0].read_as == second
+
+
+def test_a_pronoun_whose_antecedent_is_in_the_question_is_left_alone():
+    talks = Turn("Where were the peace talks held?", "Brussels, Belgium")
+    question = "Who announced that Ukraine is dropping its NATO bid?"
+    assert readings(question, [talks]) == [Contextual(question, question)]
+    assert [c.question for c in readings("What did the envoy say about his meetings?", [WHO])] == [
+        "What did the envoy say about his meetings?"]
+    # With nothing named ahead of it, the pronoun still points back.
+    assert contextualize("What did his aide say?", [WHO]).question == "What did Zelensky's aide say?"

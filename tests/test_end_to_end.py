@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from qa.render import plain
+from qa.render import MARK_CLOSE, MARK_OPEN, View, plain
 from evaluation.squad import best_scores, load_chats, load_squad
 
 from conftest import DATA
@@ -20,8 +20,8 @@ def test_brussels_answer_is_an_exact_highlighted_span(default_qa):
     assert answer.answered
     assert "Brussels" in answer.text
     assert article[answer.start : answer.end] == answer.text
-    shown = plain(answer)
-    assert f"[[{answer.text}]]" in shown
+    shown = plain(answer, article, View(sources=True))
+    assert shown.count(f"{MARK_OPEN}{answer.text}{MARK_CLOSE}") == 2  # in its sentence and in its passage
     for hit in answer.hits:
         assert article[hit.passage.start : hit.passage.end] == hit.passage.text
 
@@ -31,6 +31,10 @@ def test_passages_are_ranked_and_sliced(default_qa):
     scores = [h.score for h in answer.hits]
     assert len(answer.hits) == 5
     assert scores == sorted(scores, reverse=True)
+    article = default_qa.article.text
+    assert len({h.passage.index for h in answer.hits}) == 5
+    for hit in answer.hits:
+        assert hit.passage.text and article[hit.passage.start : hit.passage.end] == hit.passage.text
 
 
 @pytest.mark.parametrize(
@@ -70,8 +74,11 @@ def test_follow_up_is_read_in_context(default_qa):
 def test_answer_json_offsets_slice_article(default_qa):
     payload = json.loads(json.dumps(default_qa.ask("Who are the intermediaries in the talks?").to_dict()))
     text = default_qa.article.text
-    if payload["answer"] is not None:
-        a = payload["answer"]
-        assert text[a["start"] : a["end"]] == a["text"]
+    # The article names them: the span is given as the answer, or (below even odds) as the guess.
+    assert (payload["answer"] is None) != (payload["best_guess"] is None)
+    a = payload["answer"] or payload["best_guess"]
+    assert "Merz" in a["text"] and 0.0 < a["score"] <= 1.0
+    assert text[a["start"] : a["end"]] == a["text"]
+    assert len(payload["passages"]) == 3
     for p in payload["passages"]:
         assert text[p["start"] : p["end"]] == p["text"]

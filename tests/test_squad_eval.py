@@ -292,6 +292,7 @@ def test_load_chats_skips_blank_lines_and_rejects_bad_lines(tmp_path):
 SUMMARY_KEYS = {
     "exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact",
     "recall@1", "recall@3", "recall@5", "questions", "seconds", "median_seconds_per_question",
+    "ece", "answered", "answered_wrong", "abstained_answerable",
 }
 
 
@@ -334,6 +335,9 @@ def test_scoreboard_summary_hand_made():
     assert s["seconds"] == 6.0
     # sorted: 0.1 0.15 0.3 0.5 | 0.7 1.0 1.25 2.0 -> (0.5 + 0.7) / 2
     assert s["median_seconds_per_question"] == 0.6
+    # answered: 1,2,3,6,7,8; wrong (F1 < 0.5 or unanswerable): 3, 6, 8; refused answerable: 4
+    assert (s["answered"], s["answered_wrong"], s["abstained_answerable"]) == (6, 3, 1)
+    assert s["ece"] is None  # no confidences given
 
 
 def test_scoreboard_rounding():
@@ -371,11 +375,45 @@ def test_scoreboard_no_questions():
     s = Scoreboard().summary()
     assert set(s) == SUMMARY_KEYS
     assert s["questions"] == 0 and s["seconds"] == 0.0
-    for key in SUMMARY_KEYS - {"questions", "seconds"}:
+    for key in SUMMARY_KEYS - {"questions", "seconds", "answered", "answered_wrong", "abstained_answerable"}:
         assert s[key] is None, key
+    assert s["answered"] == s["answered_wrong"] == s["abstained_answerable"] == 0
 
 
 def test_scoreboard_instances_do_not_share_state():
     a, b = Scoreboard(), Scoreboard()
     a.add("x", ["x"], None, [], 1.0)
     assert b.summary()["questions"] == 0
+
+
+def test_calibration_error_by_hand():
+    from evaluation.squad import calibration_error
+
+    # Bin [0.9, 1.0]: mean p 0.95, 1 of 2 right -> gap 0.45, weight 2/4.
+    # Bin [0.2, 0.3): p 0.2, right -> gap 0.8, weight 1/4. Bin [0.6, 0.7): p 0.6, wrong -> 0.6, 1/4.
+    ece = calibration_error([0.9, 1.0, 0.2, 0.6], [True, False, True, False])
+    assert ece == pytest.approx(0.45 * 2 / 4 + 0.8 / 4 + 0.6 / 4)
+    assert calibration_error([0.3] * 10, [True] * 3 + [False] * 7) == pytest.approx(0.0)
+    assert calibration_error([], []) is None
+
+
+def test_scoreboard_ece_uses_the_best_candidate_even_when_not_given():
+    board = Scoreboard()
+    board.add("Brussels", ["Brussels"], None, [], 0.1, candidate="Brussels", confidence=0.8)  # right
+    board.add(None, ["Sunday"], None, [], 0.1, candidate="Sunday", confidence=0.4)  # refused, but right
+    board.add(None, [], None, [], 0.1, candidate="Paris", confidence=0.3)  # unanswerable: never right
+    board.add(None, [], None, [], 0.1)  # no candidate at all: not in the ECE
+    s = board.summary()
+    # bins: 0.8 right (gap 0.2), 0.4 right (gap 0.6), 0.3 wrong (gap 0.3): mean 1.1 / 3
+    assert s["ece"] == round(1.1 / 3, 4)
+    assert (s["answered"], s["answered_wrong"], s["abstained_answerable"]) == (1, 0, 1)
+
+
+def test_is_right_takes_half_f1_and_never_on_unanswerable():
+    from evaluation.squad import is_right
+
+    assert is_right("the Brussels talks", ["Brussels talks"])
+    assert is_right("in Brussels, Belgium", ["Brussels"])  # F1 exactly 0.5: right
+    assert not is_right("talks in Brussels, Belgium, on Sunday", ["Brussels"])  # F1 2/7
+    assert not is_right("Paris", [])
+    assert not is_right(None, ["Brussels"])

@@ -45,8 +45,10 @@ def probe(network, tokenizer, examples) -> dict:
 
     def run(arrays):
         with torch.inference_mode():
-            s, e = network(*(torch.from_numpy(arrays[k]) for k in ("input_ids", "attention_mask", "token_type_ids")))
-        return s.float().numpy(), e.float().numpy()
+            device = next(network.parameters()).device
+            s, e = network(*(torch.from_numpy(arrays[k]).to(device)
+                             for k in ("input_ids", "attention_mask", "token_type_ids")))
+        return s.float().cpu().numpy(), e.float().cpu().numpy()
 
     was_training = network.training
     network.eval()

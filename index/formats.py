@@ -1,0 +1,191 @@
+"""Markdown, HTML and PDF articles read as the text a person sees, not as their markup.
+
+Read as plain text, a Markdown article's `#`, `**` and `[link](https://…)` were part of passages
+and answers, and an HTML article's tags hid its answers from the reader. Each format is turned into
+the text a reader of the rendered document sees; that text *is* the article from then on: every
+offset the tool reports counts characters of it (`article-qa text FILE` prints it).
+
+Well-kept libraries do the parsing, imported only for their file type: markdown-it-py (CommonMark;
+already installed as a dependency of rich), inscriptis (HTML to text with the page's layout: blocks,
+lists, tables), pypdf (pure Python PDF text extraction).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".mkdn")
+HTML_SUFFIXES = (".html", ".htm", ".xhtml")
+_HTML_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]", re.I | re.S)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n.*?\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+class FormatError(ValueError):
+    """The file is of a known format but its text cannot be had (damaged, encrypted, scanned)."""
+
+
+def detect(name: str, data: bytes) -> str:
+    """"pdf" (by content, whatever the name), "html" (by name, or content starting like a page),
+    "markdown" (by name) or "text"."""
+    lower = name.lower()
+    if data.startswith(b"%PDF-"):
+        return "pdf"
+    if lower.endswith(HTML_SUFFIXES) or _HTML_START.match(data[:4096]):
+        return "html"
+    if lower.endswith(MARKDOWN_SUFFIXES):
+        return "markdown"
+    return "text"
+
+
+# --- Markdown -----------------------------------------------------------------------------------------
+
+
+def markdown_text(source: str) -> str:
+    """The text of rendered Markdown: headings, paragraphs, list items (with • or their number),
+    table rows (cells joined by " | ") and code as they read; markup, link targets, images and HTML
+    tags left out. Blocks are separated by a blank line, list items and table rows by a line break."""
+    from markdown_it import MarkdownIt
+
+    source = _FRONT_MATTER.sub("", source, count=1)
+    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(source)
+    blocks: list[tuple[str, int | None]] = []  # (text, the list or table it belongs to, if any)
+    group = 0  # numbers each outermost list and each table: their lines join with one line break
+    lists: list[list[int | None]] = []  # one [next number or None for bullets] per open list
+    item_prefix = ""
+    row: list[str] | None = None
+    for token in tokens:
+        kind = token.type
+        if kind in ("bullet_list_open", "ordered_list_open", "table_open") and not lists:
+            group += 1
+        if kind == "bullet_list_open":
+            lists.append([None])
+        elif kind == "ordered_list_open":
+            lists.append([int(token.attrGet("start") or 1)])
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            lists.pop()
+        elif kind == "list_item_open":
+            number = lists[-1][0] if lists else None
+            item_prefix = "  " * (len(lists) - 1) + ("• " if number is None else f"{number}. ")
+            if number is not None:
+                lists[-1][0] = number + 1
+        elif kind == "tr_open":
+            row = []
+        elif kind == "tr_close":
+            blocks.append((" | ".join(row or []), group))
+            row = None
+        elif kind == "inline":
+            text = _inline(token.children or [])
+            if row is not None:
+                row.append(text)
+            elif text.strip():
+                blocks.append((item_prefix + text, group if lists else None))
+                item_prefix = ""
+        elif kind in ("fence", "code_block"):
+            blocks.append((token.content.rstrip("\n"), None))
+        elif kind == "html_block":
+            text = html_text(token.content).strip()
+            if text:
+                blocks.append((text, None))
+    out = []
+    for i, (text, belongs) in enumerate(blocks):
+        if i:
+            out.append("\n" if belongs is not None and belongs == blocks[i - 1][1] else "\n\n")
+        out.append(text)
+    return "".join(out) + "\n" if out else ""
+
+
+def _inline(children) -> str:
+    parts = []
+    for child in children:
+        kind = child.type
+        if kind in ("text", "code_inline"):
+            parts.append(child.content)
+        elif kind == "softbreak":
+            parts.append(" ")  # a line break inside a paragraph is a space on the rendered page
+        elif kind == "hardbreak":
+            parts.append("\n")
+        # link_open/close, em, strong, s: their text is in the children around them; images and
+        # inline HTML are not text a person reads.
+    return "".join(parts)
+
+
+# --- HTML ---------------------------------------------------------------------------------------------
+
+
+def html_text(source: str) -> str:
+    """The text of an HTML page as a browser lays it out (inscriptis): blocks on their own lines,
+    list items with bullets, table cells in columns; scripts, styles and tags left out."""
+    from inscriptis import get_text
+    from inscriptis.css_profiles import CSS_PROFILES
+    from inscriptis.model.config import ParserConfig
+
+    if not source.strip():
+        return ""
+    # The strict profile spaces inline elements as a browser does ("at <span>nine</span>." stays
+    # "at nine."); the relaxed one pads them, which puts spaces before punctuation.
+    config = ParserConfig(css=CSS_PROFILES["strict"], display_links=False, display_images=False)
+    text = get_text(source, config)
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n") + "\n"
+
+
+# --- PDF ----------------------------------------------------------------------------------------------
+
+
+def pdf_text(data: bytes, label: str) -> str:
+    """The text of a PDF's pages (pypdf), the lines of a paragraph joined with spaces, pages
+    separated by a blank line. Raises FormatError for an encrypted, damaged or scanned PDF."""
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings are about the file, not for users
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise FormatError(f"{label} is an encrypted PDF; save a copy without a password first")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except FormatError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as err:
+        raise FormatError(f"{label} is a PDF that cannot be read ({_one_line(err)})") from None
+    text = "\n\n".join(p for p in (_pdf_paragraphs(page) for page in pages) if p)
+    if not text.strip():
+        raise FormatError(f"{label} is a PDF without text (scanned pages?); run OCR on it first")
+    return text + "\n"
+
+
+def _pdf_paragraphs(page: str) -> str:
+    """PDF text comes one printed line at a time; a paragraph's lines are joined back with spaces.
+    A paragraph ends at an empty line, after a line that ends a sentence well short of the page's
+    line width, or after a short line without final punctuation followed by a capital (a heading).
+    A word hyphenated across lines keeps its hyphen, without a space after it."""
+    lines = [line.strip() for line in page.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    width = max((len(line) for line in lines), default=0)
+    paragraphs: list[str] = []
+    current = ""
+    for n, line in enumerate(lines):
+        if not line:
+            if current:
+                paragraphs.append(current)
+            current = ""
+            continue
+        if not current:
+            current = line
+        elif current.endswith("-") and current[-2:-1].isalpha() and line[:1].islower():
+            current += line
+        else:
+            current += " " + line
+        following = lines[n + 1] if n + 1 < len(lines) else ""
+        ends_sentence = line[-1] in ".!?:\"”’)" and len(line) < 0.8 * width
+        heading = line[-1] not in ".,;:-" and len(line) < 0.6 * width and following[:1].isupper()
+        if ends_sentence or heading:
+            paragraphs.append(current)
+            current = ""
+    if current:
+        paragraphs.append(current)
+    return "\n\n".join(paragraphs)
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())[:120] or type(err).__name__

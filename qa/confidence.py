@@ -1,0 +1,181 @@
+"""How likely an answer is to be right: a small logistic model over what is known about it.
+
+The reader's margin over "no answer" alone is a poor probability: it is confident about spans of
+passages that merely resemble the question, and timid about plain answers. So the decision looks at
+everything known about the best candidate: the reader's logits, the retrieval scores, whether the
+question's words and names are in the answer's sentence and in the article at all, whether other
+passages propose the same answer, and whether the answer is the kind the question asks for. A
+logistic model fitted on questions of articles the reader never trained on (`training/calibrate.py`)
+turns these into the probability that the answer is right (F1 ≥ 0.5 against a reference answer).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from dataclasses import dataclass
+
+from index.sentences import sentence_spans
+
+FEATURES = (
+    "margin",  # best span logit minus its window's null logit
+    "null",  # the window's null logit: how sure the reader is the passage says nothing
+    "span_logit",  # the span's own logit
+    "gap",  # margin of the best over the best other candidate (another text)
+    "agreement",  # share of the top candidates that overlap the best one's text
+    "passage_score",  # fused retrieval score of the answer's passage
+    "top_passage",  # 1 when the answer comes from the best retrieved passage
+    "top_dense",  # cosine similarity of the best retrieved passage
+    "sentence_support",  # share of the question's content words in the answer's sentence (and neighbours)
+    "article_support",  # share of them anywhere in the article
+    "missing_names",  # names and numbers of the question absent from the answer's passage (0-2)
+    "answer_words",  # log(1 + words in the answer)
+    "type_match",  # the answer is what the question word asks for (a name for who, a number for how many)
+    "type_known",  # the question word says what kind of answer it wants
+    "echo",  # share of the answer's words that are the question's own
+)
+
+_WORD = re.compile(r"\w+")
+_STOP = frozenset(
+    "a an the of in on at to for by with from and or is was were are be been being what which who whom whose "
+    "when where why how did does do that this these those as it its his her their they he she them him there "
+    "has have had will would can could should may might must about into than then so not no s".split()
+)
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve hundred thousand million billion dozen "
+    "half first second third percent".split()
+)
+_TIME_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+    "august september october november december century decade year years today yesterday morning night".split()
+)
+
+
+def _stem(word: str) -> str:
+    return word[:5]
+
+
+def _content(text: str) -> list[str]:
+    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
+@functools.lru_cache(maxsize=8)
+def _article_stems(article_text: str) -> frozenset[str]:
+    return frozenset(_stem(w) for w in _WORD.findall(article_text.lower()))
+
+
+def _names_and_numbers(question: str) -> list[str]:
+    words = _WORD.findall(question)
+    return [_stem(w.lower()) for i, w in enumerate(words) if (i > 0 and w[:1].isupper()) or any(c.isdigit() for c in w)]
+
+
+def answer_type(question: str) -> str | None:
+    """What kind of answer the question word asks for: "name", "number", "time", or None."""
+    q = question.lower()
+    if re.search(r"\bhow (many|much|long|old|far|large|big|tall|often)\b|\bwhat (percentage|number|amount)\b", q):
+        return "number"
+    if re.search(r"\bwhen\b|\bwhat (year|date|day|month|time|century|decade)\b|\bwhich (year|day|month|century)\b", q):
+        return "time"
+    if re.search(r"\b(who|whom|whose)\b|\bwhere\b", q):
+        return "name"
+    return None
+
+
+def _matches_type(kind: str | None, answer: str) -> float:
+    words = _WORD.findall(answer)
+    lowered = {w.lower() for w in words}
+    if kind == "number":
+        return float(any(c.isdigit() for c in answer) or bool(lowered & _NUMBER_WORDS))
+    if kind == "time":
+        return float(any(c.isdigit() for c in answer) or bool(lowered & _TIME_WORDS))
+    if kind == "name":
+        return float(any(w[:1].isupper() for w in words))
+    return 0.0
+
+
+def _support(question_words: list[str], text: str) -> float:
+    if not question_words:
+        return 1.0
+    present = {_stem(w) for w in _WORD.findall(text.lower())}
+    return sum(w in present for w in question_words) / len(question_words)
+
+
+def _sentence_around(passage_text: str, offset: int) -> str:
+    """The sentence of the passage holding `offset` (relative), with one sentence either side."""
+    spans = sentence_spans(passage_text)
+    at = next((i for i, (s, e) in enumerate(spans) if s <= offset < e), None)
+    if at is None:
+        return passage_text
+    return passage_text[spans[max(0, at - 1)][0]: spans[min(len(spans) - 1, at + 1)][1]]
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def features(question: str, article_text: str, ranked: list, best: int, hits: list) -> list[float]:
+    """The feature vector (in FEATURES order) of candidate `ranked[best]` among reader spans
+    `ranked` (best first) for `question` over retrieved `hits`."""
+    span = ranked[best]
+    answer = article_text[span.start:span.end]
+    others = [s.margin for s in ranked if not _overlaps((s.start, s.end), (span.start, span.end))]
+    top = ranked[:5]
+    agreement = sum(_overlaps((s.start, s.end), (span.start, span.end)) for s in top) / max(1, len(top))
+    scores = {h.passage.index: h for h in hits}
+    hit = scores.get(span.passage.index)
+    question_words = _content(question)
+    passage = span.passage
+    around = _sentence_around(passage.text, span.start - passage.start)
+    article = _article_stems(article_text)
+    names = _names_and_numbers(question)
+    passage_stems = {_stem(w) for w in _WORD.findall(passage.text.lower())}
+    kind = answer_type(question)
+    answer_content = _content(answer)
+    echo = (sum(w in set(question_words) for w in answer_content) / len(answer_content)) if answer_content else 1.0
+    return [
+        _clip(span.margin, 20.0),
+        _clip(span.null, 20.0),
+        _clip(span.margin + span.null, 20.0),
+        _clip(span.margin - max(others), 20.0) if others else 10.0,
+        agreement,
+        hit.score if hit else 0.0,
+        float(bool(hits) and hits[0].passage.index == passage.index),
+        hits[0].dense_score if hits else 0.0,
+        _support(question_words, around),
+        (sum(w in article for w in question_words) / len(question_words)) if question_words else 1.0,
+        float(min(2, sum(n not in passage_stems for n in names))),
+        math.log1p(len(_WORD.findall(answer))),
+        _matches_type(kind, answer),
+        float(kind is not None),
+        echo,
+    ]
+
+
+def _clip(x: float, bound: float) -> float:
+    return max(-bound, min(bound, x))
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Logistic regression on standardised features: p = sigmoid(bias + Σ w·(x - mean)/scale)."""
+
+    names: tuple[str, ...]
+    means: tuple[float, ...]
+    scales: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def probability(self, x: list[float]) -> float:
+        z = self.bias + sum(w * (v - m) / s for w, v, m, s in zip(self.weights, x, self.means, self.scales))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibrator":
+        if tuple(d["names"]) != FEATURES:
+            raise ValueError("the calibrator was fitted on other features than this version computes")
+        return cls(tuple(d["names"]), tuple(d["means"]), tuple(d["scales"]), tuple(d["weights"]), float(d["bias"]))
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "means": list(self.means), "scales": list(self.scales),
+                "weights": list(self.weights), "bias": self.bias}

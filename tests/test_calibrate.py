@@ -1,0 +1,96 @@
+"""Tests for training/calibrate.py: the calibration set, the logistic fit and the threshold choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.confidence import FEATURES, Calibrator
+from training.calibrate import (
+    best_threshold,
+    calibration_documents,
+    fit_logistic,
+    outcomes,
+    seen_by_init,
+)
+from training.examples import load_articles, question_items
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="module")
+def articles():
+    return load_articles(DATA / "train_sample.json")
+
+
+def test_negatives_are_unanswerable_in_their_document(articles):
+    documents = calibration_documents(articles, [0, 1], set(), seed=1, per_article=3)
+    kinds = {q.kind for d in documents for q in d.questions}
+    assert "answerable" in kinds and "answer sentence removed" in kinds
+    for doc in documents:
+        for q in doc.questions:
+            if q.kind == "answerable":
+                assert q.golds and any(g in doc.text for g in q.golds)
+            else:
+                assert q.golds == []
+            if q.kind in ("answer sentence removed", "question from another article"):
+                # Asked against this document, its own answer must be nowhere in it.
+                original = next(it for it in question_items(articles) if it.qa["question"] == q.question)
+                assert not any(a["text"].lower() in doc.text.lower() for a in original.qa["answers"])
+
+
+def test_questions_an_earlier_reader_trained_on_are_not_used(articles):
+    seen = seen_by_init(articles, [{"seed": 3, "position": 10, "held_out_articles": []}])
+    assert len(seen) == 10
+    documents = calibration_documents(articles, [0, 1], seen, seed=1, per_article=50)
+    asked = {q.question for d in documents for q in d.questions if q.kind == "answerable"}
+    seen_questions = {it.qa["question"] for it in question_items(articles) if str(it.qa["id"]) in seen}
+    assert asked and not asked & seen_questions
+
+
+def test_logistic_fit_recovers_a_known_model():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 2)) * [2.0, 0.5] + [1.0, -3.0]
+    true_w, true_b = np.array([1.5, -2.0]), 0.3
+    z = ((x - x.mean(0)) / x.std(0)) @ true_w + true_b
+    y = (rng.random(4000) < 1 / (1 + np.exp(-z))).astype(float)
+    means, scales, w, b = fit_logistic(x, y, l2=0.0)
+    assert np.allclose(w, true_w, atol=0.15) and b == pytest.approx(true_b, abs=0.15)
+
+
+def _row(golds, candidates):
+    return {"document": "d", "kind": "k", "golds": golds, "candidates": candidates}
+
+
+def _margin_only(weight: float = 1.0) -> Calibrator:
+    """A calibrator that looks at the margin alone: p = sigmoid(weight * margin)."""
+    n = len(FEATURES)
+    return Calibrator(FEATURES, (0.0,) * n, (1.0,) * n, (weight,) + (0.0,) * (n - 1), 0.0)
+
+
+def _features(margin: float) -> list[float]:
+    return [margin] + [0.0] * (len(FEATURES) - 1)
+
+
+def test_threshold_is_where_answering_stops_paying():
+    # Right answers at margins 2 and 1; unanswerable questions whose candidates have margins
+    # 0.5 and -1. Answering at p >= sigmoid(1) gets both right answers and refuses both others.
+    rows = [
+        _row(["a"], [(_features(2.0), True, "a")]),
+        _row(["b"], [(_features(1.0), True, "b")]),
+        _row([], [(_features(0.5), False, "c")]),
+        _row([], [(_features(-1.0), False, "d")]),
+    ]
+    calibrator = _margin_only()
+    threshold = best_threshold(rows, calibrator)
+    assert 1 / (1 + np.exp(-0.5)) < threshold <= 1 / (1 + np.exp(-1.0))
+    result = outcomes(rows, calibrator, threshold)
+    assert result["f1"] == 100.0 and result["answered_wrong"] == 0 and result["abstained_answerable"] == 0
+
+
+def test_outcomes_pick_the_most_likely_candidate():
+    row = _row(["right"], [(_features(0.5), False, "wrong"), (_features(3.0), True, "right")])
+    result = outcomes([row], _margin_only(), 0.5)
+    assert result["HasAns_f1"] == 100.0

@@ -1,0 +1,98 @@
+"""The chat loop without models: commands, Ctrl-C while a question is answered, Tab completion."""
+
+from __future__ import annotations
+
+import builtins
+
+import pytest
+
+import cli
+from index.article import article_from_text
+from qa.answer import Answer
+from qa.pipeline import Settings
+
+ARTICLE = article_from_text("The talks were held in Brussels.\n")
+
+
+class FakeConversation:
+    def __init__(self, qa, interrupt_first: bool):
+        self.qa = qa
+        self.asked: list[str] = []
+        self.interrupt_first = interrupt_first
+
+    def ask(self, question: str) -> Answer:
+        self.asked.append(question)
+        if self.interrupt_first and len(self.asked) == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the answer is being computed
+        start = ARTICLE.text.index("Brussels")
+        return Answer(question, "Brussels", start, start + 8, 0.9, ())
+
+    def reset(self) -> None:
+        pass
+
+
+class FakeQA:
+    settings = Settings()
+    article = ARTICLE
+    reader_name = None
+
+    def __init__(self, interrupt_first: bool = False):
+        self.conv = FakeConversation(self, interrupt_first)
+
+    def conversation(self):
+        return self.conv
+
+
+def run_chat(monkeypatch, lines: list[str], qa=None):
+    qa = qa or FakeQA()
+    feed = iter(lines)
+
+    def fake_input(prompt=""):
+        try:
+            return next(feed)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr(builtins, "input", fake_input)
+    cli._Chat(qa, opener=None, interactive=False, sources=False).run()
+    return qa
+
+
+def test_ctrl_c_while_answering_cancels_that_question_and_the_chat_goes_on(monkeypatch, capsys):
+    qa = run_chat(monkeypatch, ["Where were the talks?", "Where exactly?"], FakeQA(interrupt_first=True))
+    out = capsys.readouterr()
+    assert qa.conv.asked == ["Where were the talks?", "Where exactly?"]
+    assert "(cancelled)" in out.err
+    assert out.out.count("Q: ") == 1 and "Q: Where exactly?" in out.out and "⟦Brussels⟧" in out.out
+
+
+def test_bare_words_are_commands_only_alone(monkeypatch, capsys):
+    qa = run_chat(monkeypatch, ["help", "Help me find the talks", "exit", "never asked"])
+    out = capsys.readouterr()
+    assert ":show N" in out.err
+    assert qa.conv.asked == ["Help me find the talks"]
+
+
+def test_show_before_any_answer_says_so(monkeypatch, capsys):
+    run_chat(monkeypatch, [":show 1", ":open", ":bogus"])
+    err = capsys.readouterr().err
+    assert "no passages to show yet" in err and ":open takes a file name" in err and "unknown command :bogus" in err
+
+
+@pytest.mark.parametrize("line, word, expected", [
+    (":", ":", list(cli.CHAT_COMMANDS)),
+    (":so", ":so", [":sources"]),
+    (":sh", ":sh", [":show "]),
+    (":O", ":O", [":open "]),
+    ("Who is :s", ":s", []),  # only at the start of the line
+])
+def test_tab_completes_colon_commands(line, word, expected):
+    got = cli.chat_completions(line, word)
+    assert [g.strip() for g in got] == [e.strip() for e in expected]
+
+
+def test_tab_completes_file_names_after_open(tmp_path):
+    (tmp_path / "notes.md").write_text("x")
+    (tmp_path / "notebook").mkdir()
+    word = str(tmp_path / "note")
+    assert cli.chat_completions(f":open {word}", word) == [str(tmp_path / "notebook") + "/", str(tmp_path / "notes.md")]

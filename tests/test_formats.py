@@ -1,0 +1,136 @@
+"""Markdown, HTML and PDF articles are read as the text a person sees; offsets count in that text."""
+
+from __future__ import annotations
+
+import io
+import pathlib
+
+import pytest
+
+from index.article import ArticleError, load_article
+from index.formats import detect, html_text, markdown_text
+from tests.helpers_pdf import make_pdf
+
+
+def test_markdown_is_read_without_its_markup():
+    source = (
+        "---\ntitle: notes\n---\n"
+        "# Lighthouse *notes*\n\n"
+        "The lighthouse on **Gull Rock** was built in 1882 by the\n[Harbour Board](https://hb.example/board).\n\n"
+        "See [[Robert Stevenson]](https://rs.example) and `the log`.  \nNew line. ![a photo](p.png)\n\n"
+        "- First item\n- Second *item*\n\n"
+        "3. three\n4. four\n\n"
+        "| Year | Event |\n| --- | --- |\n| 1882 | Built |\n\n"
+        "```\nkeep   this\n```\n\n"
+        "<div>An <b>HTML</b> block</div>\n"
+    )
+    assert markdown_text(source) == (
+        "Lighthouse notes\n\n"
+        "The lighthouse on Gull Rock was built in 1882 by the Harbour Board.\n\n"
+        "See [Robert Stevenson] and the log.\nNew line. \n\n"
+        "• First item\n• Second item\n\n"
+        "3. three\n4. four\n\n"
+        "Year | Event\n1882 | Built\n\n"
+        "keep   this\n\n"
+        "An HTML block\n"
+    )
+
+
+def test_html_is_read_as_a_browser_shows_it():
+    source = ("<!doctype html><html><head><title>T</title><style>p{color:red}</style>"
+              "<script>var answer = 'Brussels';</script></head><body>"
+              "<h1>Ferry</h1><p>The ferry to <b>Gull&nbsp;Rock</b> leaves at <span>nine</span>.</p>"
+              "<ul><li>Cars &amp; bikes</li><li>Dogs</li></ul></body></html>")
+    text = html_text(source)
+    assert "Brussels" not in text and "color" not in text and "<" not in text
+    assert "The ferry to Gull\u00a0Rock leaves at nine." in text or "The ferry to Gull Rock leaves at nine." in text
+    assert "Cars & bikes" in text
+    assert text.index("Ferry") < text.index("The ferry") < text.index("Dogs")
+
+
+def test_detect_by_name_and_by_content():
+    assert detect("a.md", b"# x") == "markdown"
+    assert detect("A.MARKDOWN", b"x") == "markdown"
+    assert detect("page.htm", b"x") == "html"
+    assert detect("<stdin>", b"  <!DOCTYPE html><html>") == "html"
+    assert detect("<stdin>", b"<!-- saved --><html lang=en>") == "html"
+    assert detect("notes.txt", b"<b>not a page</b>") == "text"
+    assert detect("paper.txt", b"%PDF-1.4 ...") == "pdf"  # a PDF whatever its name
+    assert detect("notes.txt", b"# Title") == "text"
+
+
+@pytest.mark.parametrize("name, data", [
+    ("notes.md", "# Title\n\nThe **treaty** was signed in [Vienna](https://v.example) in 1815.\n".encode()),
+    ("notes.html", b"<html><body><h1>Title</h1><p>The <i>treaty</i> was signed in Vienna in 1815.</p></body></html>"),
+    ("notes.pdf", make_pdf([["Title", "The treaty was signed in Vienna in 1815."]])),
+])
+def test_load_article_gives_the_seen_text_and_offsets_slice_it(tmp_path: pathlib.Path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    article = load_article(path)
+    assert article.format == {"md": "markdown", "html": "html", "pdf": "pdf"}[name.rsplit(".", 1)[1]]
+    assert "The treaty was signed in Vienna in 1815." in article.text
+    assert not set("*#<>[]") & set(article.text)
+    start = article.text.index("Vienna")
+    assert article.text[start : start + 6] == "Vienna"
+
+
+def test_pdf_lines_join_into_paragraphs_and_pages_stay_apart(tmp_path: pathlib.Path):
+    path = tmp_path / "report.pdf"
+    path.write_bytes(make_pdf([
+        ["Harbour report", "The lighthouse on Gull Rock was built in 1882 by the Harbour Board, which",
+         "paid for it with a loan from the city. Its keepers lived on the rock for a cen-",
+         "tury and more.", "Its lamp was electrified in 1931."],
+        ["Second page."],
+    ]))
+    assert load_article(path).text == (
+        "Harbour report\n\n"
+        "The lighthouse on Gull Rock was built in 1882 by the Harbour Board, which paid for it with a loan "
+        "from the city. Its keepers lived on the rock for a cen-tury and more.\n\n"
+        "Its lamp was electrified in 1931.\n\n"
+        "Second page.\n"
+    )
+
+
+def test_pdf_from_stdin_is_read_too():
+    article = load_article("-", stdin=io.BytesIO(make_pdf([["The treaty was signed in Vienna."]])))
+    assert article.format == "pdf" and article.text == "The treaty was signed in Vienna.\n"
+
+
+def test_pdf_without_text_is_refused_with_a_reason(tmp_path: pathlib.Path):
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(make_pdf([[]]))
+    with pytest.raises(ArticleError, match=r"scan\.pdf is a PDF without text \(scanned pages\?\); run OCR"):
+        load_article(path)
+
+
+def test_encrypted_pdf_is_refused_with_a_reason(tmp_path: pathlib.Path):
+    pypdf = pytest.importorskip("pypdf")
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(200, 200)
+    writer.encrypt("secret", algorithm="RC4-128")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    path = tmp_path / "locked.pdf"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ArticleError, match=r"locked\.pdf is an encrypted PDF"):
+        load_article(path)
+
+
+def test_markdown_with_only_markup_is_refused(tmp_path: pathlib.Path):
+    path = tmp_path / "empty.md"
+    path.write_text("![only a picture](p.png)\n\n---\n", encoding="utf-8")
+    with pytest.raises(ArticleError, match="has no text a person would read"):
+        load_article(path)
+
+
+def test_formats_are_imported_only_for_their_files(tmp_path: pathlib.Path):
+    import subprocess
+    import sys
+
+    plain = tmp_path / "a.txt"
+    plain.write_text("Plain text.\n", encoding="utf-8")
+    code = ("import sys; from index.article import load_article; load_article(sys.argv[1]); "
+            "print(sorted(m for m in ('markdown_it', 'inscriptis', 'pypdf', 'lxml') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(plain)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

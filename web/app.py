@@ -1,0 +1,199 @@
+"""The HTTP side of `article-qa serve`: the page's three static files and a small JSON API.
+
+    GET  /              the page (web/static/index.html, app.css, app.js)
+    GET  /api/health    {"status": "ok", "article", "passages", "conversations", "waiting"}
+    GET  /api/article   {"source", "sha256", "text", "blocks": [{kind,start,end}], "passages": [{index,start,end}]}
+    POST /api/ask       {"question": "...", "conversation"?: "id"} -> `ask --json`'s object + "conversation"
+
+Starlette rather than FastAPI: the API is three routes, FastAPI would add pydantic (the import cost
+typer is pinned to avoid) and its free /docs page loads Swagger UI from a CDN, which this offline
+page and its Content-Security-Policy rule out.
+
+Safety, since a browser talks to it: the page inserts article and answer text as text (never HTML)
+and the Content-Security-Policy below allows only this server's own script and style, so even a
+mistake there could not run injected code; a server bound to loopback answers only requests whose
+Host names loopback (a web page elsewhere cannot reach it by DNS rebinding); POST bodies must be JSON
+(`Content-Type: application/json`, which a cross-site form cannot send without the browser asking
+first) of at most MAX_BODY_BYTES; every error is JSON `{"error": "one line"}` with a 4xx status, and
+no file path ever comes from a request (the article is fixed when the server starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from web.service import RequestError, Service
+
+# A question is at most 2,000 characters (qa.batch_input.MAX_QUESTION_CHARS): even written with
+# \uXXXX escapes it fits in 16 kB, so a larger body is not a question.
+MAX_BODY_BYTES = 16 * 1024
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+    "cache-control": "no-store",
+}
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+STATIC = {  # path -> (file in web/static, media type); nothing else is served from disk
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.css": ("app.css", "text/css; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+}
+
+
+def static_files() -> dict[str, bytes]:
+    """The page's files as shipped in the package, by name."""
+    folder = resources.files("web") / "static"
+    return {name: (folder / name).read_bytes() for name, _ in STATIC.values()}
+
+
+def create_app(service: Service, *, allowed_hosts: frozenset[str] | None = LOOPBACK_HOSTS) -> Starlette:
+    """The ASGI app. `allowed_hosts` (host names without port) guards against DNS rebinding; None
+    allows any Host, for a server deliberately bound to a non-loopback address."""
+    files = static_files()
+    article_json: list[bytes] = []  # encoded once: the article does not change while serving
+
+    def static(path: str):
+        name, media_type = STATIC[path]
+        body = files[name]
+
+        async def endpoint(request: Request) -> Response:
+            return Response(body, media_type=media_type)
+
+        return endpoint
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(service.health())
+
+    async def article(request: Request) -> Response:
+        if not article_json:
+            article_json.append(json.dumps(service.article(), ensure_ascii=False, separators=(",", ":")).encode())
+        return Response(article_json[0], media_type="application/json")
+
+    async def ask(request: Request) -> Response:
+        body = await read_json_object(request)
+        future = service.submit(body.get("question"), body.get("conversation"))
+        return JSONResponse(await asyncio.wrap_future(future))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        service.start()
+        try:
+            yield
+        finally:
+            service.close()
+
+    routes = [Route(path, static(path), methods=["GET"]) for path in STATIC]
+    routes += [
+        Route("/api/health", health, methods=["GET"]),
+        Route("/api/article", article, methods=["GET"]),
+        Route("/api/ask", ask, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={RequestError: _request_error, HTTPException: _http_error, 500: _server_error},
+    )
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts)
+    return app
+
+
+async def read_json_object(request: Request) -> dict:
+    """The POST body as a JSON object, or RequestError with what is wrong (413 before reading a body
+    that says it is too large; a body without Content-Length is read only up to the limit)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise RequestError(415, 'send the body as JSON with "Content-Type: application/json"')
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise RequestError(413, f"request body is {int(length):,} bytes; the limit is {MAX_BODY_BYTES:,}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise RequestError(413, f"request body is over the limit of {MAX_BODY_BYTES:,} bytes")
+    try:
+        value = json.loads(bytes(body))
+    except UnicodeDecodeError:
+        raise RequestError(400, "request body is not valid UTF-8 JSON") from None
+    except json.JSONDecodeError as err:
+        raise RequestError(400, f"request body is not valid JSON: {err.msg} at column {err.colno}") from None
+    except (ValueError, RecursionError) as err:  # huge integers, deep nesting
+        raise RequestError(400, f"request body is not usable JSON: {str(err).splitlines()[0][:120]}") from None
+    if not isinstance(value, dict):
+        raise RequestError(422, 'request body must be a JSON object like {"question": "..."}')
+    return value
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _request_error(request: Request, exc: RequestError) -> Response:
+    return _error(exc.status, exc.message)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    messages = {404: f"no such page: {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+    response = _error(exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return _error(500, f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
+class Guard:
+    """Pure ASGI middleware: refuses a Host that is not allowed and adds the security headers to
+    every response (errors included)."""
+
+    def __init__(self, app, allowed_hosts: frozenset[str] | None):
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        if self.allowed_hosts is not None:
+            host = _host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
+            if host not in self.allowed_hosts:
+                response = _error(400, f"this server answers only requests for {', '.join(sorted(self.allowed_hosts))}, not {host or 'a missing Host'}")
+                await response(scope, receive, send_with_headers)
+                return
+        await self.app(scope, receive, send_with_headers)
+
+
+def _host_name(host: str) -> str:
+    """'127.0.0.1:8765' -> '127.0.0.1', '[::1]:8765' -> '::1', 'LocalHost' -> 'localhost'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
