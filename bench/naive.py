@@ -43,8 +43,7 @@ def main():
     passages = [offsets[int(i)] for i in ids[0] if i >= 0]
 
     config = shipped_config()
-    adapter = SHIPPED_READER / config.get("adapter", "adapter.safetensors")
-    network = merged_network(model_path, adapter, config)
+    network = merged_network(model_path, SHIPPED_READER, config)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     best = (float("-inf"), 0, 0)
     for start, end in passages:

@@ -143,12 +143,23 @@ def decide(question: str, article_text: str, spans: list[Span], hits: list[Hit],
 
 
 _TRAILING = " \t\r\n,;:"
+_PAIRS = {"“": "”", "‘": "’", "«": "»", "(": ")", "[": "]", '"': '"'}
+_CLOSERS = {close: open_ for open_, close in _PAIRS.items()}
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    """Drop white space and dangling commas at the edges; the span stays an exact slice."""
-    while start < end and text[start] in _TRAILING:
-        start += 1
-    while end > start and text[end - 1] in _TRAILING:
-        end -= 1
-    return start, end
+    """Drop white space, dangling commas and unpaired quotes or brackets at the edges (the reader
+    often starts a quoted answer at its opening quote: '“irreversible'); the span stays an exact
+    slice of the article."""
+    while True:
+        before = (start, end)
+        while start < end and text[start] in _TRAILING:
+            start += 1
+        while end > start and text[end - 1] in _TRAILING:
+            end -= 1
+        if start < end and text[start] in _PAIRS and _PAIRS[text[start]] not in text[start + 1:end]:
+            start += 1
+        if end > start and text[end - 1] in _CLOSERS and _CLOSERS[text[end - 1]] not in text[start:end - 1]:
+            end -= 1
+        if (start, end) == before:
+            return start, end

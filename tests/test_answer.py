@@ -163,3 +163,17 @@ def test_to_dict_says_how_a_rewritten_follow_up_was_read():
     assert answer.to_dict()["read_as"] == "When were the peace talks held?"
     assert "read_as" not in Answer("When?", None, None, None, 0.0, (), read_as="When?").to_dict()
     assert NO_ANSWER_TEXT == "The article does not say."
+
+
+def test_unpaired_quotes_and_brackets_at_the_edges_are_trimmed():
+    from qa.answer import _trim
+
+    text = 'leaders called the path “irreversible.” Then (in 2022) “a lot of progress was made” he said'
+    start = text.index("“irreversible")
+    s, e = _trim(text, start, start + len("“irreversible"))
+    assert text[s:e] == "irreversible"
+    quoted = text.index("“a lot")
+    s, e = _trim(text, quoted, text.index("” he") + 1)
+    assert text[s:e] == "“a lot of progress was made”"  # a quote that is whole stays
+    s, e = _trim(text, text.index("in 2022"), text.index(") “a") + 1)
+    assert text[s:e] == "in 2022"
