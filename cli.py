@@ -6,7 +6,8 @@ the commands, so `--help` and argument errors answer at once.
 
 from __future__ import annotations
 
-import json
+import errno
+import io
 import os
 import sys
 import warnings
@@ -104,9 +105,10 @@ def _user_errors():
         yield
     except (ArticleError, ModelError, ReaderError, UserError) as err:
         _error(str(err))
-    except KeyboardInterrupt:
-        typer.echo("article-qa: interrupted", err=True)
-        raise typer.Exit(130)
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)  # SIGTERM during a batch
+        typer.echo(f"article-qa: {'terminated' if terminated else 'interrupted'}", err=True)
+        raise typer.Exit(143 if terminated else 130)
     finally:
         warnings.showwarning = previous
 
@@ -131,6 +133,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # no "Retrying in 8s" lines before our error
 
 
 def _offline_unless_hub(*names: Optional[str]) -> None:
@@ -197,17 +200,17 @@ PREPARING = "Preparing the models for first use (once, ~15 s)…"
 def _open_qa(article, encoding, index_dir, model, reader, k, rebuild: bool = False, activity: Optional[_Activity] = None):
     """Open the article and its index, saying what takes time: preparing the models the first time
     and indexing an article not seen before (with a bar on a terminal, one line on a pipe)."""
-    from index.article import load_article
+    from index.article import Article, load_article
     from qa.pipeline import ArticleQA, first_use
 
     _quiet_libraries()
     _offline_unless_hub(model, reader)
     if article == "-" and sys.stdin.isatty():
         typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
-    text = load_article(article, encoding=encoding)
+    text = article if isinstance(article, Article) else load_article(article, encoding=encoding)
     own = activity is None
     activity = activity or _Activity()
-    name = Path(text.source).name if text.source not in ("default article", "<stdin>") else text.source
+    name = _name(Path(text.source).name if text.source not in ("default article", "<stdin>") else text.source)
     indexing = {"said": False}
 
     def progress(done: int, total: int) -> None:
@@ -254,6 +257,20 @@ def _show(answer, qa, view) -> None:
     _print_lines(answer_lines(answer, qa.article.text, view))
 
 
+def _json(value) -> str:
+    """One JSON document; C1 and bidi controls escaped too (see index/printable.py)."""
+    from index.printable import json_dumps
+
+    return json_dumps(value)
+
+
+def _name(text: object) -> str:
+    """A file name or path as shown on the terminal: escapes and bidi controls made visible."""
+    from index.printable import printable
+
+    return printable(str(text))
+
+
 def _clean(question: str) -> str:
     from qa.question import clean_question
 
@@ -283,7 +300,7 @@ def ask(
         qa = _open_qa(article, encoding, index_dir, model, reader, k)
         answer = qa.ask(question_text)
         if json_output:
-            typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+            typer.echo(_json(answer.to_dict()))
         else:
             _show(answer, qa, View(sources=sources, weak_ratio=qa.settings.read_ratio))
 
@@ -323,7 +340,7 @@ def chat(
         interactive = sys.stdin.isatty()
         if interactive:
             _ctrl_c_interrupts()
-        save_history = _enable_line_editing() if interactive else None
+        save_history = _enable_line_editing(index_dir) if interactive else None
         if interactive:
             typer.echo(_banner(qa) + "\nAsk a question about the article. help for commands, quit or Ctrl-D to leave.",
                        err=True)
@@ -345,7 +362,7 @@ def _ctrl_c_interrupts() -> None:
 
 
 def _banner(qa) -> str:
-    return f"article-qa chat · {qa.article.source} · {len(qa.index.passages)} passages"
+    return f"article-qa chat · {_name(qa.article.source)} · {len(qa.index.passages)} passages"
 
 
 class _Chat:
@@ -488,21 +505,22 @@ class _Chat:
         self.say(_banner(qa))
 
 
-def _enable_line_editing() -> Optional[Callable[[], None]]:
+def _enable_line_editing(index_dir: Optional[Path] = None) -> Optional[Callable[[], None]]:
     """Line editing, Tab completion of the colon commands (and of file names after :open) and a
     persistent history through the standard library's readline; returns what saves the history
-    (called when the chat ends, not at exit: see `main`)."""
+    (called when the chat ends, not at exit: see `main`). The history is kept in the cache folder
+    (`--index-dir`), under the same rules as the index."""
     try:
         import readline
     except ImportError:  # Windows without pyreadline: plain input() still works
         return None
-    from index.store import default_index_dir
+    from index.cache_files import load_private, save_private
+    from index.store import cache_problem, default_index_dir
 
-    history = default_index_dir() / "chat_history"
-    try:
-        readline.read_history_file(history)
-    except OSError:
-        pass
+    root = Path(index_dir) if index_dir else default_index_dir()
+    history = None if cache_problem(root) else root / "chat_history"
+    if history is not None:
+        load_private(history, readline.read_history_file)
     readline.set_history_length(1000)
     readline.set_completer(_complete)
     readline.set_completer_delims(" \t\n")
@@ -512,11 +530,8 @@ def _enable_line_editing() -> Optional[Callable[[], None]]:
         readline.parse_and_bind("tab: complete")
 
     def save() -> None:
-        try:
-            history.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            readline.write_history_file(history)
-        except OSError:
-            pass
+        if history is not None:
+            save_private(history, readline.write_history_file)
 
     return save
 
@@ -543,8 +558,10 @@ def chat_completions(line: str, word: str) -> list[str]:
 @app.command(epilog="Example: article-qa batch questions.jsonl --output answers.jsonl --resume")
 def batch(
     input_path: str = typer.Argument("-", metavar="[INPUT|-]", help="JSON Lines or one question per line; '-' is stdin."),
-    output: str = typer.Option("-", "--output", "-o", help="Where to write JSON Lines ('-' is stdout)."),
-    resume: bool = typer.Option(False, "--resume", help="Skip ids already answered in --output and append the rest."),
+    output: str = typer.Option("-", "--output", "-o", help="Where to write the answers ('-' is stdout)."),
+    resume: bool = typer.Option(False, "--resume", help="Keep the lines --output already answers, answer the rest, and rewrite it in input order."),
+    input_format: str = typer.Option("auto", "--format", help="Input format: jsonl, text (one question per line) or auto (the first line decides)."),
+    csv_output: bool = typer.Option(False, "--csv", help="Write CSV (one row per question) instead of JSON Lines."),
     article: Optional[str] = ArticleOpt,
     k: int = KOpt,
     index_dir: Optional[Path] = IndexDirOpt,
@@ -552,91 +569,130 @@ def batch(
     reader: Optional[str] = ReaderOpt,
     encoding: str = EncodingOpt,
 ) -> None:
-    """Answer many questions: one JSON line out for every line in, in the same order.
+    """Answer many questions: one record out for every question line in, in the same order.
 
     An input line is {"question": ..., "id": ..., "conversation": ...} (id and conversation
-    optional; lines sharing a conversation are follow-ups, in order) or a plain-text question.
-    A line that cannot be used gets {"id", "line", "error"} and the others still run. The exit
-    status is 1 when any line failed.
+    optional; lines sharing a conversation are follow-ups, in order) or a plain-text question;
+    the first line that is not blank decides which (or --format). Blank lines are skipped. A line
+    that cannot be used gets {"id", "line", "error"} and the others still run. The exit status is
+    1 when any line failed.
     """
-    with _user_errors():
+    with _user_errors(), _terminated_as_interrupted():
+        from index.article import default_article_path, load_article
+        from qa.batch import answer_records
+        from qa.batch_input import FORMATS, read_batch
+        from qa.batch_output import BatchOutput, OutputError, protect
+
+        if input_format not in FORMATS:
+            raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {_name(input_format)!r}")
         if article == "-" and input_path == "-":
             raise UserError("the questions come from stdin, so the article must be a file: --article PATH")
         if resume and output == "-":
             raise UserError("--resume needs --output FILE to know what was already answered")
-        from qa.batch import answer_records
-        from qa.batch_input import read_batch
-
-        skip = _answered_ids(Path(output)) if resume else frozenset()
         source = _open_input(input_path)
-        qa = _open_qa(article, encoding, index_dir, model, reader, k)
-        sink = sys.stdout if output == "-" else _open_output(Path(output), append=resume)
-        failed = done = 0
-        update, progress = _progress_callback("Answering")
+        text = load_article(article, encoding=encoding)  # its errors come before the output is touched
+        protected = [
+            protect("the questions", None, 0) if input_path == "-" else protect("the questions", input_path),
+            protect("the article", None, 0) if article == "-" else
+            protect("the article", default_article_path() if article is None else article),
+        ]
         try:
-            for record in answer_records(qa, read_batch(source), skip):
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                sink.flush()  # an interrupted run keeps every finished line
-                failed += "error" in record
-                done += 1
-                if update:
-                    update(done, None)  # total unknown while streaming: a running count
+            out = BatchOutput.open(output, csv=csv_output, resume=resume, protected=protected)
+        except OutputError as err:
+            raise UserError(str(err)) from err
+        complete = False
+        try:
+            total = _count_questions(input_path) if sys.stderr.isatty() else None
+            qa = _open_qa(text, encoding, index_dir, model, reader, k)
+            failed = 0
+            with _batch_progress(total) as advance:
+                for record in answer_records(qa, read_batch(source, input_format), out.previous):
+                    out.write(record)  # flushed: an interrupted run keeps every finished line
+                    failed += isinstance(record, dict) and "error" in record
+                    advance()
+            complete = True
         finally:
-            if progress is not None:
-                progress.stop()
-            if sink is not sys.stdout:
-                sink.close()
-        if skip:
-            typer.echo(f"article-qa: skipped {len(skip)} ids already in {output}", err=True)
+            out.close(complete)
+        if out.kept:
+            typer.echo(f"article-qa: kept {out.kept} answers already in {_name(output)}; "
+                       f"answered {out.written} lines", err=True)
         if failed:
-            typer.echo(f"article-qa: {failed} of {done} lines failed (see their \"error\" records)", err=True)
+            typer.echo(f"article-qa: {failed} of {out.kept + out.written} lines failed "
+                       "(see their \"error\" records)", err=True)
             raise typer.Exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that a batch finishes its output file on the way out."""
+
+
+@contextmanager
+def _terminated_as_interrupted():
+    import signal
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except (ValueError, OSError):  # not the main thread (a test runner): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _count_questions(path: str) -> int | None:
+    """Lines that are not blank, for the progress bar's total (a file only; stdin is read once)."""
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return None
+
+
+@contextmanager
+def _batch_progress(total: int | None):
+    """done/total, answers per second and time left, on stderr, only when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f} q/s" if speed else "- q/s", style="progress.data.speed")
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), Rate(),
+                        TimeRemainingColumn(), console=_stderr_console(), transient=True)
+    task = progress.add_task("Answering", total=total)
+    progress.start()
+    try:
+        yield lambda: progress.advance(task)
+    finally:
+        progress.stop()
 
 
 def _open_input(path: str):
     if path == "-":
+        if getattr(sys.stdin, "closed_stream", False):
+            raise UserError("standard input is closed; give the questions as a file")
         return sys.stdin.buffer
     p = Path(path)
     if not p.exists():
-        raise UserError(f"input not found: {path}")
+        raise UserError(f"input not found: {_name(path)}")
     if p.is_dir():
-        raise UserError(f"{path} is a directory, not a question file")
+        raise UserError(f"{_name(path)} is a directory, not a question file")
     try:
         return open(p, "rb")
     except OSError as err:
-        raise UserError(f"cannot read {path}: {err.strerror}") from err
-
-
-def _open_output(path: Path, append: bool):
-    try:
-        sink = open(path, "a" if append else "w", encoding="utf-8")
-        if append and path.stat().st_size and not _ends_with_newline(path):
-            sink.write("\n")  # a line cut by the interruption must not swallow the next record
-        return sink
-    except OSError as err:
-        raise UserError(f"cannot write {path}: {err.strerror}") from err
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
-
-
-def _answered_ids(path: Path) -> frozenset[str]:
-    """Ids that already have an answer (not an error) in a previous run's output."""
-    if not path.exists():
-        return frozenset()
-    ids = set()
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by the interruption: answer it again
-            if isinstance(record, dict) and "error" not in record and record.get("id") is not None:
-                ids.add(str(record["id"]))
-    return frozenset(ids)
+        raise UserError(f"cannot read {_name(path)}: {err.strerror}") from err
 
 
 @app.command(epilog="Example: article-qa serve --article news.md --open")
@@ -694,13 +750,13 @@ def index_command(
             "seconds": round(status.seconds, 2),
         }
         if json_output:
-            typer.echo(json.dumps(info))
+            typer.echo(_json(info))
             return
         why = f" ({status.reason})" if status.reason else ""
-        where = f"\n  stored in {status.path}" if status.path else "\n  kept in memory only"
+        where = f"\n  stored in {_name(status.path)}" if status.path else "\n  kept in memory only"
         typer.echo(
-            f"{status.action}{why}: {info['passages']} passages of {info['article']} "
-            f"with {info['model']} in {info['seconds']} s{where}"
+            f"{status.action}{why}: {info['passages']} passages of {_name(info['article'])} "
+            f"with {_name(info['model'])} in {info['seconds']} s{where}"
         )
 
 
@@ -752,7 +808,7 @@ def eval_command(
             if progress is not None:
                 progress.stop()
         if json_output:
-            typer.echo(json.dumps(metrics))
+            typer.echo(_json(metrics))
         else:
             for key, value in metrics.items():
                 typer.echo(f"{key:>28}  {value}")
@@ -762,7 +818,7 @@ def eval_command(
 
 def _os_error(err: OSError) -> str:
     """A file error in the words the other commands use, not Python's `[Errno 2] …`."""
-    name = err.filename if err.filename is not None else "file"
+    name = _name(err.filename) if err.filename is not None else "file"
     if isinstance(err, FileNotFoundError):
         return f"file not found: {name}"
     if isinstance(err, IsADirectoryError):
@@ -793,10 +849,10 @@ def cache_command(
     usage = cache_usage(cache_folder(index_dir))
     kinds = usage.by_kind()
     if json_output:
-        typer.echo(json.dumps({"path": str(usage.path), "bytes": usage.size,
-                               "kinds": {k: {"count": n, "bytes": b} for k, (n, b) in kinds.items()}}))
+        typer.echo(_json({"path": str(usage.path), "bytes": usage.size,
+                          "kinds": {k: {"count": n, "bytes": b} for k, (n, b) in kinds.items()}}))
         return
-    typer.echo(f"{usage.path}: {human_size(usage.size)}" + ("" if usage.entries else " (empty)"))
+    typer.echo(f"{_name(usage.path)}: {human_size(usage.size)}" + ("" if usage.entries else " (empty)"))
     for kind, (count, size) in kinds.items():
         typer.echo(f"  {human_size(size):>9}  {kind_name(kind)}" + (f" ({count})" if kind == "index" else ""))
     if usage.entries:
@@ -813,8 +869,8 @@ def cache_clear(ctx: typer.Context, index_dir: Optional[Path] = IndexDirOpt) -> 
         try:
             freed, left = clear_cache(folder)
         except OSError as err:
-            raise UserError(f"cannot clear {folder}: {err.strerror or err}") from err
-        typer.echo(f"removed {human_size(freed)} from {folder}")
+            raise UserError(f"cannot clear {_name(folder)}: {err.strerror or err}") from err
+        typer.echo(f"removed {human_size(freed)} from {_name(folder)}")
         for kind, (count, size) in left.by_kind().items():
             typer.echo(f"  kept {human_size(size)}: {kind_name(kind)}")
 
@@ -838,11 +894,14 @@ def main() -> None:
     """The console script. Once a command is done, the process leaves without the interpreter's
     teardown: freeing two loaded models and a few hundred modules took 0.12-0.16 s of a 0.8 s
     `ask`. Output is flushed and exit handlers run first, so nothing is lost."""
+    _guard_standard_streams()
     try:
         app()
         code: object = 0
     except SystemExit as done:
         code = done.code
+    except OSError as err:  # the output cannot be written: /dev/full, a closed stdout, a disk error
+        code = _output_failed(err)
     if code is None:
         code = 0
     elif not isinstance(code, int):  # sys.exit("message"): printed, status 1, as Python does
@@ -851,14 +910,94 @@ def main() -> None:
     _leave(code)
 
 
+class _ClosedStream(io.RawIOBase):
+    """Stands for a standard stream the shell closed (`<&-`, `>&-`): using it raises EBADF with
+    words, so the user gets one line instead of a traceback or an answer silently lost."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name_in_words = name
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        raise OSError(errno.EBADF, f"{self.name_in_words} is closed")
+
+    def write(self, data) -> int:
+        raise OSError(errno.EBADF, f"{self.name_in_words} is closed")
+
+
+def _guard_standard_streams() -> None:
+    """Make closed standard streams safe. A closed descriptor 0-2 would be handed to the next file
+    the tool opens (an index, an output file), and whatever writes to "stderr" would then write
+    into it; each is held by /dev/null instead. A closed stdin or stdout reads or writes as an
+    error ("standard output is closed"); a closed stderr discards messages, as the user asked."""
+    for fd, name in ((0, "standard input"), (1, "standard output"), (2, "standard error")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if fd == 2:
+            sys.stderr = open(os.devnull, "w", encoding="utf-8")
+            continue
+        raw = _ClosedStream(name)
+        buffered = io.BufferedReader(raw) if fd == 0 else io.BufferedWriter(raw)
+        stream = io.TextIOWrapper(buffered, encoding="utf-8", line_buffering=fd == 1)
+        stream.closed_stream = True  # type: ignore[attr-defined]
+        if fd == 0:
+            sys.stdin = stream
+        else:
+            sys.stdout = stream
+
+
+def _output_failed(err: OSError) -> int:
+    """One line for an output that cannot be written; status 1. A reader that left (`| head`)
+    is not an error worth a line."""
+    if err.errno == errno.EPIPE:
+        return 1
+    reason = str(err.strerror or err)
+    if _stdout_broken():
+        line = f"cannot write the output: {reason}"
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # drop what is buffered: said once
+    elif err.filename:
+        line = f"{_name(err.filename)}: {reason}"
+    else:
+        line = reason  # e.g. "standard input is closed"
+    try:
+        typer.echo(f"article-qa: error: {line}", err=True)
+    except OSError:
+        pass
+    return 1
+
+
+def _stdout_broken() -> bool:
+    if getattr(sys.stdout, "closed_stream", False):
+        return True
+    try:
+        os.write(sys.stdout.fileno(), b"")  # a 0-byte write still fails on /dev/full or a bad fd
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return True
+    return False
+
+
 def _leave(code: int) -> None:
     import atexit
 
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (`| head`): the reader has what it wanted
-            pass
+        except (OSError, ValueError) as err:  # a closed pipe (`| head`): the reader has what it wanted
+            if stream is sys.stdout and isinstance(err, OSError) and err.errno != errno.EPIPE:
+                code = code or _output_failed(err)
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_exit_handlers:
         run_exit_handlers()

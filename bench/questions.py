@@ -63,3 +63,28 @@ def big_article(text: str, chars: int) -> str:
             if size >= chars:
                 break
     return "\n".join(out) + "\n"
+
+
+def perturbed_article(text: str, chars: int, seed: int = 10) -> str:
+    """About `chars` characters from the article's paragraphs, deterministic: each copy of a
+    paragraph is numbered and has its words shuffled (a fixed seed), so passages differ from one
+    another the way a long real text's do, and no two embed alike."""
+    import random
+
+    rng = random.Random(seed)
+    paragraphs = [p.split() for p in text.splitlines() if p.strip()]
+    out, size, copy = [], 0, 0
+    while size < chars:
+        copy += 1
+        for number, words in enumerate(paragraphs, 1):
+            shuffled = words[:]
+            if copy > 1:
+                rng.shuffle(shuffled)
+            piece = f"[Part {copy}.{number}] " + " ".join(shuffled)
+            out.append(piece)
+            size += len(piece) + 1
+            if size >= chars:
+                break
+        out.append("")  # a blank line between copies: paragraphs as an article has them
+        size += 1
+    return "\n".join(out) + "\n"

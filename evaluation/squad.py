@@ -227,6 +227,9 @@ def load_chats(path) -> list[dict]:
                 raise ValueError(f"{where}: missing {', '.join(missing)}")
             if not isinstance(obj["question"], str):
                 raise ValueError(f"{where}: question is not a string")
+            for key in ("id", "conversation"):  # a list here was a TypeError (unhashable) later on
+                if isinstance(obj[key], bool) or not isinstance(obj[key], (str, int)):
+                    raise ValueError(f"{where}: {key} is not a string or a number")
             answers = obj["answers"]
             if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
                 raise ValueError(f"{where}: answers is not a list of strings")

@@ -5,7 +5,8 @@ name or path, and an ONNX export of that model run by ONNX Runtime. Importing to
 sentence-transformers costs 5-7 s on this machine while encoding a question costs milliseconds,
 so once a model has been exported (at `index` time, into the cache, keyed by the weights' sha256)
 questions are encoded without importing torch at all. Nothing heavy is imported until a text is
-encoded.
+encoded. The export of an embedding model lives here too, so `index/onnx_export.py` (ONNX machinery
+shared with the reader) never imports this module back.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from index.embedding_model import ModelRef
-from index.parallel import Loading
+from index.embedding_model import ModelRef, load_error
+from index.parallel import TORCH_WORK, Loading
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -77,8 +78,6 @@ class Embedder:
 
     def export(self) -> Path | None:
         """Write the ONNX export if it is missing; None when this model cannot be exported."""
-        from index.onnx_export import export_embedder
-
         if self.export_dir is None or self.model.sha256 is None or self.runtime == "torch":
             return None
         return export_embedder(self.model, self.export_dir)
@@ -119,13 +118,14 @@ class TorchEncoder:
     def __init__(self, model: ModelRef):
         import os
 
-        from index.parallel import TORCH_WORK
-
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         with TORCH_WORK:
             from sentence_transformers import SentenceTransformer
 
-            self.st = SentenceTransformer(model.path, device="cpu")
+            try:
+                self.st = SentenceTransformer(model.path, device="cpu")
+            except (OSError, ValueError, KeyError) as err:  # no such hub model, no network, broken files
+                raise load_error(model.name, err) from err
         dimension = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
         self.dim = int(dimension())
 
@@ -146,7 +146,10 @@ def load_fast_tokenizer(model: ModelRef):
     else:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(model.path).backend_tokenizer
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model.path).backend_tokenizer
+        except (OSError, ValueError, KeyError) as err:
+            raise load_error(model.name, err) from err
     tokenizer.no_truncation()
     tokenizer.no_padding()
     return tokenizer
@@ -165,3 +168,63 @@ def _pooling(model: ModelRef) -> str:
     if config.get("pooling_mode_cls_token"):
         return "cls"
     return "mean"
+
+
+# -- the ONNX export of an embedding model ------------------------------------------------------
+
+_PROBES = [
+    "Where were the peace talks held?",
+    "Ukrainian President Volodymyr Zelensky has announced that Ukraine will no longer pursue membership "
+    "in the North Atlantic Treaty Organization (NATO) alliance, describing the move as a compromise.",
+    "“Curly quotes”, emoji 👍 and numbers like 3.50 all go through the same tokenizer.",
+    "x",
+]
+MIN_COSINE = 0.999
+
+
+def export_embedder(model: ModelRef, export_dir: Path) -> Path:
+    """Export the model's transformer, check it against sentence-transformers, then publish it."""
+    with TORCH_WORK:
+        return _export_embedder(model, export_dir)
+
+
+def _export_embedder(model: ModelRef, export_dir: Path) -> Path:
+    import torch
+
+    from index.onnx_export import ExportError, OnnxEncoder, export_graph, exported_model_path, publish
+
+    path = exported_model_path(model, export_dir)
+    if path.is_file():
+        return path
+    reference = TorchEncoder(model)
+    transformer = reference.st[0].auto_model.eval()
+
+    class Hidden(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = transformer
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.net(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    tmp = export_graph(Hidden(), path, ["input_ids", "attention_mask", "token_type_ids"], ["hidden"])
+    try:
+        max_tokens = int(reference.st.get_max_seq_length() or 256)
+        candidate = OnnxEncoder(tmp, load_fast_tokenizer(model), max_tokens, _pooling(model))
+        expected = reference.encode(_PROBES)
+        got = candidate.encode(_PROBES)
+        cosine = _row_cosines(expected, got).min()
+        if cosine < MIN_COSINE:
+            raise ExportError(f"ONNX export differs from PyTorch (cosine {cosine:.4f} < {MIN_COSINE})")
+        publish(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)

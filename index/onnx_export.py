@@ -4,29 +4,42 @@ An export is written once into the cache, keyed by the sha256 of the weights it 
 checked against PyTorch on probe texts before it is used (the tracing exporter can bake shapes into a
 graph; a check on padded batches of several lengths catches that). A failed check removes the file,
 and the caller falls back to PyTorch.
+
+A published export is not trusted as found: the sha256 of each of its files is recorded in its
+manifest when it is published, and checked each time a session is made from it (through a hash
+cache beside the exports, which keys on inode and ctime, so a file rewritten in place is hashed again; otherwise the
+check costs two stats). Weights overwritten in place or another valid model swapped in gave garbage
+answers at score 1.0; now they are discarded, with a warning, and exported again. Temporary files
+and folders carry the writer's pid and a random part; those of writers that died (an interrupted
+first export left 87 MB behind for ever) are removed by the next export.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
+import stat
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from index.embedding_model import ModelRef
+from index.cache_files import (
+    private_folder,
+    read_regular,
+    remove_stale_temps,
+    subfolder_problem,
+    write_atomic,
+)
+from index.embedding_model import HASH_CACHE_FILE, ModelRef, cached_sha256, remember_sha256
 from index.parallel import TORCH_WORK, map_in_threads, usable_cores
+from index.printable import printable
 
-_PROBES = [
-    "Where were the peace talks held?",
-    "Ukrainian President Volodymyr Zelensky has announced that Ukraine will no longer pursue membership "
-    "in the North Atlantic Treaty Organization (NATO) alliance, describing the move as a compromise.",
-    "“Curly quotes”, emoji 👍 and numbers like 3.50 all go through the same tokenizer.",
-    "x",
-]
-MIN_COSINE = 0.999
 # ONNX Runtime keeps a telemetry database (SQLite, with a device id) under ~/.cache/Microsoft and
 # writes it at every session start and exit (~25 ms here). A tool run per question should neither
 # record its users' usage nor pay for it; a user may still set ORT_DISABLE_TELEMETRY=0.
@@ -37,11 +50,22 @@ class ExportError(RuntimeError):
     """The ONNX export failed or does not match the PyTorch model."""
 
 
+class ExportChanged(ExportError):
+    """A published export whose files are not those recorded when it was published."""
+
+
+class ExportWarning(UserWarning):
+    """A cached export was found changed and is made again."""
+
+
 # An export is a folder: the graph, and its weights beside it as external data, which ONNX Runtime
 # loads far faster than weights inside the graph's protobuf (a MiniLM session in a fresh process:
 # 60-80 ms against 240-285 ms). The folder is published with one rename, so it is whole or absent.
 MODEL_FILE = "model.onnx"
 WEIGHTS_FILE = "model.data"
+MANIFEST_FILE = "manifest.json"  # {"files": {name: {"sha256", "size"}}}, written at publish
+EXPORT_FILES = (MODEL_FILE, WEIGHTS_FILE)  # the only names a manifest may list
+_EXPORT_FOLDER = re.compile(r"(encoder|reader)-[0-9a-f]{16}")
 
 
 def exported_model_path(model: ModelRef, export_dir: Path) -> Path:
@@ -63,15 +87,62 @@ def _options(level=None):
 
 
 def session(path: Path):
-    """An ONNX Runtime session that many threads may run at once, each run on one core."""
+    """An ONNX Runtime session that many threads may run at once, each run on one core.
+
+    A published export (`<folder>/model.onnx`) must match its manifest first; one that does not
+    raises ExportChanged after a warning, and the callers discard it and export again."""
     import onnxruntime as ort
 
+    path = Path(path)
+    if path.name == MODEL_FILE:
+        verify_export(path.parent)
     return ort.InferenceSession(str(path), _options(), providers=["CPUExecutionProvider"])
+
+
+def _hash_cache(folder: Path) -> Path:
+    """The export folder's own hash cache, beside the exports (<root>/onnx/hashes.json)."""
+    return Path(folder).parent / HASH_CACHE_FILE
+
+
+def verify_export(folder: Path) -> None:
+    """Check a published export against its manifest; raise ExportChanged (after a warning, unless
+    it only predates manifests) when a file is missing, extra, a link, or not what was recorded."""
+    problem = subfolder_problem(folder)
+    if problem:
+        _changed(folder, problem)
+    try:
+        manifest = json.loads(read_regular(folder / MANIFEST_FILE, 1 << 20))
+        files = manifest["files"]
+        if not isinstance(files, dict) or set(files) != set(EXPORT_FILES) & set(files) or MODEL_FILE not in files:
+            raise ValueError("a manifest listing other files")
+    except FileNotFoundError:
+        # Made before exports had manifests: made again (quietly, nothing points to tampering).
+        raise ExportChanged(f"{folder} has no manifest") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        _changed(folder, f"its manifest is unreadable ({err})")
+    present = set(os.listdir(folder)) - {MANIFEST_FILE}
+    if present != set(files):
+        _changed(folder, f"it holds {', '.join(sorted(present)) or 'nothing'} instead of {', '.join(sorted(files))}")
+    for name, entry in files.items():
+        path = folder / name
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            _changed(folder, f"{name} is not a regular file")
+        if not isinstance(entry, dict) or info.st_size != entry.get("size"):
+            _changed(folder, f"{name} has {info.st_size} bytes, not {entry.get('size') if isinstance(entry, dict) else '?'}")
+        if cached_sha256(path, _hash_cache(folder)) != entry.get("sha256"):
+            _changed(folder, f"the sha256 of {name} is not the one recorded")
+
+
+def _changed(folder: Path, why: str):
+    warnings.warn(f"the cached ONNX export {printable(str(folder))} changed since it was made ({why}); "
+                  "it is discarded and exported again", ExportWarning)
+    raise ExportChanged(f"{folder}: {why}")
 
 
 def publish(checked: Path, path: Path) -> None:
     """Publish a checked export as the folder of `path`: ONNX Runtime's optimised graph with its
-    weights as external data. The checked file is consumed.
+    weights as external data, and a manifest of their sha256. The checked file is consumed.
 
     Fusing the graph once here, not at every start, saves ~35 ms a load with identical outputs. The
     saved level is EXTENDED, which does not depend on the CPU (ALL adds layout changes for this CPU),
@@ -80,9 +151,9 @@ def publish(checked: Path, path: Path) -> None:
     import onnxruntime as ort
 
     folder = path.parent
-    staging = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(mode=0o700, parents=True)
+    export_dir = private_folder(folder.parent, parents=True)
+    remove_stale_temps(export_dir)
+    staging = Path(tempfile.mkdtemp(dir=export_dir, prefix=f"{folder.name}.{os.getpid()}.", suffix=".tmp"))
     options = _options(ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
     options.optimized_model_filepath = str(staging / path.name)
     options.add_session_config_entry("session.optimized_model_external_initializers_file_name", WEIGHTS_FILE)
@@ -94,23 +165,63 @@ def publish(checked: Path, path: Path) -> None:
             shutil.rmtree(staging)
             staging.mkdir(mode=0o700)
             checked.replace(staging / path.name)
-        if folder.is_dir() and not path.is_file():
-            shutil.rmtree(folder)  # a damaged earlier export
+        digests = {name: _file_digest(staging / name) for name in EXPORT_FILES if (staging / name).is_file()}
+        manifest = {"files": {name: {"sha256": d, "size": (staging / name).stat().st_size} for name, d in digests.items()}}
+        write_atomic(staging / MANIFEST_FILE, json.dumps(manifest, indent=1).encode("utf-8"))
+        if os.path.lexists(folder):
+            if _is_whole(folder):
+                return  # another process published the same export first: theirs is as good
+            _remove(folder)  # a damaged or changed earlier export
         try:
             staging.rename(folder)
         except OSError:
-            if not path.is_file():
+            if not _is_whole(folder):
                 raise
-            # another process published the same export first: theirs is as good
+            return
+        for name, digest in digests.items():  # the first session need not hash them again
+            remember_sha256(folder / name, digest, _hash_cache(folder))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         checked.unlink(missing_ok=True)
-    folder.with_name(f"{folder.name}.onnx").unlink(missing_ok=True)  # the single-file export of 0.1
+        legacy = folder.with_name(f"{folder.name}.onnx")  # the single-file export of 0.1
+        if os.path.lexists(legacy) and not os.path.isdir(legacy):
+            legacy.unlink()
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_whole(folder: Path) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExportWarning)
+            verify_export(folder)
+    except (ExportChanged, OSError):
+        return False
+    return True
+
+
+def _remove(folder: Path) -> None:
+    """Remove an export folder of ours: a link is unlinked (never followed), a folder removed."""
+    if not _EXPORT_FOLDER.fullmatch(folder.name):
+        raise ExportError(f"refusing to remove {folder}: not an export folder of the tool")
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        os.unlink(folder)
+    else:
+        shutil.rmtree(folder)
 
 
 def discard(path: Path) -> None:
-    """Remove an export that fails to load (damaged on disk), so that it is made again."""
-    shutil.rmtree(path.parent, ignore_errors=True)
+    """Remove an export that fails to load or to verify, so that it is made again."""
+    try:
+        _remove(Path(path).parent)
+    except (OSError, ExportError):
+        pass
 
 
 def batch_arrays(tokenizer, texts, max_tokens: int, pairs=None) -> dict[str, np.ndarray]:
@@ -173,8 +284,11 @@ def export_graph(module, path: Path, names: list[str], outputs: list[str]) -> Pa
 
     dummy = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
     axes = {n: {0: "batch", 1: "tokens"} for n in names + outputs}
-    tmp = path.parent.with_name(f"{path.parent.name}.{os.getpid()}.raw.onnx")
-    tmp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    export_dir = private_folder(path.parent.parent, parents=True)
+    remove_stale_temps(export_dir)  # e.g. the 87 MB raw export of a process killed mid-export
+    fd, name = tempfile.mkstemp(dir=export_dir, prefix=f"{path.parent.name}.{os.getpid()}.", suffix=".raw.onnx")
+    os.close(fd)
+    tmp = Path(name)
     with TORCH_WORK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -182,52 +296,3 @@ def export_graph(module, path: Path, names: list[str], outputs: list[str]) -> Pa
             dynamic_axes=axes, opset_version=17, dynamo=False,
         )
     return tmp
-
-
-def export_embedder(model: ModelRef, export_dir: Path) -> Path:
-    """Export the model's transformer, check it against sentence-transformers, then publish it."""
-    with TORCH_WORK:
-        return _export_embedder(model, export_dir)
-
-
-def _export_embedder(model: ModelRef, export_dir: Path) -> Path:
-    import torch
-
-    from index.embeddings import TorchEncoder, _pooling, load_fast_tokenizer
-
-    path = exported_model_path(model, export_dir)
-    if path.is_file():
-        return path
-    Path(export_dir).mkdir(parents=True, exist_ok=True)
-    reference = TorchEncoder(model)
-    transformer = reference.st[0].auto_model.eval()
-
-    class Hidden(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = transformer
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.net(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    tmp = export_graph(Hidden(), path, ["input_ids", "attention_mask", "token_type_ids"], ["hidden"])
-    try:
-        max_tokens = int(reference.st.get_max_seq_length() or 256)
-        candidate = OnnxEncoder(tmp, load_fast_tokenizer(model), max_tokens, _pooling(model))
-        expected = reference.encode(_PROBES)
-        got = candidate.encode(_PROBES)
-        cosine = _row_cosines(expected, got).min()
-        if cosine < MIN_COSINE:
-            raise ExportError(f"ONNX export differs from PyTorch (cosine {cosine:.4f} < {MIN_COSINE})")
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return (a * b).sum(axis=1)

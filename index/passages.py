@@ -44,23 +44,47 @@ class Chunking:
 _WRAPPED_LINE_CHARS = 100
 
 
+# A run of white space holding a blank line separates paragraphs.
+_BLANK_LINE_RUN = re.compile(r"\s*\n[ \t\r\f\v]*\n\s*")
+_LINE = re.compile(r"[^\r\n]*\S[^\r\n]*")
+
+
 def paragraph_spans(text: str) -> list[tuple[int, int]]:
     """Paragraphs as (start, end): blocks between blank lines, split further into lines unless
-    the block looks hard-wrapped (every line short)."""
+    the block looks hard-wrapped (every line short).
+
+    Blocks are what lies between the white-space runs that hold a blank line. (They were found by
+    one lazy regex whose optional group was greedy: a paragraph of a single character was joined to
+    the next one, and a 5 MB article took 0.55 s, paid again by every `ask` that shows where its
+    answer is; this takes 0.2 s.)"""
     spans = []
-    for block in re.finditer(r"\S(?:.*?\S)?(?=\s*\n[ \t\r\f\v]*\n|\s*\Z)", text, flags=re.S):
-        lines = [m for m in re.finditer(r"[^\r\n]*\S[^\r\n]*", block.group())]
-        if len(lines) > 1 and all(len(m.group()) <= _WRAPPED_LINE_CHARS for m in lines):
-            spans.append((block.start(), block.end()))
+    for b_start, b_end in _blocks(text):
+        while b_start < b_end and text[b_start].isspace():
+            b_start += 1
+        while b_end > b_start and text[b_end - 1].isspace():
+            b_end -= 1
+        if b_start >= b_end:
+            continue
+        lines = list(_LINE.finditer(text, b_start, b_end))
+        if len(lines) > 1 and all(m.end() - m.start() <= _WRAPPED_LINE_CHARS for m in lines):
+            spans.append((b_start, b_end))
             continue
         for m in lines:
-            start, end = block.start() + m.start(), block.start() + m.end()
+            start, end = m.start(), m.end()
             while text[start].isspace():
                 start += 1
             while text[end - 1].isspace():
                 end -= 1
             spans.append((start, end))
     return spans
+
+
+def _blocks(text: str):
+    start = 0
+    for separator in _BLANK_LINE_RUN.finditer(text):
+        yield start, separator.start()
+        start = separator.end()
+    yield start, len(text)
 
 
 def split_passages(text: str, token_spans: TokenSpans, chunking: Chunking = Chunking()) -> list[Passage]:

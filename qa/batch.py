@@ -1,74 +1,107 @@
 """Answer a batch: every input record gets exactly one output record, in input order.
 
-Records are answered in chunks so that encoding and reading run batched while results still
-stream out chunk by chunk (an interrupted run keeps every finished line). Lines of one
-conversation depend on each other, so inside a chunk they are answered in waves: all first
-pending turns together, then all second turns, each wave one batched call.
+Records are answered in chunks so that encoding and reading run batched, while results still stream
+out: a chunk's answers are handed out as soon as the chunk is done, and with it everything before
+it. The chunks start small and grow (1, 2, 4, ... up to `MAX_CHUNK` questions) so that the first
+answers arrive within a second or two of the models loading, yet a long run is answered in batches
+big enough to keep the cores busy; an interrupted run keeps everything it finished. Lines of one
+conversation depend on each other, so inside a chunk they are answered in waves: all first pending
+turns together, then all second turns, each wave one batched call.
+
+A resumed run (`done`) passes on the records of lines an earlier run answered, keyed by input line
+number, and answers only the others: a line is taken as done only when its id and question are
+those of the input line of that number, so an edited input is answered afresh. A done turn of a
+conversation still gives the later turns its answer as history, as it did in the first run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 from qa.batch_input import BatchError, BatchQuestion
 from qa.conversation import Turn
 from qa.pipeline import ArticleQA, ask_in_context, turn_after
 
-CHUNK = 64
+MAX_CHUNK = 32  # questions per batched call, once the run has started
+
+
+@dataclass(frozen=True)
+class Done:
+    """A line an earlier run answered: written back as it was (`written`), and its answer text
+    kept for its conversation's history."""
+
+    line: int
+    id: str
+    question: str
+    answer: str | None  # the answer's text; None when the article did not say
+    written: object  # what the output writes back (the JSON line, the CSV row)
+    read_as: str | None = None  # how the follow-up was read, when it was rewritten
 
 
 def error_record(err: BatchError) -> dict:
     return {"id": err.id, "line": err.line, "error": err.error}
 
 
+def chunk_sizes(first: int = 1, largest: int = MAX_CHUNK) -> Iterator[int]:
+    """1, 2, 4, ... then `largest` for ever."""
+    size = max(1, first)
+    while True:
+        yield min(size, largest)
+        size *= 2
+
+
 def answer_records(
     qa: ArticleQA,
     records: Iterable[BatchQuestion | BatchError],
-    skip_ids: frozenset[str] = frozenset(),
-    chunk_size: int = CHUNK,
-) -> Iterator[dict]:
-    """Output records (answer dict + id + line, or error record), one per input, in order.
+    done: Mapping[int, Done] | None = None,
+    chunk_size: int | None = None,
+) -> Iterator[dict | Done]:
+    """Output records (answer dict + id + line, an error record, or a `Done` passed on), one per
+    input record, in order.
 
-    Questions whose id is in `skip_ids` (already answered by an earlier run) are left out. A
-    skipped turn of a conversation is still answered, without output, when a later turn of that
-    conversation needs it as history, so a resumed run reads follow-ups as the first run did.
+    `chunk_size` fixes the number of questions per batched call (tests); by default it grows.
     """
+    done = done or {}
+    sizes = chunk_sizes() if chunk_size is None else chunk_sizes(chunk_size, chunk_size)
+    size = next(sizes)
     histories: dict[str, list[Turn]] = {}
-    skipped_turns: dict[str, list[BatchQuestion]] = {}
-    chunk: list[BatchQuestion | BatchError | _HistoryOnly] = []
+    chunk: list[BatchQuestion | BatchError | Done] = []
+    asking = 0
     for record in records:
-        if isinstance(record, BatchQuestion) and record.id in skip_ids:
-            if record.conversation is not None:
-                skipped_turns.setdefault(record.conversation, []).append(record)
-            continue
-        if isinstance(record, BatchQuestion) and record.conversation in skipped_turns:
-            chunk.extend(_HistoryOnly(turn) for turn in skipped_turns.pop(record.conversation))
+        if isinstance(record, BatchQuestion):
+            kept = done.get(record.line)
+            if kept is not None and kept.id == record.id and kept.question == record.question:
+                record = _KeptTurn(kept, record.conversation)
+            else:
+                asking += 1
         chunk.append(record)
-        if len(chunk) >= chunk_size:
+        if asking == 0:  # nothing to ask before it: an error or a done line goes out at once
             yield from _answer_chunk(qa, chunk, histories)
             chunk = []
+        elif asking >= size:
+            yield from _answer_chunk(qa, chunk, histories)
+            chunk, asking, size = [], 0, next(sizes)
     if chunk:
         yield from _answer_chunk(qa, chunk, histories)
 
 
 @dataclass(frozen=True)
-class _HistoryOnly:
-    """A turn answered by an earlier run: answered again for its conversation's history, not output."""
+class _KeptTurn:
+    """A `Done` line in the chunk, with the conversation its input line names."""
 
-    record: BatchQuestion
+    done: Done
+    conversation: str | None
 
 
-def _answer_chunk(qa: ArticleQA, records, histories: dict[str, list[Turn]]) -> list[dict]:
-    silent = [isinstance(r, _HistoryOnly) for r in records]
-    chunk = [r.record if isinstance(r, _HistoryOnly) else r for r in records]
-    out: list[dict | None] = [None] * len(chunk)
+def _answer_chunk(qa: ArticleQA, chunk, histories: dict[str, list[Turn]]) -> list[dict | Done]:
+    out: list[dict | Done | None] = [None] * len(chunk)
     pending = []
     for i, record in enumerate(chunk):
         if isinstance(record, BatchError):
             out[i] = error_record(record)
         else:
-            pending.append(i)
+            pending.append(i)  # a done turn too: its history must come in its conversation's order
     while pending:
         wave, later, seen = [], [], set()
         for i in pending:
@@ -79,14 +112,24 @@ def _answer_chunk(qa: ArticleQA, records, histories: dict[str, list[Turn]]) -> l
                 wave.append(i)
                 if conversation is not None:
                     seen.add(conversation)
-        try:
-            answers = list(ask_in_context(qa, [chunk[i].question for i in wave],
-                                          [histories.get(chunk[i].conversation, []) for i in wave]))
-            if len(answers) != len(wave):  # zip would drop lines silently
-                raise RuntimeError(f"{len(answers)} answers for {len(wave)} questions")
-        except Exception as err:  # noqa: BLE001 - a failure is recorded per line, the rest still run
-            answers = [err] * len(wave)
-        for i, answer in zip(wave, answers):
+        asked = [i for i in wave if not isinstance(chunk[i], _KeptTurn)]
+        for i in wave:
+            if isinstance(chunk[i], _KeptTurn):
+                kept = chunk[i]
+                out[i] = kept.done
+                if kept.conversation is not None:
+                    histories.setdefault(kept.conversation, []).append(
+                        Turn(kept.done.question, kept.done.answer, kept.done.read_as))
+        answers: list = []
+        if asked:
+            try:
+                answers = list(ask_in_context(qa, [chunk[i].question for i in asked],
+                                              [histories.get(chunk[i].conversation, []) for i in asked]))
+                if len(answers) != len(asked):  # zip would drop lines silently
+                    raise RuntimeError(f"{len(answers)} answers for {len(asked)} questions")
+            except Exception as err:  # noqa: BLE001 - a failure is recorded per line, the rest still run
+                answers = [err] * len(asked)
+        for i, answer in zip(asked, answers):
             record = chunk[i]
             if isinstance(answer, Exception):
                 out[i] = {"id": record.id, "line": record.line, "error": f"could not answer: {answer}"}
@@ -97,4 +140,4 @@ def _answer_chunk(qa: ArticleQA, records, histories: dict[str, list[Turn]]) -> l
             if record.conversation is not None:
                 out[i]["conversation"] = record.conversation
         pending = later
-    return [record for record, hidden in zip(out, silent) if not hidden]
+    return out

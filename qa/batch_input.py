@@ -1,12 +1,20 @@
 """Parse batch input (JSON Lines or plain-text questions) into questions and per-line errors.
 
 A batch run answers many questions in one go, and a batch file is often written by hand or by another
-tool, so some lines will be bad. The rule enforced here is that every input line yields exactly one
-record, in input order: a question, or an error that says what is wrong with that line. A bad line
-never stops the rest, and the caller can line up answers with input lines by the line number alone.
-The input is read as bytes and streamed line by line, so a huge file or a single huge line (bounded by
-MAX_LINE_BYTES) neither exhausts memory nor delays the answers to the lines before it. Question text is
-cleaned as every front end cleans it (`qa.question.clean_question`).
+tool, so some lines will be bad. The rule enforced here is that every input line that is not blank
+yields exactly one record, in input order: a question, or an error that says what is wrong with that
+line. A bad line never stops the rest, and the caller can line up answers with input lines by the line
+number alone. Blank lines are skipped (a plain question file often has them) and still count in the
+line numbers. The input is read as bytes and streamed line by line, so a huge file or a single huge
+line (bounded by MAX_LINE_BYTES) neither exhausts memory nor delays the answers to the lines before
+it. Question text is cleaned as every front end cleans it (`qa.question.clean_question`).
+
+The format is decided once per file, not per line: a plain question may start with `"` or `[`
+(`"Quoted" titles?`) and must not be read as broken JSON. With `auto`, the first line that is not
+blank decides: one that starts with `{` makes the file JSON Lines, anything else plain text.
+
+Ids are unique: a line whose id (given, or its line number when it has none) an earlier line already
+has is an error record, so a later line is never mistaken for an earlier one's answer.
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from index.printable import printable
 from qa.question import clean_question  # shared by every front end; imported here for batch lines
 
 MAX_LINE_BYTES = 1_000_000
 MAX_QUESTION_CHARS = 2000
+FORMATS = ("auto", "jsonl", "text")
 
 _BOM = b"\xef\xbb\xbf"
 _DRAIN_CHUNK = 1 << 16
@@ -48,13 +58,20 @@ class BatchError:
     error: str  # one line, human readable
 
 
-def read_batch(stream: BinaryIO) -> Iterator[BatchQuestion | BatchError]:
-    """Yield one record per line of `stream`, in order, as the lines are read.
+def read_batch(stream: BinaryIO, fmt: str = "auto") -> Iterator[BatchQuestion | BatchError]:
+    """Yield one record per line of `stream` that is not blank, in order, as the lines are read.
 
     Lines are split on b"\\n" only; a trailing b"\\r" is dropped, the last line may lack a newline, and
     a UTF-8 byte order mark at the very start is ignored. A line longer than MAX_LINE_BYTES becomes a
     BatchError; it is consumed in chunks, so no more than about MAX_LINE_BYTES of it is ever held.
+    `fmt` is "jsonl", "text" or "auto" (decided by the first line that is not blank).
     """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown input format {fmt!r}; choose from {', '.join(FORMATS)}")
+    return _unique_ids(_records(stream, fmt))
+
+
+def _records(stream: BinaryIO, fmt: str) -> Iterator[BatchQuestion | BatchError]:
     line = 0
     first = True
     while True:
@@ -68,10 +85,27 @@ def read_batch(stream: BinaryIO) -> Iterator[BatchQuestion | BatchError]:
             raw = raw[len(_BOM) :]
         first = False
         line += 1
-        if complete:
-            yield parse_line(raw, line)
-        else:
+        if not complete:
             yield BatchError(line, None, _too_long(_drain_line(stream, raw)))
+            continue
+        if not raw.strip():
+            continue  # blank: skipped, though it counts in the line numbers
+        if fmt == "auto":
+            fmt = "jsonl" if raw.lstrip().startswith(b"{") else "text"
+        yield parse_line(raw, line, fmt)
+
+
+def _unique_ids(records: Iterator[BatchQuestion | BatchError]) -> Iterator[BatchQuestion | BatchError]:
+    """The records, with a question whose id an earlier line has turned into an error record."""
+    first_line: dict[str, int] = {}
+    for record in records:
+        if record.id is not None:
+            earlier = first_line.setdefault(record.id, record.line)
+            if earlier != record.line and isinstance(record, BatchQuestion):
+                hint = ' (a line without "id" has its line number as id)' if record.id == str(record.line) else ""
+                shown = printable(record.id)  # an id may hold control characters; a message may not
+                record = BatchError(record.line, record.id, f'id "{shown}" is already used by line {earlier}{hint}')
+        yield record
 
 
 def _drain_line(stream: BinaryIO, head: bytes) -> int:
@@ -91,8 +125,11 @@ def _drain_line(stream: BinaryIO, head: bytes) -> int:
     return size - 1 if last == b"\r" else size
 
 
-def parse_line(raw: bytes, line: int) -> BatchQuestion | BatchError:
-    """Turn one input line (without its b"\\n"; a trailing b"\\r" is dropped) into a record."""
+def parse_line(raw: bytes, line: int, fmt: str = "auto") -> BatchQuestion | BatchError:
+    """Turn one input line (without its b"\\n"; a trailing b"\\r" is dropped) into a record.
+
+    `fmt` "jsonl" reads the line as a JSON object, "text" as a question; "auto" (one line alone)
+    reads it as JSON when it starts with `{`."""
     if raw.endswith(b"\n"):
         raw = raw[:-1]
     if raw.endswith(b"\r"):
@@ -106,7 +143,7 @@ def parse_line(raw: bytes, line: int) -> BatchQuestion | BatchError:
     stripped = text.strip()
     if not stripped:
         return BatchError(line, None, "empty line")
-    if stripped[0] in '{["':
+    if fmt == "jsonl" or (fmt == "auto" and stripped.startswith("{")):
         return _parse_json(text, line)
     return _question(line, None, text, None)
 
@@ -122,7 +159,7 @@ def _parse_json(text: str, line: int) -> BatchQuestion | BatchError:
         return BatchError(line, None, "invalid JSON: " + _one_line(str(exc)))
     if not isinstance(value, dict):
         return BatchError(
-            line, None, f"expected a JSON object or a plain-text question, got {_json_type(value)}"
+            line, None, f"expected a JSON object, got {_json_type(value)} (for plain questions: --format text)"
         )
     id_, error = _scalar(value, "id")
     if error:

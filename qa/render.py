@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from index.printable import BIDI_CONTROLS, SEPARATORS, escape_char
 from qa.answer import NO_ANSWER_TEXT, NOT_SURE_TEXT, Answer
 from qa.locate import clip, locate
 from qa.retrieve import Hit
@@ -31,7 +32,8 @@ PASSAGE_LIMIT = 200  # characters of a passage in a clipped (chat) sources view:
 WEAK_MATCH = 0.2  # a passage matching less than this shares no word with the question and means little like it
 WEAK_RATIO = 0.6  # nor is one shown that matches under this fraction of the best (the reader skips those too)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Tabs and line breaks are kept; bidi controls (U+202E shows "txt.exe" as "exe.txt") are not.
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI_CONTROLS}{SEPARATORS}]")
 _STYLES = {
     "label": "bold",
     "answer": "bold green",
@@ -66,10 +68,10 @@ class Line:
 
 
 def visible(text: str) -> str:
-    """Control characters (escape sequences included) as harmless `\\x1b`-style escapes; line ends
-    (LF, CRLF, CR) as line breaks, so a CRLF article shows no `\\x0d`."""
+    """Control characters (escape sequences included) and bidi controls as harmless `\\x1b` /
+    `\\u202e` escapes; line ends (LF, CRLF, CR) as line breaks, so a CRLF article shows no `\\x0d`."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _CONTROL.sub(lambda m: escape_char(m.group()), text)
 
 
 def one_line(text: str) -> str:

@@ -9,9 +9,10 @@ prints one JSON line with the status. `--pause` makes it print `PAUSED <point>` 
 point of the build, so a test can SIGKILL it there:
   encode            while encoding the passages (nothing written yet)
   before-replace:N  just before the N-th os.replace (1: the .faiss temp file is written but not
-                    renamed; 2: the .faiss file is in place, the sidecar's temp file is not renamed)
-  after-replace:N   just after the N-th os.replace (2: the new sidecar is in place, the old
-                    .faiss file is not yet removed)
+                    renamed; 2: the .faiss file is in place, the lexical file's temp is not renamed;
+                    3: both data files are in place, the sidecar's temp file is not renamed)
+  after-replace:N   just after the N-th os.replace (3: the new sidecar is in place, the old
+                    data files are not yet removed)
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 from index.passages import Passage
 from qa.answer import Answer
-from qa.batch import CHUNK, answer_records
+from qa.batch import MAX_CHUNK, Done, answer_records
 from qa.batch_input import BatchError, BatchQuestion
 from qa.conversation import Contextual
 from qa.retrieve import Hit
@@ -112,28 +112,49 @@ def test_conversation_history_crosses_chunks():
     assert out[3]["answer"]["text"] == "echo: Why did Zelensky do it?"
 
 
-def test_skip_ids_skips_those_records():
+def done(line: int, question: str, answer: str | None, id_: str | None = None) -> Done:
+    return Done(line, id_ or str(line), question, answer, f"written {line}")
+
+
+def test_done_lines_are_passed_on_in_order_and_not_asked():
     fake = FakeQA()
-    out = list(answer_records(fake, MIXED, skip_ids=frozenset({"1", "9", "c2-a", "bad-id-not-a-question"})))
-    assert [r["line"] for r in out] == [2, 3, 5, 6, 7, 8]
+    kept = {1: done(1, "Where were the talks held?", "Brussels"), 9: done(9, "What is NATO?", None)}
+    out = list(answer_records(fake, MIXED, kept))
+    assert [r.line if isinstance(r, Done) else r["line"] for r in out] == list(range(1, 10))
+    assert out[0] is kept[1] and out[8] is kept[9]
     assert "Where were the talks held?" not in fake.asked
     assert "What is NATO?" not in fake.asked
 
 
-def test_skipped_turn_still_gives_its_follow_up_the_history():
+def test_a_done_line_is_asked_again_when_the_input_line_changed():
     fake = FakeQA()
-    out = list(answer_records(fake, MIXED, skip_ids=frozenset({"c1-a", "c2-a"})))
-    assert [r["line"] for r in out] == [1, 2, 5, 6, 7, 8, 9]
-    by_line = {r["line"]: r for r in out}
+    kept = {
+        1: done(1, "Where were the talks held, before the edit?", "Brussels"),  # another question now
+        3: done(3, "Who announced the bid?", "Volodymyr Zelensky", id_="other-id"),  # another id now
+    }
+    out = list(answer_records(fake, MIXED, kept))
+    assert not any(isinstance(r, Done) for r in out)
+    assert "Where were the talks held?" in fake.asked and "Who announced the bid?" in fake.asked
+
+
+def test_a_done_turn_gives_its_follow_up_the_history_without_being_asked():
+    fake = FakeQA()
+    kept = {3: done(3, "Who announced the bid?", "Volodymyr Zelensky", "c1-a"),
+            4: done(4, "Who hosted the talks?", "Alexander De Croo", "c2-a")}
+    out = list(answer_records(fake, MIXED, kept))
+    assert [r.line if isinstance(r, Done) else r["line"] for r in out] == list(range(1, 10))
+    by_line = {r["line"]: r for r in out if isinstance(r, dict)}
     assert by_line[5]["answer"]["text"] == "echo: How did Zelensky speak to journalists?"
     assert by_line[8]["answer"]["text"] == "echo: When did De Croo arrive?"
+    assert "Who announced the bid?" not in fake.asked and "Who hosted the talks?" not in fake.asked
 
 
-def test_fully_skipped_conversation_is_not_asked():
+def test_fully_done_conversation_is_not_asked():
     fake = FakeQA()
     records = [q(1, "Who announced the bid?", "c"), q(2, "Why did he do it?", "c"), q(3, "z")]
-    out = list(answer_records(fake, records, skip_ids=frozenset({"1", "2"})))
-    assert [r["line"] for r in out] == [3]
+    kept = {1: done(1, "Who announced the bid?", "Zelensky"), 2: done(2, "Why did he do it?", None)}
+    out = list(answer_records(fake, records, kept))
+    assert out[:2] == [kept[1], kept[2]] and out[2]["line"] == 3
     assert fake.asked == ["z"]
 
 
@@ -154,7 +175,7 @@ def test_failing_chunk_gives_error_records_and_later_chunks_run():
     assert out[0]["answer"]["text"] == "echo: a"
     assert out[5]["answer"]["text"] == "echo: f"
     assert out[6]["answer"]["text"] == "echo: g"
-    assert len(fake.calls) == 4  # chunks [a b] [boom d] [e5 f] [g]; e5 is not asked
+    assert len(fake.calls) == 3  # chunks [a b] [boom d] [e5] [f g]; e5 is not asked
 
 
 def test_too_few_answers_become_error_records():
@@ -170,8 +191,10 @@ def test_thousand_questions_are_batched():
     assert len(out) == 1000
     assert [r["line"] for r in out] == list(range(1, 1001))
     assert out[536]["answer"]["text"] == "echo: question 537?"
-    assert len(fake.calls) == -(-1000 // CHUNK)
-    assert len(fake.calls) <= 20
+    # Chunks grow 1, 2, 4, 8, 16, then MAX_CHUNK: the first answers come quickly, the rest batched.
+    assert [len(c) for c in fake.calls][:6] == [1, 2, 4, 8, 16, MAX_CHUNK]
+    assert max(len(c) for c in fake.calls) == MAX_CHUNK
+    assert len(fake.calls) == 5 + -(-(1000 - 31) // MAX_CHUNK)
     assert sum(len(c) for c in fake.calls) == 1000
 
 

@@ -6,6 +6,7 @@ import io
 import json
 import unicodedata
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,10 +25,16 @@ def records(data: bytes) -> list[BatchQuestion | BatchError]:
     return list(read_batch(io.BytesIO(data)))
 
 
-def expected_lines(data: bytes) -> int:
+def non_blank_lines(data: bytes) -> list[int]:
+    """The numbers of the lines of `data` that are not blank (blank lines yield no record)."""
     if not data:
-        return 0
-    return len(data.split(b"\n")) - (1 if data.endswith(b"\n") else 0)
+        return []
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    if lines[0].startswith(b"\xef\xbb\xbf"):
+        lines[0] = lines[0][3:]
+    return [n for n, line in enumerate(lines, 1) if line.strip()]
 
 
 def has_control(text: str) -> bool:
@@ -37,7 +44,7 @@ def has_control(text: str) -> bool:
 # --- read_batch: mixed streams -------------------------------------------------------------------
 
 
-def test_mixed_good_and_bad_lines_one_record_each_in_order():
+def test_json_lines_file_good_and_bad_lines_one_record_each_in_order():
     lines = [
         b'{"question": "Who wrote it?", "id": "q1"}',
         b"What year was it built?",
@@ -57,26 +64,80 @@ def test_mixed_good_and_bad_lines_one_record_each_in_order():
         b'{"question": "Last one?", "id": 12, "conversation": "conv-1"}',
     ]
     got = records(b"\n".join(lines) + b"\n")
-    assert [r.line for r in got] == list(range(1, len(lines) + 1))
-    assert got[0] == BatchQuestion(1, "Who wrote it?", "q1", None)
-    assert got[1] == BatchQuestion(2, "What year was it built?", "2", None)
-    assert got[2] == BatchError(3, None, "empty line")
-    assert got[3] == BatchError(4, None, "empty line")
-    assert got[4] == BatchError(5, None, "invalid JSON: Expecting ',' delimiter at column 23")
-    assert got[5] == BatchError(6, None, "expected a JSON object or a plain-text question, got array")
-    assert got[6] == BatchError(7, None, "expected a JSON object or a plain-text question, got string")
-    # A bare number is not JSON-looking (no { [ "), so it is a plain-text question.
-    assert got[7] == BatchQuestion(8, "42", "8", None)
-    assert got[8] == BatchError(9, "7", 'missing "question"')
-    assert got[9] == BatchError(10, "n", '"question" must be a string, got number')
-    assert got[10] == BatchError(11, "e", "empty question")
-    assert got[11] == BatchError(12, None, '"id" must be a string or a number, got object')
-    assert got[12] == BatchError(13, "c", '"conversation" must be a string or a number, got array')
-    assert got[13] == BatchError(14, None, "invalid UTF-8 at byte 5")
-    assert got[14] == BatchError(
+    # The first line is a JSON object, so every line is read as one; blank lines 3 and 4 are skipped.
+    assert [r.line for r in got] == [1, 2] + list(range(5, len(lines) + 1))
+    by_line = {r.line: r for r in got}
+    assert by_line[1] == BatchQuestion(1, "Who wrote it?", "q1", None)
+    assert by_line[2] == BatchError(2, None, "invalid JSON: Expecting value at column 1")
+    assert by_line[5] == BatchError(5, None, "invalid JSON: Expecting ',' delimiter at column 23")
+    plain = " (for plain questions: --format text)"
+    assert by_line[6] == BatchError(6, None, "expected a JSON object, got array" + plain)
+    assert by_line[7] == BatchError(7, None, "expected a JSON object, got string" + plain)
+    assert by_line[8] == BatchError(8, None, "expected a JSON object, got number" + plain)
+    assert by_line[9] == BatchError(9, "7", 'missing "question"')
+    assert by_line[10] == BatchError(10, "n", '"question" must be a string, got number')
+    assert by_line[11] == BatchError(11, "e", "empty question")
+    assert by_line[12] == BatchError(12, None, '"id" must be a string or a number, got object')
+    assert by_line[13] == BatchError(13, "c", '"conversation" must be a string or a number, got array')
+    assert by_line[14] == BatchError(14, None, "invalid UTF-8 at byte 5")
+    assert by_line[15] == BatchError(
         15, "long", f"question is {MAX_QUESTION_CHARS + 1} characters; the limit is {MAX_QUESTION_CHARS}"
     )
-    assert got[15] == BatchQuestion(16, "Last one?", "12", "conv-1")
+    # Line 16's id "12" is line 12's implicit id, but line 12 is an error without an id: no clash.
+    assert by_line[16] == BatchQuestion(16, "Last one?", "12", "conv-1")
+
+
+def test_plain_text_file_questions_may_start_with_quotes_brackets_or_braces():
+    """Issue #12: a plain question starting with `"` or `[` was rejected as invalid JSON, and a
+    blank line in a plain question file gave an error record (and exit status 1)."""
+    data = (
+        b'What year was it built?\n\n"Quoted" titles: who wrote them?\n   \n[draft] Who signed it?\n'
+        b'{not json} but a question?\n42\n\n'
+    )
+    assert records(data) == [
+        BatchQuestion(1, "What year was it built?", "1", None),
+        BatchQuestion(3, '"Quoted" titles: who wrote them?', "3", None),
+        BatchQuestion(5, "[draft] Who signed it?", "5", None),
+        BatchQuestion(6, "{not json} but a question?", "6", None),
+        BatchQuestion(7, "42", "7", None),
+    ]
+
+
+def test_format_can_be_given():
+    data = b'{"question": "As text?"}\n"Quoted"\n'
+    assert list(read_batch(io.BytesIO(data), "text")) == [
+        BatchQuestion(1, '{"question": "As text?"}', "1", None),
+        BatchQuestion(2, '"Quoted"', "2", None),
+    ]
+    assert list(read_batch(io.BytesIO(b'"Quoted"\n{"question": "q"}\n'), "jsonl")) == [
+        BatchError(1, None, "expected a JSON object, got string (for plain questions: --format text)"),
+        BatchQuestion(2, "q", "2", None),
+    ]
+    with pytest.raises(ValueError, match="unknown input format"):
+        read_batch(io.BytesIO(b""), "csv")
+
+
+def test_an_id_given_twice_makes_the_later_line_an_error():
+    """Issue #10: with --resume keyed on ids, a duplicate id (or an explicit "5" next to the
+    id-less line 5) left a later line silently never answered."""
+    data = (
+        b'{"question": "first?", "id": "a"}\n'
+        b'{"question": "again?", "id": "a"}\n'
+        b'{"question": "five?", "id": "5"}\n'
+        b'{"question": "no id, line 4?"}\n'
+        b'{"question": "no id, line 5?"}\n'
+        b'{"id": "b"}\n'
+        b'{"question": "reuses an error line\'s id?", "id": "b"}\n'
+    )
+    assert records(data) == [
+        BatchQuestion(1, "first?", "a", None),
+        BatchError(2, "a", 'id "a" is already used by line 1'),
+        BatchQuestion(3, "five?", "5", None),
+        BatchQuestion(4, "no id, line 4?", "4", None),
+        BatchError(5, "5", 'id "5" is already used by line 3 (a line without "id" has its line number as id)'),
+        BatchError(6, "b", 'missing "question"'),
+        BatchError(7, "b", 'id "b" is already used by line 6'),
+    ]
 
 
 def test_read_batch_is_streaming():
@@ -92,16 +153,10 @@ def test_empty_file_yields_nothing():
     assert records(b"") == []
 
 
-def test_single_newline_is_one_empty_line():
-    assert records(b"\n") == [BatchError(1, None, "empty line")]
-
-
-def test_blank_lines_at_end_are_records():
-    assert records(b"q?\n\n\n") == [
-        BatchQuestion(1, "q?", "1", None),
-        BatchError(2, None, "empty line"),
-        BatchError(3, None, "empty line"),
-    ]
+def test_blank_lines_are_skipped_but_counted():
+    assert records(b"\n") == []
+    assert records(b"\n \t\r\n\nq?\n\n\n") == [BatchQuestion(4, "q?", "4", None)]
+    assert records(b'\n{"question": "q?"}\n\n\n') == [BatchQuestion(2, "q?", "2", None)]
 
 
 def test_no_trailing_newline():
@@ -112,11 +167,16 @@ def test_no_trailing_newline():
 
 
 def test_crlf_input():
-    data = b'first?\r\n{"question": "second?", "id": "b"}\r\n\r\nlast?\r'
+    data = b'first?\r\nsecond?\r\n\r\nlast?\r'
+    assert records(data) == [
+        BatchQuestion(1, "first?", "1", None),
+        BatchQuestion(2, "second?", "2", None),
+        BatchQuestion(4, "last?", "4", None),
+    ]
+    data = b'{"question": "first?"}\r\n{"question": "second?", "id": "b"}\r\n\r\n{"question": "last?"}\r'
     assert records(data) == [
         BatchQuestion(1, "first?", "1", None),
         BatchQuestion(2, "second?", "b", None),
-        BatchError(3, None, "empty line"),
         BatchQuestion(4, "last?", "4", None),
     ]
 
@@ -126,7 +186,7 @@ def test_lone_cr_inside_a_line_is_not_a_line_break():
 
 
 def test_bom_at_start_is_ignored():
-    data = b'\xef\xbb\xbf{"question": "With BOM?", "id": "x"}\nsecond?\n'
+    data = b'\xef\xbb\xbf{"question": "With BOM?", "id": "x"}\n{"question": "second?"}\n'
     assert records(data) == [
         BatchQuestion(1, "With BOM?", "x", None),
         BatchQuestion(2, "second?", "2", None),
@@ -134,8 +194,8 @@ def test_bom_at_start_is_ignored():
     assert records(b"\xef\xbb\xbfplain?") == [BatchQuestion(1, "plain?", "1", None)]
 
 
-def test_bom_only_file_is_one_empty_line():
-    assert records(b"\xef\xbb\xbf") == [BatchError(1, None, "empty line")]
+def test_bom_only_file_has_no_records():
+    assert records(b"\xef\xbb\xbf") == []
 
 
 def test_ten_megabyte_line_among_good_lines():
@@ -203,8 +263,9 @@ def test_parse_line_json_errors():
         2, None, "invalid JSON: Expecting property name enclosed in double quotes at column 2"
     )
     assert parse_line(b'  {"question": "q"} trailing', 1).error == "invalid JSON: Extra data at column 21"
-    assert parse_line(b'"what?" he asked', 1).error.startswith("invalid JSON: Extra data")
-    assert parse_line(b"[" * 200_000, 1) == BatchError(1, None, "invalid JSON: nested too deeply")
+    assert parse_line(b'"what?" he asked', 1, "jsonl").error.startswith("invalid JSON: Extra data")
+    assert parse_line(b'"what?" he asked', 1) == BatchQuestion(1, '"what?" he asked', "1", None)
+    assert parse_line(b"[" * 200_000, 1, "jsonl") == BatchError(1, None, "invalid JSON: nested too deeply")
     big = parse_line(b'{"question": "q", "id": ' + b"9" * 5000 + b"}", 1)
     assert isinstance(big, BatchError) and big.error.startswith("invalid JSON: Exceeds the limit")
     assert "\n" not in big.error
@@ -282,7 +343,9 @@ line_bytes = st.one_of(
 
 def check_records(data: bytes) -> None:
     got = records(data)
-    assert [r.line for r in got] == list(range(1, expected_lines(data) + 1))
+    assert [r.line for r in got] == non_blank_lines(data)
+    ids = [r.id for r in got if isinstance(r, BatchQuestion)]
+    assert len(ids) == len(set(ids))
     for rec in got:
         if isinstance(rec, BatchQuestion):
             assert rec.question and rec.question == rec.question.strip()

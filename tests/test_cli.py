@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import pytest
 from typer.testing import CliRunner
@@ -164,7 +165,7 @@ def test_batch_answers_every_line_once_in_order(cli_env, tmp_path):
     lines = [
         json.dumps({"id": "a", "question": "Where were the peace talks held?"}),
         "{not json",
-        "Who is the Ukrainian president?",
+        json.dumps({"question": "Who is the Ukrainian president?"}),
         "",
         json.dumps({"id": "c1", "conversation": "c", "question": "Who announced that Ukraine is dropping its NATO bid?"}),
         json.dumps({"id": "c2", "conversation": "c", "question": "How did he speak to journalists?"}),
@@ -176,12 +177,13 @@ def test_batch_answers_every_line_once_in_order(cli_env, tmp_path):
     result = run("batch", str(source), "--output", str(out))
     assert result.exit_code == 1  # some lines failed
     records = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
-    assert [r["line"] for r in records] == list(range(1, len(lines) + 1))
+    assert [r["line"] for r in records] == [1, 2, 3, 5, 6, 7]  # the blank line 4 is skipped
     assert [r["id"] for r in records][:3] == ["a", None, "3"]
     errors = [r for r in records if "error" in r]
-    assert [r["line"] for r in errors] == [2, 4, 7]
+    assert [r["line"] for r in errors] == [2, 7]
     assert "Brussels" in records[0]["answer"]["text"]
-    assert "WhatsApp" in (records[5]["answer"] or {}).get("text", "")
+    assert "Zelensky" in records[2]["answer"]["text"]
+    assert "WhatsApp" in (records[4]["answer"] or {}).get("text", "")
 
 
 def test_batch_resume_completes_without_duplicates(cli_env, tmp_path):
@@ -190,12 +192,15 @@ def test_batch_resume_completes_without_duplicates(cli_env, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(questions) + "\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    first = json.loads(run("batch", str(source), "-o", "-").stdout.splitlines()[0])
-    out.write_text(json.dumps(first) + "\n" + '{"id": "q1", "quest', encoding="utf-8")  # cut mid-line
+    first = run("batch", str(source), "-o", "-").stdout.splitlines()[0]
+    out.write_text(first + "\n" + '{"id": "q1", "quest', encoding="utf-8")  # cut mid-line
     result = run("batch", str(source), "--output", str(out), "--resume")
     assert result.exit_code == 0, result.output
-    ids = [json.loads(l)["id"] for l in out.read_text(encoding="utf-8").splitlines() if l.startswith('{"id"') and l.endswith("}")]
-    assert sorted(ids) == ["q0", "q1", "q2"]
+    lines = out.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]  # every line whole: the cut line was dropped
+    assert [(r["line"], r["id"]) for r in records] == [(1, "q0"), (2, "q1"), (3, "q2")]
+    assert lines[0] == first  # the earlier answer is kept as it was written
+    assert all("error" not in r for r in records)
 
 
 def test_batch_from_stdin_many_lines(cli_env):
@@ -306,3 +311,146 @@ def test_first_question_with_both_exports_missing_exports_both_and_answers(defau
     assert again.returncode == 0 and again.stderr == ""
     exports = sorted(p.parent.name.split("-")[0] for p in (tmp_path / "onnx").glob("*/model.onnx"))
     assert exports == ["encoder", "reader"]
+
+
+# -- issue #10: one line where a traceback was --------------------------------------------------------
+
+
+def test_more_bad_input_is_one_line_error(cli_env, tmp_path):
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    questions = tmp_path / "q.txt"
+    questions.write_text("Who is the president?\n", encoding="utf-8")
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(json.dumps({"id": "1", "conversation": ["a"], "question": "Who?", "answers": []}) + "\n")
+    cases = [
+        (["ask", "Who?", "--model", "./no-such-folder"], "model folder not found: ./no-such-folder"),
+        (["ask", "Who?", "--model", str(empty)], "is not a model folder"),
+        (["ask", "Who?", "--model", "nosuch-owner/nosuch-model"], "cannot load model 'nosuch-owner/nosuch-model'"),
+        (["batch", str(questions), "--resume", "-o", str(tmp_path)], "is a folder; --output needs a file"),
+        (["batch", str(questions), "--format", "yaml"], "--format must be one of auto, jsonl, text"),
+        (["eval", str(DATA / "seed_dev.squad.json"), "--limit", "1", "--chats", str(chats)],
+         "conversation is not a string or a number"),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        assert message in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # no "cannot write the index" warning
+
+
+HOSTILE = "notes\x1b]0;pwned\x07\u202etxt.md"  # a terminal title escape, then a right-to-left override
+
+
+def test_file_names_are_echoed_with_their_escapes_made_visible(cli_env, tmp_path):
+    article = tmp_path / HOSTILE
+    article.write_text("The lighthouse on Gull Rock was built in 1882 by the Harbour Board.\n", encoding="utf-8")
+    for result in (run("index", "--article", str(article)), run("batch", str(tmp_path / (HOSTILE + ".jsonl")))):
+        shown = result.stdout + result.stderr
+        assert "\x1b" not in shown and "\u202e" not in shown and "\x07" not in shown
+        assert "notes\\x1b]0;pwned\\x07\\u202etxt.md" in shown
+    as_json = run("index", "--article", str(article), "--json")
+    assert "\u202e" not in as_json.stdout and json.loads(as_json.stdout)["article"] == str(article)
+
+
+def test_json_escapes_c1_controls_and_text_view_escapes_bidi_controls(cli_env, tmp_path):
+    text = "The envoy \u202eKushner\u202c met them at the \x9b31mport\x85 of Antwerp on Monday.\n"
+    article = tmp_path / "controls.txt"
+    article.write_text(text, encoding="utf-8")
+    result = run("ask", "Where did the envoy meet them?", "--article", str(article), "--json")
+    assert result.exit_code == 0, result.output
+    assert not any(c in result.stdout for c in "\x9b\x85\u202e\u202c")
+    assert "\\u009b" in result.stdout and "\\u202e" in result.stdout
+    passage = json.loads(result.stdout)["passages"][0]
+    assert text[passage["start"] : passage["end"]] == passage["text"]  # the same text, escaped only on the wire
+    plain = run("ask", "Where did the envoy meet them?", "--article", str(article))
+    assert not any(c in plain.stdout for c in "\x9b\x85\u202e\u202c")
+    assert "\\u202e" in plain.stdout and "\\x9b" in plain.stdout
+
+
+def test_chat_banner_shows_a_hostile_file_name_escaped(cli_env, tmp_path):
+    """The banner is printed only to a terminal: drive the chat in a pseudo-terminal."""
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    article = tmp_path / HOSTILE
+    article.write_text("The lighthouse on Gull Rock was built in 1882 by the Harbour Board.\n", encoding="utf-8")
+    leader, follower = pty.openpty()
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "chat", "--article", str(article)],
+                            stdin=follower, stdout=follower, stderr=follower, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root), "TERM": "dumb"})
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 120
+        while b"> " not in seen and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.5)[0]:
+                seen += os.read(leader, 65536)
+        os.write(leader, b":quit\n")
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    shown = seen.decode("utf-8", "replace")
+    assert "article-qa chat" in shown, shown
+    assert "notes\\x1b]0;pwned\\x07\\u202etxt.md" in shown
+    assert "\x1b]0;pwned" not in shown and "\u202e" not in shown
+
+
+def _chat_in_a_terminal(args: list[str], env: dict, lines: list[bytes]) -> str:
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    leader, follower = pty.openpty()
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "chat", *args],
+                            stdin=follower, stdout=follower, stderr=follower, cwd=root,
+                            env={**env, "PYTHONPATH": str(root), "TERM": "dumb"})
+    os.close(follower)
+    seen = b""
+    try:
+        for line in lines:
+            deadline = time.monotonic() + 120
+            while not seen.rstrip().endswith(b">") and time.monotonic() < deadline:
+                if select.select([leader], [], [], 0.5)[0]:
+                    seen += os.read(leader, 65536)
+            os.write(leader, line)
+            seen += b"\n"
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    return seen.decode("utf-8", "replace")
+
+
+def test_chat_history_follows_index_dir_and_is_never_written_through_a_link(cli_env, default_qa, tmp_path):
+    """The history ignored --index-dir, and was written by readline through whatever link lay there."""
+    import shutil
+
+    other = tmp_path / "other-cache"
+    shutil.copytree(cli_env, other, copy_function=os.link)  # the same index and exports, hard-linked
+    (other / "chat_history").unlink(missing_ok=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (other / "chat_history").symlink_to(victim)
+    env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(cli_env)}
+    default_history = cli_env / "chat_history"
+    before = default_history.read_bytes() if default_history.exists() else None
+    shown = _chat_in_a_terminal(["--index-dir", str(other)], env, [b":quit\n"])
+    assert "article-qa chat" in shown, shown
+    assert victim.read_text() == "precious\n"
+    history = other / "chat_history"
+    assert not history.is_symlink() and ":quit" in history.read_text()
+    assert stat.S_IMODE(history.stat().st_mode) == 0o600
+    assert (default_history.read_bytes() if default_history.exists() else None) == before

@@ -235,3 +235,39 @@ def test_property_character_tokens(text, chunking):
 @given(_TEXT, st.integers(8, 40))
 def test_property_real_tokenizer(text, max_tokens):
     split_and_check(text, real_spans, Chunking(max_tokens=max_tokens, min_tokens=max_tokens // 3))
+
+
+def test_a_one_character_paragraph_is_a_paragraph_of_its_own():
+    """The block regex's greedy optional group joined a one-character paragraph to the next one."""
+    text = "a\n\nb\n\nSecond line here.\n\n*\n\nLast."
+    assert [text[s:e] for s, e in paragraph_spans(text)] == ["a", "b", "Second line here.", "*", "Last."]
+
+
+def _reference_paragraph_spans(text: str) -> list[tuple[int, int]]:
+    """What paragraph_spans means, by the original regex with its optional group made lazy."""
+    import re
+
+    spans = []
+    for block in re.finditer(r"\S(?:.*?\S)??(?=\s*\n[ \t\r\f\v]*\n|\s*\Z)", text, flags=re.S):
+        lines = list(re.finditer(r"[^\r\n]*\S[^\r\n]*", block.group()))
+        if len(lines) > 1 and all(len(m.group()) <= 100 for m in lines):
+            spans.append(block.span())
+            continue
+        for m in lines:
+            start, end = block.start() + m.start(), block.start() + m.end()
+            while text[start].isspace():
+                start += 1
+            while text[end - 1].isspace():
+                end -= 1
+            spans.append((start, end))
+    return spans
+
+
+_PARAGRAPH_PIECES = st.sampled_from(["a", "bc", "x y", "w" * 101, " ", "\t", "\n", "\r", "\r\n", "\n\n", " \n \n",
+                                     "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\xa0"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PARAGRAPH_PIECES, max_size=40).map("".join))
+def test_paragraph_spans_match_their_definition(text):
+    assert paragraph_spans(text) == _reference_paragraph_spans(text)

@@ -185,7 +185,7 @@ def test_a_cache_folder_that_cannot_be_written_warns_and_answers(cli_env, defaul
                  "--json")
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
-        f"article-qa: warning: cannot write the index to {blocked} (File exists); using it from memory",
+        f"article-qa: warning: cannot write the index to {blocked} (it is not a folder); using it from memory",
         "Indexing notes.md: 1 passage",  # what takes time is said (one line: stderr is not a terminal)
     ]
     answer = json.loads(result.stdout)["answer"]

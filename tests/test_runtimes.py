@@ -3,6 +3,7 @@ optimised export against the checked one, background loading against loading in 
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -100,11 +101,14 @@ def test_encoding_on_all_cores_gives_the_vectors_of_encoding_on_one(default_qa):
     np.testing.assert_allclose(parallel, sequential, atol=1e-5)
 
 
-def _tiny_graph(path):
+TINY = "encoder-0123456789abcdef"  # an export folder's name, as the tool makes them
+
+
+def _tiny_graph(path, seed: int = 0):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     w = numpy_helper.from_array(rng.normal(size=(32, 32)).astype(np.float32), "w")
     b = numpy_helper.from_array(rng.normal(size=(32,)).astype(np.float32), "b")
     graph = helper.make_graph(
@@ -119,13 +123,13 @@ def _tiny_graph(path):
 def test_published_export_is_a_folder_that_gives_the_checked_exports_outputs(tmp_path):
     from index.onnx_export import MODEL_FILE, WEIGHTS_FILE, publish, session
 
-    checked, published = tmp_path / "tiny.raw.onnx", tmp_path / "tiny" / MODEL_FILE
+    checked, published = tmp_path / "tiny.raw.onnx", tmp_path / TINY / MODEL_FILE
     _tiny_graph(checked)
     x = np.random.default_rng(1).normal(size=(3, 32)).astype(np.float32)
     (expected,) = session(checked).run(None, {"x": x})
     publish(checked, published)
     assert not checked.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]  # no staging folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [TINY, "hashes.json"]  # no staging folder left
     assert (published.parent / WEIGHTS_FILE).stat().st_size >= 32 * 32 * 4  # weights outside the graph
     (got,) = session(published).run(None, {"x": x})
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
@@ -134,7 +138,7 @@ def test_published_export_is_a_folder_that_gives_the_checked_exports_outputs(tmp
 def test_publishing_replaces_a_damaged_export_and_keeps_a_whole_one(tmp_path):
     from index.onnx_export import MODEL_FILE, WEIGHTS_FILE, publish, session
 
-    published = tmp_path / "tiny" / MODEL_FILE
+    published = tmp_path / TINY / MODEL_FILE
     published.parent.mkdir()
     (published.parent / WEIGHTS_FILE).write_bytes(b"half of an old export")
     _tiny_graph(tmp_path / "a.onnx")
@@ -201,3 +205,103 @@ def test_onnx_reader_matches_pytorch(default_qa):
     mask = arrays["attention_mask"].astype(bool)
     for fast, reference in zip(reader.runner(arrays), _torch_runner(network)(arrays)):
         np.testing.assert_allclose(fast[mask], reference[mask], atol=1e-3)
+
+
+# -- exports are not trusted as found (issue #10) ----------------------------------------------------
+
+
+def _published_tiny(tmp_path, seed: int = 0, name: str = TINY):
+    from index.onnx_export import MODEL_FILE, publish
+
+    raw = tmp_path / f"{name}-{seed}.raw.onnx"
+    _tiny_graph(raw, seed)
+    published = tmp_path / name / MODEL_FILE
+    publish(raw, published)
+    return published
+
+
+def test_an_export_overwritten_in_place_is_refused_with_a_warning(tmp_path):
+    from index.onnx_export import WEIGHTS_FILE, ExportChanged, ExportWarning, session
+
+    published = _published_tiny(tmp_path)
+    session(published)
+    weights = published.parent / WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-16:] = bytes(16)  # the same size, other values: ONNX Runtime loads it without a murmur
+    with open(weights, "r+b") as f:  # in place, as the attack did
+        f.write(bytes(data))
+    with pytest.warns(ExportWarning, match="changed since it was made"), pytest.raises(ExportChanged):
+        session(published)
+
+
+def test_an_export_swapped_for_another_valid_model_is_refused(tmp_path):
+    import shutil
+
+    from index.onnx_export import MODEL_FILE, WEIGHTS_FILE, ExportChanged, ExportWarning, session
+
+    published = _published_tiny(tmp_path, seed=0)
+    other = _published_tiny(tmp_path, seed=1, name="reader-0123456789abcdef")
+    for name in (MODEL_FILE, WEIGHTS_FILE):
+        shutil.copyfile(other.parent / name, published.parent / name)
+    with pytest.warns(ExportWarning), pytest.raises(ExportChanged):
+        session(published)
+
+
+def test_an_export_made_before_manifests_is_made_again_quietly(tmp_path):
+    import warnings
+
+    from index.onnx_export import MANIFEST_FILE, ExportChanged, session
+
+    published = _published_tiny(tmp_path)
+    (published.parent / MANIFEST_FILE).unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ExportChanged):
+            session(published)
+
+
+def test_temp_files_of_dead_exporters_are_removed_when_exporting(tmp_path):
+    import subprocess
+    import sys
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True).stdout)
+    leftovers = {
+        f"{TINY}.{dead}.raw.onnx": False,  # an interrupted first export of version 0.1: removed
+        f"{TINY}.{dead}.k2j4h1ab.raw.onnx": False,
+        f"{TINY}.{dead}.abcdefgh.tmp": False,  # a staging folder
+        f"{TINY}.{os.getppid()}.abcdefgh.raw.onnx": True,  # a live exporter's: kept
+        "notes.onnx": True,  # not a name of the tool's: kept
+    }
+    for name in leftovers:
+        if name.endswith(".tmp"):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "model.data").write_bytes(b"x" * 1000)
+        else:
+            (tmp_path / name).write_bytes(b"x" * 1000)
+    _published_tiny(tmp_path)
+    assert {name: (tmp_path / name).exists() for name in leftovers} == leftovers
+
+
+@pytest.mark.slow
+def test_encoder_weights_overwritten_in_place_are_exported_again(default_qa, tmp_path):
+    """The attack of issue #10: 4 MB of the cached export's weights overwritten in place."""
+    import shutil
+
+    from index.embeddings import Embedder
+    from index.onnx_export import WEIGHTS_FILE, ExportWarning, exported_model_path
+
+    model = default_qa.index.embedder.model
+    good = exported_model_path(model, default_qa.index.embedder.export_dir)
+    changed = exported_model_path(model, tmp_path)
+    shutil.copytree(good.parent, changed.parent)
+    weights = changed.parent / WEIGHTS_FILE
+    with open(weights, "r+b") as f:
+        f.seek(weights.stat().st_size // 2)
+        f.write(bytes(4 * 1024 * 1024))
+    embedder = Embedder(model, export_dir=tmp_path)
+    with pytest.warns(ExportWarning, match="changed since it was made"):
+        vectors = embedder.encode(["Where were the peace talks held?"])
+    assert embedder.runtime_in_use == "onnx"
+    assert weights.read_bytes() == (good.parent / WEIGHTS_FILE).read_bytes()
+    np.testing.assert_allclose(vectors, default_qa.index.embedder.encode(["Where were the peace talks held?"]), atol=1e-5)

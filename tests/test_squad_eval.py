@@ -278,6 +278,8 @@ def test_load_chats_skips_blank_lines_and_rejects_bad_lines(tmp_path):
 
     for bad in ('{"id": "a", "question": "q?", "answers": []}',
                 '{"id": "a", "conversation": "c", "question": "q?", "answers": "x"}',
+                '{"id": "a", "conversation": ["c"], "question": "q?", "answers": []}',  # was a TypeError later
+                '{"id": {"x": 1}, "conversation": "c", "question": "q?", "answers": []}',
                 "[1]", "{oops"):
         p.write_text(json.dumps(good) + "\n" + bad + "\n", encoding="utf-8")
         with pytest.raises(ValueError, match=":2:"):

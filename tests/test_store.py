@@ -87,10 +87,15 @@ def assert_valid(idx, article, chunking: Chunking, embedder_max_tokens: int = 25
     assert idx.passages[int(found[0, 0])].text == expected[-1].text
 
 
+def lexical_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("lexical-*.bin"))
+
+
 def assert_clean(folder: Path) -> None:
-    """After a successful save: one vectors file, the one the sidecar names, and no temp files."""
-    files = dense_files(folder)
-    assert [f.name for f in files] == [sidecar(folder)["files"]["dense"]["name"]]
+    """After a successful save: one vectors file and one lexical file, those the sidecar names, and
+    no temp files."""
+    assert [f.name for f in dense_files(folder)] == [sidecar(folder)["files"]["dense"]["name"]]
+    assert [f.name for f in lexical_files(folder)] == [sidecar(folder)["files"]["lexical"]["name"]]
     assert tmp_files(folder) == []
 
 
@@ -325,7 +330,7 @@ def test_folders_are_private_and_no_temp_files_remain(article, index_dir):
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert tmp_files(index_dir.parent) == []
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".lock")) == sorted(
-        [SIDECAR, dense_files(folder)[0].name]
+        [SIDECAR, dense_files(folder)[0].name, lexical_files(folder)[0].name]
     )
 
 
@@ -474,8 +479,9 @@ def test_two_processes_building_at_once_make_one_index(article, article_path, in
 CRASH_POINTS = {
     "encode": "reused",
     "before-replace:1": "reused",  # the new .faiss is only a temp file
-    "before-replace:2": "reused",  # the new .faiss is in place, the new sidecar is a temp file
-    "after-replace:2": "rebuilt",  # the new sidecar is in place; the old .faiss not yet removed
+    "before-replace:2": "reused",  # the new .faiss is in place, the new lexical file is a temp file
+    "before-replace:3": "reused",  # both data files are in place, the new sidecar is a temp file
+    "after-replace:3": "rebuilt",  # the new sidecar is in place; the old data files not yet removed
 }
 
 
@@ -502,9 +508,12 @@ def test_killed_rebuild_leaves_a_usable_index(article, article_path, index_dir, 
         assert line.endswith(".faiss") and tmp_files(folder)
         assert dense_files(folder) == old_dense
     elif point == "before-replace:2":
+        assert line.endswith(".bin") and tmp_files(folder)
+        assert len(dense_files(folder)) == 2 and len(lexical_files(folder)) == 1
+    elif point == "before-replace:3":
         assert line.endswith(SIDECAR) and tmp_files(folder)
-        assert len(dense_files(folder)) == 2
-    elif point == "after-replace:2":
+        assert len(dense_files(folder)) == 2 and len(lexical_files(folder)) == 2
+    elif point == "after-replace:3":
         assert sidecar(folder)["chunking"] == B.to_dict() and len(dense_files(folder)) == 2
 
     fake = FakeEmbedder()
@@ -519,7 +528,7 @@ def test_killed_rebuild_leaves_a_usable_index(article, article_path, index_dir, 
     assert open_quietly(article, FakeEmbedder(), B, index_dir).status.action == "reused"
 
 
-@pytest.mark.parametrize("point", ["encode", "before-replace:1", "before-replace:2"])
+@pytest.mark.parametrize("point", ["encode", "before-replace:1", "before-replace:2", "before-replace:3"])
 def test_killed_first_build_is_built_again(article, article_path, index_dir, point):
     _kill_during_build(article_path, index_dir, A, point)
     folder = folder_of(index_dir, article)
@@ -532,3 +541,135 @@ def test_killed_first_build_is_built_again(article, article_path, index_dir, poi
     assert fake.encode_calls == 1
     assert_valid(idx, article, A)
     assert_clean(folder)
+
+
+# -- the cache must not be a way in (issue #10) ----------------------------------------------------
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious, not the tool's")
+    victim.chmod(0o600)
+    return victim
+
+
+def test_planted_links_at_temp_names_are_never_written_through(article, index_dir, tmp_path):
+    """A link planted where the old code put its temp files (`.NAME.<pid>.tmp`, a predictable name,
+    opened following links) made the next run overwrite the link's target."""
+    folder = _built(article, index_dir)
+    names = [SIDECAR, dense_files(folder)[0].name, lexical_files(folder)[0].name]
+    victim = _victim(tmp_path)
+    for name in names:
+        (folder / f".{name}.{os.getpid()}.tmp").symlink_to(victim)
+    assert open_quietly(article, FakeEmbedder(), A, index_dir, rebuild=True).status.action == "rebuilt"
+    assert victim.read_text() == "precious, not the tool's"
+    assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "reused"
+
+
+def test_planted_link_at_the_hash_cache_temp_name_is_not_written_through(tmp_path):
+    from index.embedding_model import HASH_CACHE_FILE, cached_sha256
+
+    victim = _victim(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    (cache / f".{HASH_CACHE_FILE}.{os.getpid()}.tmp").symlink_to(victim)
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"some weights")
+    cached_sha256(weights, cache / HASH_CACHE_FILE)
+    assert victim.read_text() == "precious, not the tool's"
+    assert any(weights.name in key for key in json.loads((cache / HASH_CACHE_FILE).read_text()))
+
+
+@pytest.mark.parametrize("name", ["/dev/zero", "../outside.faiss", "dense-0000000000000000.faiss/../../x"])
+def test_sidecar_may_only_name_the_tools_own_files_in_its_folder(article, index_dir, tmp_path, name):
+    """A sidecar naming /dev/zero read without end; one naming a file elsewhere loaded it."""
+    folder = _built(article, index_dir)
+    (dense,) = dense_files(folder)
+    outside = index_dir / "outside.faiss"
+    outside.write_bytes(dense.read_bytes())  # a valid index, with the checksum the sidecar has
+    meta = sidecar(folder)
+    meta["files"]["dense"]["name"] = str(outside) if name == "../outside.faiss" else name
+    (folder / SIDECAR).write_text(json.dumps(meta))
+    _expect_rebuilt(article, index_dir, "incomplete")
+
+
+def test_a_data_file_that_is_a_link_is_not_followed(article, index_dir):
+    folder = _built(article, index_dir)
+    (dense,) = dense_files(folder)
+    elsewhere = index_dir / "elsewhere.faiss"
+    dense.rename(elsewhere)
+    dense.symlink_to(elsewhere)  # same bytes, same checksum: only the link is wrong
+    _expect_rebuilt(article, index_dir, "incomplete")
+
+
+def test_a_symlinked_key_folder_is_never_followed(article, index_dir, tmp_path):
+    folder = _built(article, index_dir)
+    elsewhere = tmp_path / "elsewhere"
+    folder.rename(elsewhere)
+    folder.symlink_to(elsewhere, target_is_directory=True)
+    before = sorted(p.name for p in elsewhere.iterdir())
+    fake = FakeEmbedder()
+    with pytest.warns(IndexWarning, match="symbolic link"):
+        idx = open_index(article, fake, A, index_dir)
+    _assert_in_memory(idx, article, fake)
+    assert sorted(p.name for p in elsewhere.iterdir()) == before  # nothing written or removed there
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown needs root")
+def test_a_cache_folder_of_another_user_is_not_used(article, index_dir):
+    _built(article, index_dir)
+    os.chown(index_dir, 4242, -1)
+    fake = FakeEmbedder()
+    with pytest.warns(IndexWarning, match="belongs to another user"):
+        idx = open_index(article, fake, A, index_dir)
+    _assert_in_memory(idx, article, fake)
+
+
+def test_a_cache_folder_others_may_write_is_not_used(article, index_dir):
+    folder = _built(article, index_dir)
+    index_dir.chmod(0o777)
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    fake = FakeEmbedder()
+    with pytest.warns(IndexWarning, match="other users may write to it"):
+        idx = open_index(article, fake, A, index_dir, rebuild=True)
+    _assert_in_memory(idx, article, fake)
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+def test_only_dead_writers_temp_files_are_removed_and_only_the_tools_own_names(article, index_dir):
+    folder = _built(article, index_dir)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    leftovers = {
+        f".index.json.{dead_pid}.tmp": False,  # names of the old scheme, of a dead writer: removed
+        f".{dense_files(folder)[0].name}.{dead_pid}.k2j4h1ab.tmp": False,
+        f".index.json.{os.getppid()}.abcdefgh.tmp": True,  # a live process's: kept
+        "notes.txt": True,  # not a name of the tool's: kept
+        "precious.tmp": True,
+    }
+    for name in leftovers:
+        (folder / name).write_text("x")
+    in_root = {f".hashes.json.{dead_pid}.abcdefgh.tmp": False, "my-notes.txt": True}
+    for name in in_root:
+        (index_dir / name).write_text("x")
+    assert open_quietly(article, FakeEmbedder(), B, index_dir).status.action == "rebuilt"
+    assert {name: (folder / name).exists() for name in leftovers} == leftovers
+    assert {name: (index_dir / name).exists() for name in in_root} == in_root
+
+
+def test_lexical_statistics_are_saved_checked_and_memory_mapped(article, index_dir):
+    import mmap
+
+    folder = _built(article, index_dir)
+    idx = open_quietly(article, FakeEmbedder(), A, index_dir)
+    assert idx.status.action == "reused"
+    base = idx.lexical.docs.base
+    assert isinstance(getattr(base, "obj", base), mmap.mmap)  # mapped, not read into a copy
+    fresh = store.BM25([p.text for p in idx.passages])
+    for query in ["Where were the peace talks held?", "Zelensky NATO bid", "nothing matches qqq"]:
+        np.testing.assert_array_equal(idx.lexical.scores(query), fresh.scores(query))
+    (path,) = lexical_files(folder)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    _expect_rebuilt(article, index_dir, "damaged")
