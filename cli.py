@@ -338,6 +338,8 @@ def chat(
         qa = opener(article, k)
         qa.start_loading()  # the models load while the user reads the banner and types
         interactive = sys.stdin.isatty()
+        if interactive:
+            _ctrl_c_interrupts()
         save_history = _enable_line_editing(index_dir) if interactive else None
         if interactive:
             typer.echo(_banner(qa) + "\nAsk a question about the article. help for commands, quit or Ctrl-D to leave.",
@@ -347,6 +349,16 @@ def chat(
         finally:
             if save_history:
                 save_history()
+
+
+def _ctrl_c_interrupts() -> None:
+    """Ctrl-C cancels the line or the question even when the chat was started from something that
+    ignores SIGINT (a shell's background job, nohup, some CI runners): Python then leaves SIGINT
+    ignored at startup and Ctrl-C would do nothing at the prompt."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _banner(qa) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from index.printable import printable
-from qa.question import clean_question  # shared by every front end; imported here for batch lines
+from qa.question import clean_question, json_type  # shared by every front end
 
 MAX_LINE_BYTES = 1_000_000
 MAX_QUESTION_CHARS = 2000
@@ -159,7 +159,7 @@ def _parse_json(text: str, line: int) -> BatchQuestion | BatchError:
         return BatchError(line, None, "invalid JSON: " + _one_line(str(exc)))
     if not isinstance(value, dict):
         return BatchError(
-            line, None, f"expected a JSON object, got {_json_type(value)} (for plain questions: --format text)"
+            line, None, f"expected a JSON object, got {json_type(value)} (for plain questions: --format text)"
         )
     id_, error = _scalar(value, "id")
     if error:
@@ -171,7 +171,7 @@ def _parse_json(text: str, line: int) -> BatchQuestion | BatchError:
         return BatchError(line, id_, 'missing "question"')
     question = value["question"]
     if not isinstance(question, str):
-        return BatchError(line, id_, f'"question" must be a string, got {_json_type(question)}')
+        return BatchError(line, id_, f'"question" must be a string, got {json_type(question)}')
     return _question(line, id_, question, conversation)
 
 
@@ -204,21 +204,7 @@ def _scalar(obj: dict, key: str) -> tuple[str | None, str | None]:
         if _SURROGATES.search(value):
             return None, f'"{key}" contains a lone surrogate (an invalid \\u escape)'
         return value, None
-    return None, f'"{key}" must be a string or a number, got {_json_type(value)}'
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    return None, f'"{key}" must be a string or a number, got {json_type(value)}'
 
 
 def _too_long(size: int) -> str:

@@ -214,3 +214,19 @@ def _script(word: str) -> str:
     if latin * 2 >= len(word):
         return "Latin"
     return "a language other than English"
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages about input that is not a question:
+    batch lines and web requests say the same thing."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -23,7 +23,8 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from qa.batch_input import MAX_QUESTION_CHARS, clean_question
+from qa.batch_input import MAX_QUESTION_CHARS
+from qa.question import clean_question, json_type
 from web.blocks import article_blocks
 
 MAX_CONVERSATIONS = 500
@@ -164,12 +165,5 @@ def check_conversation_id(conversation: object) -> str | None:
 
 
 def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return "null" if value is None else type(value).__name__
+    name = json_type(value)
+    return name if name == "null" else ("an " if name[0] in "aeiou" else "a ") + name
