@@ -41,6 +41,10 @@ def complete_lines(path: Path) -> int:
         return 0
 
 
+def _sigint_as_from_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while complete_lines(path) < n:
@@ -68,7 +72,10 @@ def test_an_interrupted_batch_keeps_what_it_finished_and_resume_completes_it(env
         earlier = first.stdout.splitlines()
         out.write_text("\n".join(earlier) + "\n", encoding="utf-8")
         args.append("--resume")
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As a batch run from a terminal gets it: a test run started in the background (as CI may be)
+    # would otherwise pass on an ignored SIGINT, and Ctrl-C would never reach the batch.
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_from_a_terminal)
     try:
         if resumed_first:
             # The output is renamed into place only when the run ends: wait for answers in its temp file.
