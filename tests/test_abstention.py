@@ -52,8 +52,9 @@ ANSWERABLE = "Where were the peace talks held?"
 def decision_of(config: dict) -> Decision:
     """The decision a reader.json asks for: its margin rule, and its calibrator and thresholds when it
     has a "confidence" section (KeyError if it lacks a field: adapt this helper)."""
-    decision = Decision(null_threshold=float(config["null_threshold"]),
-                        retrieval_weight=float(config["retrieval_weight"]))
+    # A reader with a calibrator needs no margin rule; reader.json then leaves it out (0: "beat no answer").
+    decision = Decision(null_threshold=float(config.get("null_threshold", 0.0)),
+                        retrieval_weight=float(config.get("retrieval_weight", 0.0)))
     confidence = config.get("confidence")
     if confidence:
         decision = replace(decision, calibrator=Calibrator.from_dict(confidence["calibrator"]),
