@@ -16,7 +16,6 @@ first export left 87 MB behind for ever) are removed by the next export.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -36,7 +35,7 @@ from index.cache_files import (
     subfolder_problem,
     write_atomic,
 )
-from index.embedding_model import HASH_CACHE_FILE, ModelRef, cached_sha256, remember_sha256
+from index.embedding_model import HASH_CACHE_FILE, ModelRef, cached_sha256, file_sha256, remember_sha256
 from index.parallel import TORCH_WORK, map_in_threads, usable_cores
 from index.printable import printable
 
@@ -165,7 +164,7 @@ def publish(checked: Path, path: Path) -> None:
             shutil.rmtree(staging)
             staging.mkdir(mode=0o700)
             checked.replace(staging / path.name)
-        digests = {name: _file_digest(staging / name) for name in EXPORT_FILES if (staging / name).is_file()}
+        digests = {name: file_sha256(staging / name) for name in EXPORT_FILES if (staging / name).is_file()}
         manifest = {"files": {name: {"sha256": d, "size": (staging / name).stat().st_size} for name, d in digests.items()}}
         write_atomic(staging / MANIFEST_FILE, json.dumps(manifest, indent=1).encode("utf-8"))
         if os.path.lexists(folder):
@@ -186,14 +185,6 @@ def publish(checked: Path, path: Path) -> None:
         legacy = folder.with_name(f"{folder.name}.onnx")  # the single-file export of 0.1
         if os.path.lexists(legacy) and not os.path.isdir(legacy):
             legacy.unlink()
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_whole(folder: Path) -> bool:
