@@ -33,7 +33,6 @@ import stat
 import sys
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable
 
 from index.printable import json_dumps, printable
