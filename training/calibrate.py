@@ -187,7 +187,7 @@ def outcomes(rows, calibrator, threshold: float) -> dict:
         if not r["candidates"]:
             f1s.append(float(not r["golds"]))
             continue
-        p, (_, is_right_, text) = max(((calibrator.probability(f), c) for c in r["candidates"] for f in [c[0]]),
+        p, (_, is_right_, text) = max(((calibrator.probability(c[0]), c) for c in r["candidates"]),
                                       key=lambda pc: pc[0])
         probabilities.append(p)
         right.append(is_right_)
