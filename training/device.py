@@ -46,8 +46,9 @@ def prepare(data: Path, carry: Path = CARRY) -> None:
     print(f"{carry}: {size / 2**20:.1f} MiB to carry")
 
 
-def split(reader: Path, out: Path) -> None:
-    """The reader folder's delta as several files under 16 MiB, plus its state and reader.json."""
+def split(reader: Path, out: Path, prefix: str = "") -> None:
+    """The reader folder's delta as several files under 16 MiB, plus its state and reader.json
+    (names start with `prefix`, so several runs can come back from one call)."""
     from safetensors.torch import load_file, save_file
 
     from qa.reader_net import DELTA_FILE
@@ -58,16 +59,16 @@ def split(reader: Path, out: Path) -> None:
     for name in sorted(delta):
         nbytes = delta[name].numel() * delta[name].element_size()
         if part and size + nbytes > PART_BYTES:
-            save_file(part, str(out / f"delta-{n}.safetensors"))
+            save_file(part, str(out / f"{prefix}delta-{n}.safetensors"))
             part, size, n = {}, 0, n + 1
         part[name] = delta[name]
         size += nbytes
-    save_file(part, str(out / f"delta-{n}.safetensors"))
+    save_file(part, str(out / f"{prefix}delta-{n}.safetensors"))
     for name in ("train_state.json", "reader.json"):
-        shutil.copyfile(reader / name, out / name)
+        shutil.copyfile(reader / name, out / f"{prefix}{name}")
 
 
-def join(parts: Path, out: Path, carried_base: Path | None = None) -> None:
+def join(parts: Path, out: Path, prefix: str = "") -> None:
     """A reader folder from the parts: delta against the float32 base, state, reader.json."""
     import torch
     from safetensors.torch import load_file, save_file
@@ -77,7 +78,7 @@ def join(parts: Path, out: Path, carried_base: Path | None = None) -> None:
     from training.reader import write_reader_config
 
     delta = {}
-    for f in sorted(parts.glob("delta-*.safetensors")):
+    for f in sorted(parts.glob(f"{prefix}delta-*.safetensors")):
         delta.update(load_file(str(f)))
     base32 = load_file(str(default_model_path() / WEIGHTS_FILE))
     rebased = {}
@@ -90,10 +91,10 @@ def join(parts: Path, out: Path, carried_base: Path | None = None) -> None:
         rebased[name] = (base16 + d.float() - base32[key].float()).to(torch.float16).contiguous()
     out.mkdir(parents=True, exist_ok=True)
     save_file(rebased, str(out / DELTA_FILE))
-    state = json.loads((parts / "train_state.json").read_text())
+    state = json.loads((parts / f"{prefix}train_state.json").read_text())
     state.setdefault("notes", []).append("trained on a GPU from float16 base weights (training/device.py)")
     (out / "train_state.json").write_text(json.dumps(state, indent=2))
-    previous = json.loads((parts / "reader.json").read_text())
+    previous = json.loads((parts / f"{prefix}reader.json").read_text())
     previous.pop("confidence", None)  # the calibration belongs to other weights
     (out / "reader.json").write_text(json.dumps(previous, indent=2) + "\n")
     write_reader_config(out)
@@ -108,16 +109,18 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("split", help="there: cut a trained reader folder into files under 16 MiB")
     s.add_argument("reader", type=Path)
     s.add_argument("out", type=Path)
+    s.add_argument("--prefix", default="", help="start every file name with this (one run of several)")
     j = sub.add_parser("join", help="here: a reader folder from the parts that came back")
     j.add_argument("--parts", type=Path, required=True)
     j.add_argument("--out", type=Path, required=True)
+    j.add_argument("--prefix", default="", help="the run's file-name prefix given to split")
     args = parser.parse_args(argv)
     if args.step == "prepare":
         prepare(args.data)
     elif args.step == "split":
-        split(args.reader, args.out)
+        split(args.reader, args.out, args.prefix)
     else:
-        join(args.parts, args.out)
+        join(args.parts, args.out, args.prefix)
 
 
 if __name__ == "__main__":

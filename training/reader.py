@@ -56,6 +56,53 @@ def collate(batch, pad_id: int):
     return ids, types, mask, starts, ends
 
 
+class WindowDataset:
+    """Training window number `position`: depends only on the seed and the position, so a run
+    resumed at any step (or read by several worker processes) sees the same data."""
+
+    def __init__(self, articles, items, tokenizer, seed: int, negative_rate: float, max_length: int):
+        self.articles, self.items, self.tokenizer = articles, items, tokenizer
+        self.seed, self.negative_rate, self.max_length = seed, negative_rate, max_length
+
+    def __getitem__(self, position: int):
+        rng = random.Random(self.seed * 1_000_003 + position)
+        item = self.items[epoch_order(len(self.items), position, self.seed)]
+        example = make_example(self.articles, item, rng, self.negative_rate)
+        return encode_example(self.tokenizer, example, self.max_length, rng)
+
+
+def window_batches(articles, items, tokenizer, args, position: int):
+    """Batches of the windows at positions position, position + 1, ... (`args.batch_size` positions
+    a batch; a position with no usable window is left out), made by `args.workers` processes."""
+    import itertools
+
+    import torch
+
+    dataset = WindowDataset(articles, items, tokenizer, args.seed, args.negative_rate, args.max_length)
+    chunks = ([p + k for k in range(args.batch_size)] for p in itertools.count(position, args.batch_size))
+    pad = tokenizer.pad_token_id
+
+    def collate_kept(windows):
+        kept = [w for w in windows if w is not None]
+        return collate(kept, pad) if kept else []
+
+    return torch.utils.data.DataLoader(
+        _Positions(dataset), batch_size=None, sampler=chunks, num_workers=args.workers,
+        collate_fn=collate_kept, pin_memory=args.device.startswith("cuda"),
+        prefetch_factor=8 if args.workers else None, persistent_workers=False,
+    )
+
+
+class _Positions:
+    """Map-style view whose item is a whole batch of positions (the sampler yields lists)."""
+
+    def __init__(self, dataset: WindowDataset):
+        self.dataset = dataset
+
+    def __getitem__(self, positions: list[int]):
+        return [self.dataset[p] for p in positions]
+
+
 def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -197,6 +244,11 @@ def parse_args(argv):
     parser.add_argument("--probe-every", type=int, default=500, help="steps between training-curve points (0: never)")
     parser.add_argument("--probe-size", type=int, default=400)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="processes making and tokenizing examples (a GPU needs several to stay busy)")
+    parser.add_argument("--schedule-minutes", type=float, default=None,
+                        help="shorten the planned schedule to end within this many minutes (measured "
+                             "after 100 steps); the run then stops at the end of its schedule")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (bf16 autocast there; see training/device/)")
     return parser.parse_args(argv)
 
@@ -261,30 +313,29 @@ def main(argv: list[str] | None = None) -> None:
         state.setdefault("curve", []).append(point)
         print(f"probe {json.dumps(point)}", flush=True)
 
+    state.setdefault("planned_steps", planned_steps)
+    steps_at_start = state["step"]
     if probe_set and state["step"] == 0:
         take_probe()
     model.train()
+    batches = iter(window_batches(articles, items, tokenizer, args, state["position"]))
     started = time.monotonic()
     seconds_before = state["seconds"]
     running = None
     while True:
         if args.max_steps is not None and state["step"] >= args.max_steps:
             break
+        if args.schedule_minutes and state["step"] >= state["planned_steps"]:
+            break
         if args.max_minutes is not None and time.monotonic() - started > args.max_minutes * 60:
             break
-        batch = []
-        while len(batch) < args.batch_size:
-            position = state["position"]
-            state["position"] += 1
-            rng = random.Random(args.seed * 1_000_003 + position)
-            item = items[epoch_order(len(items), position, args.seed)]
-            example = make_example(articles, item, rng, args.negative_rate)
-            encoded = encode_example(tokenizer, example, args.max_length, rng)
-            if encoded is not None:
-                batch.append(encoded)
-        ids, types, mask, starts, ends = (t.to(args.device) for t in collate(batch, tokenizer.pad_token_id))
+        batch = next(batches)
+        state["position"] += args.batch_size
+        if not batch:
+            continue
+        ids, types, mask, starts, ends = (t.to(args.device, non_blocking=True) for t in batch)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(state["step"], args.lr, args.warmup, planned_steps)
+            group["lr"] = learning_rate(state["step"], args.lr, args.warmup, state["planned_steps"])
         # bf16 only on a GPU: on this project's CPUs it ran 12x slower than fp32.
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.device.startswith("cuda")):
             start_logits, end_logits = model(ids, mask, types)
@@ -298,9 +349,20 @@ def main(argv: list[str] | None = None) -> None:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         state["step"] += 1
-        state["examples_seen"] += len(batch)
+        state["examples_seen"] += len(batch[0])
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         state["seconds"] = seconds_before + time.monotonic() - started
+        if args.schedule_minutes and state["step"] == steps_at_start + 100 and not state.get("fitted"):
+            # Fit the cosine schedule into the time left, so a run cut by the clock still ends
+            # with a decayed learning rate instead of mid-schedule.
+            rate = 100 / (time.monotonic() - started)
+            left = args.schedule_minutes * 60 - (time.monotonic() - started)
+            fitted = state["step"] + int(rate * left)
+            if fitted < state["planned_steps"]:
+                print(f"schedule fitted to {args.schedule_minutes} min: {fitted} steps "
+                      f"instead of {state['planned_steps']}", flush=True)
+                state["planned_steps"] = fitted
+            state["fitted"] = True
         if state["step"] % 10 == 0:
             rate = (state["examples_seen"]) / max(state["seconds"], 1e-9)
             print(f"step {state['step']} windows {state['examples_seen']} loss {running:.3f} "
@@ -310,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
         if state["step"] % args.save_every == 0:
             state["losses"].append([state["step"], round(running, 4)])
             save_checkpoint(args.out, model, optimizer, state, base_state)
+    if probe_set and state["curve"] and state["curve"][-1]["step"] != state["step"]:
+        take_probe()
     save_checkpoint(args.out, model, optimizer, state, base_state)
     print(f"stopped at step {state['step']}, {state['examples_seen']} windows seen; saved to {args.out}")
 
