@@ -94,3 +94,36 @@ def test_outcomes_pick_the_most_likely_candidate():
     row = _row(["right"], [(_features(0.5), False, "wrong"), (_features(3.0), True, "right")])
     result = outcomes([row], _margin_only(), 0.5)
     assert result["HasAns_f1"] == 100.0
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("What did Zelensky announce?", "What didn't Zelensky announce?"),
+    ("Who was the first president of Kenya?", "Who wasn't the first president of Kenya?"),
+    ("In what year did the war start?", "In what year didn't the war start?"),
+    ("How many people were killed?", "How many people weren't killed?"),
+    ("What is not allowed?", None),  # already negative
+    ("Name the river that crosses Paris.", None),  # no auxiliary to negate
+])
+def test_negated_turns_the_auxiliary_negative(question, expected):
+    from training.examples import negated
+
+    assert negated(question) == expected
+
+
+def test_antonym_swapped_uses_a_word_the_context_never_has():
+    from training.examples import antonym_swapped
+
+    context = "The first emperor was crowned in 800. The empire began to decline after 900."
+    assert antonym_swapped("Who was the first emperor?", context) == "Who was the last emperor?"
+    # "after" occurs in the context, so "before" is not used, and nothing else has an antonym.
+    assert antonym_swapped("What happened before 900?", context) is None
+    assert antonym_swapped("Did it increase or decrease?", context) is None
+
+
+def test_adversarial_questions_are_their_own_document(articles):
+    documents = calibration_documents(articles, [0, 1], set(), seed=1, per_article=3)
+    adversarial = [d for d in documents if d.title.endswith("-adversarial")]
+    assert len(adversarial) == 2
+    kinds = {q.kind for d in adversarial for q in d.questions}
+    assert kinds <= {"negation added", "antonym"} and kinds
+    assert all(q.golds == [] for d in adversarial for q in d.questions)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.examples import Item, question_items, swap_entity, without_answer_sentence
+from training.examples import Item, antonym_swapped, negated, question_items, swap_entity, without_answer_sentence
 
 GUESS_FLOOR = 0.1  # below this a best guess is noise (measured: right well under 1 time in 10)
 # An answer is given when it is more likely right than wrong; below that the candidate is shown as a
@@ -63,7 +63,9 @@ def seen_by_init(articles, trained_on: list[dict]) -> set[str]:
 def calibration_documents(articles, held_out: list[int], exclude: set[str], seed: int,
                           per_article: int = 40) -> list[CalibrationDocument]:
     """Per held-out article: the article whole (answerable questions, other articles' questions,
-    entity-swapped questions) and the article without some answer sentences (those questions)."""
+    entity-swapped questions), the article without some answer sentences (those questions), and
+    the article whole again with negated and antonym questions (a document of their own, so rows
+    collected before these kinds existed stay valid and only these need collecting)."""
     rng = random.Random(f"calibration-{seed}")
     pools = {a: [it for it in question_items(articles, frozenset(range(len(articles))) - {a})
                  if str(it.qa["id"]) not in exclude] for a in held_out}
@@ -91,7 +93,21 @@ def calibration_documents(articles, held_out: list[int], exclude: set[str], seed
             documents.append(CalibrationDocument(
                 f"{a}-cut", cut_text,
                 [CalibrationQuestion(it.qa["question"], [], "answer sentence removed") for it in removed]))
+        documents.append(CalibrationDocument(f"{a}-adversarial", text, adversarial_questions(
+            paragraphs, pool[per_article + 2 * (per_article // 3):], per_article // 3)))
     return documents
+
+
+def adversarial_questions(paragraphs, items: list[Item], count: int) -> list[CalibrationQuestion]:
+    """SQuAD 2.0's near misses made from answerable questions: a negation added, or a word turned
+    into an antonym the article never uses. Asked against the whole article, like a user would."""
+    text = " ".join(p["context"] for p in paragraphs)
+    out = []
+    negations = (negated(it.qa["question"]) for it in items)
+    out += [CalibrationQuestion(q, [], "negation added") for q in negations if q][: max(1, count // 2)]
+    antonyms = (antonym_swapped(it.qa["question"], text) for it in items)
+    out += [CalibrationQuestion(q, [], "antonym") for q in antonyms if q][:count]
+    return out
 
 
 def _golds(item: Item) -> list[str]:
@@ -226,21 +242,25 @@ def main(argv: list[str] | None = None) -> None:
 
     state = json.loads((args.reader / "train_state.json").read_text())
     config = state["config"]
+    rows = []
     if args.rows is not None and args.rows.is_file():
         # Rows saved by an earlier version held the top three spans; decide() weighs the first.
         rows = [dict(r, candidates=r["candidates"][:1]) for r in json.loads(args.rows.read_text())]
-    else:
-        articles = load_articles(args.data)
-        # Questions this reader, or one it continued from, trained on are not "never seen". A reader
-        # trained before articles were held out (none in its config) is calibrated on the articles
-        # later readers hold out, with the questions it had not reached yet.
-        held_out = config.get("held_out_articles") or sorted(held_out_articles(len(articles), 40, config["seed"]))
-        own = {"seed": config["seed"], "position": state["position"],
-               "held_out_articles": config.get("held_out_articles", [])}
-        exclude = seen_by_init(articles, [own, *state.get("init_trained_on", [])])
-        documents = calibration_documents(articles, held_out, exclude, config["seed"], args.per_article)
+    articles = load_articles(args.data)
+    # Questions this reader, or one it continued from, trained on are not "never seen". A reader
+    # trained before articles were held out (none in its config) is calibrated on the articles
+    # later readers hold out, with the questions it had not reached yet.
+    held_out = config.get("held_out_articles") or sorted(held_out_articles(len(articles), 40, config["seed"]))
+    own = {"seed": config["seed"], "position": state["position"],
+           "held_out_articles": config.get("held_out_articles", [])}
+    exclude = seen_by_init(articles, [own, *state.get("init_trained_on", [])])
+    documents = calibration_documents(articles, held_out, exclude, config["seed"], args.per_article)
+    # Saved rows from before a kind of question existed: collect only the documents of that kind.
+    collected_kinds = {r["kind"] for r in rows}
+    missing = [d for d in documents if not {q.kind for q in d.questions} & collected_kinds]
+    if missing:
         with tempfile.TemporaryDirectory() as cache:
-            rows = collect(documents, str(args.reader), args.index_dir or cache)
+            rows += collect(missing, str(args.reader), args.index_dir or cache)
         if args.rows is not None:
             args.rows.write_text(json.dumps(rows))
     documents = sorted({r["document"] for r in rows})

@@ -247,3 +247,65 @@ def encode_example(tokenizer, ex: Example, max_length: int, rng: random.Random):
         return None
     w, s, e = rng.choice(windows)
     return enc["input_ids"][w], enc["token_type_ids"][w], s, e
+
+
+# SQuAD 2.0's other near misses (Rajpurkar et al. 2018): a negation added (9% of its unanswerable
+# questions) or a word replaced by its antonym (20%), so that the passage's sentence still matches
+# the question word for word while no longer answering it.
+_NEGATED_AUX = {
+    "is": "isn't", "are": "aren't", "was": "wasn't", "were": "weren't", "did": "didn't", "does": "doesn't",
+    "do": "don't", "has": "hasn't", "have": "haven't", "had": "hadn't", "can": "can't", "could": "couldn't",
+    "will": "won't", "would": "wouldn't", "should": "shouldn't",
+}
+_AUX_NEAR_START = re.compile(
+    r"^((?:(?:in|on|at|for|by|from|to|during|of|after|before) )?"
+    r"(?:what|who|whom|which|when|where|why|how)(?: [\w'-]+){0,3}? )(" + "|".join(_NEGATED_AUX) + r")\b",
+    re.IGNORECASE,
+)
+_ANTONYMS = dict(
+    pair
+    for a, b in (
+        ("first", "last"), ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"),
+        ("most", "least"), ("earliest", "latest"), ("before", "after"), ("increase", "decrease"),
+        ("increased", "decreased"), ("won", "lost"), ("win", "lose"), ("north", "south"), ("east", "west"),
+        ("northern", "southern"), ("eastern", "western"), ("longest", "shortest"), ("oldest", "youngest"),
+        ("maximum", "minimum"), ("major", "minor"), ("inside", "outside"), ("above", "below"),
+        ("more", "less"), ("best", "worst"), ("began", "ended"), ("start", "end"), ("started", "ended"),
+        ("open", "closed"), ("opened", "closed"), ("accepted", "rejected"), ("allowed", "banned"),
+        ("public", "private"), ("ancient", "modern"), ("upper", "lower"), ("early", "late"),
+        ("strongest", "weakest"), ("richest", "poorest"), ("cheapest", "most expensive"),
+        ("supported", "opposed"), ("entered", "left"), ("arrived", "departed"), ("born", "died"),
+    )
+    for pair in ((a, b), (b, a))
+)
+
+
+def negated(question: str) -> str | None:
+    """The question with its auxiliary verb negated ("What did X announce?" → "What didn't X
+    announce?"), or None when it has no auxiliary near its start or already holds a negation."""
+    if re.search(r"\b(?:not|never|no)\b|n't\b", question, re.IGNORECASE):
+        return None
+    m = _AUX_NEAR_START.match(question)
+    if not m:
+        return None
+    aux = m.group(2)
+    replacement = _NEGATED_AUX[aux.lower()]
+    if aux[0].isupper():
+        replacement = replacement.capitalize()
+    return question[: m.start(2)] + replacement + question[m.end(2):]
+
+
+def antonym_swapped(question: str, context: str) -> str | None:
+    """The question with one word replaced by its antonym that the context never uses ("the first
+    emperor" → "the last emperor"), or None when it has no such word."""
+    lowered = context.lower()
+    if re.search(r"\bor\b", question, re.IGNORECASE):
+        return None  # "did it increase or decrease?" asks both ways
+    for m in _WORD.finditer(question):
+        word = m.group()
+        opposite = _ANTONYMS.get(word.lower())
+        if opposite and not re.search(rf"\b{re.escape(opposite)}\b", lowered + " " + question.lower()):
+            if word[0].isupper():
+                opposite = opposite.capitalize()
+            return question[: m.start()] + opposite + question[m.end():]
+    return None

@@ -352,10 +352,12 @@ def main(argv: list[str] | None = None) -> None:
         state["examples_seen"] += len(batch[0])
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         state["seconds"] = seconds_before + time.monotonic() - started
-        if args.schedule_minutes and state["step"] == steps_at_start + 100 and not state.get("fitted"):
+        if args.schedule_minutes and state["step"] == steps_at_start + 50:
+            rate_from = time.monotonic()  # after the workers' and the GPU's warm-up
+        if args.schedule_minutes and state["step"] == steps_at_start + 150 and not state.get("fitted"):
             # Fit the cosine schedule into the time left, so a run cut by the clock still ends
             # with a decayed learning rate instead of mid-schedule.
-            rate = 100 / (time.monotonic() - started)
+            rate = 100 / (time.monotonic() - rate_from)
             left = args.schedule_minutes * 60 - (time.monotonic() - started)
             fitted = state["step"] + int(rate * left)
             if fitted < state["planned_steps"]:
