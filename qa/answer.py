@@ -54,6 +54,13 @@ class Answer:
         return self.text is not None
 
     @property
+    def remembered_text(self) -> str | None:
+        """The text a conversation carries on with: the answer, else the best guess shown."""
+        if self.text is not None:
+            return self.text
+        return self.best_guess.text if self.best_guess is not None else None
+
+    @property
     def verdict(self) -> str:
         """"answered", "not sure" (abstained with a best guess) or "not in the article"."""
         if self.answered:

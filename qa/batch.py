@@ -34,7 +34,7 @@ class Done:
     line: int
     id: str
     question: str
-    answer: str | None  # the answer's text; None when the article did not say
+    answer: str | None  # what its conversation remembers: the answer's text, else the best guess shown
     written: object  # what the output writes back (the JSON line, the CSV row)
     read_as: str | None = None  # how the follow-up was read, when it was rewritten
 

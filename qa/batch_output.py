@@ -144,7 +144,8 @@ class CsvFormat:
                 if not cells["line"].isdigit() or int(cells["line"]) < 1:
                     continue
                 line = int(cells["line"])
-                answer = _unguard(cells["answer"]) if cells["verdict"] == "answered" else None
+                answer = (_unguard(cells["answer"]) if cells["verdict"] == "answered"
+                          else _unguard(cells["best_guess"]) if cells["verdict"] == "not sure" else None)
                 done = None if cells["error"] or cells["verdict"] not in _VERDICTS else Done(
                     line, _unguard(cells["id"]), _unguard(cells["question"]), answer, row,
                     _unguard(cells["read_as"]) or None)
@@ -194,7 +195,9 @@ def _done(line: int, id_, question, answer, record: dict, raw: str) -> Done | No
         return None
     read_as = record.get("read_as") if isinstance(record.get("read_as"), str) else None
     if answer is None:
-        return Done(line, id_, question, None, raw, read_as)
+        guess = record.get("best_guess")
+        remembered = guess["text"] if isinstance(guess, dict) and isinstance(guess.get("text"), str) else None
+        return Done(line, id_, question, remembered, raw, read_as)
     if isinstance(answer, dict) and isinstance(answer.get("text"), str):
         return Done(line, id_, question, answer["text"], raw, read_as)
     return None

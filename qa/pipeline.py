@@ -262,8 +262,10 @@ def ask_in_context(qa, questions: list[str], histories: list[list[Turn]]) -> lis
 
 
 def turn_after(answer: Answer) -> Turn:
-    """What a conversation remembers of an answered question."""
-    return Turn(answer.question, answer.text, answer.read_as)
+    """What a conversation remembers of a question: its answer, or the best guess the user was
+    shown ("Not sure. The closest the article comes: NATO allies"), which is what a follow-up
+    such as "To whom?" or "What did they do?" then builds on."""
+    return Turn(answer.question, answer.remembered_text, answer.read_as)
 
 
 class Conversation:

@@ -302,3 +302,19 @@ def test_csv_resume_reads_its_rows_back(tmp_path):
     rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline="")))
     assert [r["line"] for r in rows] == ["1", "2", "3", "4"]
     assert rows[0]["question"] == "'=formula-looking question?" and not any(r["error"] for r in rows)
+
+
+def test_resume_remembers_the_best_guess_a_not_sure_line_showed(tmp_path):
+    """A follow-up after a "not sure" line builds on the guess the user saw, also after a resume."""
+    guessed = dict(answer(1, "Who then transfers the weapons?", None),
+                   best_guess={"text": "NATO allies", "start": 5, "end": 16, "score": 0.46})
+    for csv_output in (False, True):
+        path = tmp_path / ("out.csv" if csv_output else "out.jsonl")
+        out = BatchOutput.open(str(path), csv=csv_output)
+        out.write(guessed)
+        out.write(answer(2, "Where?", None))
+        out.close(complete=True)
+        resumed = BatchOutput.open(str(path), csv=csv_output, resume=True)
+        assert resumed.previous[1].answer == "NATO allies"
+        assert resumed.previous[2].answer is None
+        resumed.close(complete=False)

@@ -163,3 +163,16 @@ def test_a_pronoun_whose_antecedent_is_in_the_question_is_left_alone():
         "What did the envoy say about his meetings?"]
     # With nothing named ahead of it, the pronoun still points back.
     assert contextualize("What did his aide say?", [WHO]).question == "What did Zelensky's aide say?"
+
+
+def test_a_not_sure_turn_is_remembered_by_the_guess_it_showed():
+    from qa.answer import Answer, Candidate
+    from qa.pipeline import turn_after
+
+    shown = Answer("Who then transfers the weapons?", None, None, None, 0.46, (),
+                   best_guess=Candidate("NATO allies", 10, 21, 0.46))
+    assert turn_after(shown).answer_text == "NATO allies"
+    nothing = Answer("Who won?", None, None, None, 0.0, ())
+    assert turn_after(nothing).answer_text is None
+    follow_up = readings("To whom?", [turn_after(shown)])
+    assert any("NATO allies" in c.question for c in follow_up)
