@@ -4,7 +4,10 @@ Indexes and model exports accumulate there (173 MB after one run: the two ONNX e
 it), and users asked where the space went. Only what article-qa writes is ever removed: the folder
 can be any path (`--index-dir`, `ARTICLE_QA_INDEX_DIR`), so `clear_cache` deletes index folders, the
 model exports and the checksum cache it recognises and leaves anything else, which it reports. The
-chat history is kept: it is what the user typed, not a cache.
+chat history is kept: it is what the user typed, not a cache. The rules of `index/cache_files.py`
+hold here too: a cache folder another user owns or others may write to is not cleared at all, a
+folder inside it that is not the user's own is left alone, and the temporary file of a process
+still running is not pulled from under it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from index.cache_files import _TEMP_NAME, UnsafeFolder, folder_problem, pid_alive, subfolder_problem
 from index.embedding_model import HASH_CACHE_FILE
 from index.store import SIDECAR, default_index_dir
 
@@ -76,7 +80,11 @@ def cache_usage(folder: Path) -> CacheUsage:
 
 def clear_cache(folder: Path) -> tuple[int, CacheUsage]:
     """Remove article-qa's indexes, model exports and checksum cache; return the bytes freed and
-    what is left (the chat history and anything that is not article-qa's)."""
+    what is left (the chat history and anything that is not article-qa's). Raises UnsafeFolder
+    for a folder that is not safely the user's own."""
+    problem = folder_problem(folder)
+    if problem:
+        raise UnsafeFolder(folder, problem)
     freed = 0
     for entry in cache_usage(folder).entries:
         if not entry.removable:
@@ -94,13 +102,18 @@ def _kind(path: Path) -> str:
     if path.is_symlink():
         return "other"
     if path.is_dir():
+        if subfolder_problem(path):
+            return "other"  # another user's folder, or one others may write to: not ours to empty
         if path.name == EXPORTS:
             return "models"
         if _INDEX_FOLDER.fullmatch(path.name) or (path / SIDECAR).is_file():
             return "index"
         return "other"
-    if path.name == HASH_CACHE_FILE or (path.name.startswith(f".{HASH_CACHE_FILE}.") and path.name.endswith(".tmp")):
+    if path.name == HASH_CACHE_FILE:
         return "hashes"
+    temp = _TEMP_NAME.match(path.name)
+    if path.name.startswith(f".{HASH_CACHE_FILE}.") and temp and not pid_alive(int(temp.group("pid"))):
+        return "hashes"  # a dead process's half-written checksum cache
     if path.name == HISTORY:
         return "history"
     return "other"

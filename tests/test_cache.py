@@ -74,3 +74,32 @@ def test_cache_clear_takes_index_dir(tmp_path: pathlib.Path, monkeypatch):
     cleared = runner.invoke(app, ["cache", "clear", "--index-dir", str(tmp_path)])
     assert cleared.exit_code == 0, cleared.output
     assert not (tmp_path / "hashes.json").exists()
+
+
+def test_clear_refuses_a_folder_others_may_write_to(tmp_path: pathlib.Path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    fill(shared)
+    shared.chmod(0o777)
+    monkeypatch.delenv("ARTICLE_QA_INDEX_DIR", raising=False)
+    cleared = runner.invoke(app, ["cache", "clear", "--index-dir", str(shared)])
+    assert cleared.exit_code != 0
+    assert cleared.stderr.strip() == f"article-qa: error: cannot clear {shared}: other users may write to it (mode 777)"
+    assert (shared / "onnx").exists() and (shared / "0123456789abcdef-01234567").exists()
+
+
+def test_clear_leaves_folders_not_the_users_own_and_live_processes_temp_files(tmp_path: pathlib.Path):
+    import os
+
+    fill(tmp_path)
+    planted = tmp_path / "fedcba9876543210-76543210"  # named like an index, writable by anyone
+    planted.mkdir()
+    (planted / "index.json").write_text("{}")
+    planted.chmod(0o777)
+    live = tmp_path / f".hashes.json.{os.getpid()}.abcd1234.tmp"  # this process is writing it
+    live.write_text("{")
+    dead = tmp_path / ".hashes.json.999999999.abcd1234.tmp"  # no such process
+    dead.write_text("{")
+    clear_cache(tmp_path)
+    assert planted.exists() and live.exists() and not dead.exists()
+    assert not (tmp_path / "0123456789abcdef-01234567").exists()
