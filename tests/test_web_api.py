@@ -197,3 +197,20 @@ def test_body_limit_fits_the_longest_question(client):
     assert len(body) <= MAX_BODY_BYTES
     response = client.post("/api/ask", content=body.encode(), headers=JSON)
     assert response.status_code == 200, response.text
+
+
+def test_control_characters_in_the_article_are_escaped_in_json(index_dir):
+    """A right-to-left override or a C1 control in an article reaches the client as \\uXXXX, as in
+    `ask --json`, never raw (a client printing the field would show text that is not there)."""
+    from index.article import article_from_text
+    from qa.pipeline import ArticleQA
+
+    text = "The envoy was Steve Witkoff.\u202e\u0085 The talks were held in Brussels on Sunday."
+    qa = ArticleQA.open(article_from_text(text, "controls"), index_dir=index_dir)
+    with TestClient(create_app(Service(qa)), base_url=BASE) as client:
+        raw = client.get("/api/article").content
+        assert b"\\u202e" in raw and b"\\u0085" in raw
+        assert "\u202e".encode() not in raw and "\u0085".encode() not in raw
+        assert client.get("/api/article").json()["text"] == text
+        answered = client.post("/api/ask", json={"question": "Who was the envoy?\u202e"})
+        assert answered.status_code == 200 and "\u202e".encode() not in answered.content

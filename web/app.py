@@ -32,7 +32,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from index.printable import json_dumps
 from web.service import RequestError, Service
+
+class SafeJSONResponse(JSONResponse):
+    """JSON as `--json` writes it: C1 and bidi controls, DEL and the Unicode line separators of an
+    article or question escaped as \\uXXXX, so a client that prints a field raw shows no hidden text."""
+
+    def render(self, content) -> bytes:
+        return json_dumps(content, separators=(",", ":")).encode("utf-8")
+
 
 # A question is at most 2,000 characters (qa.batch_input.MAX_QUESTION_CHARS): even written with
 # \uXXXX escapes it fits in 16 kB, so a larger body is not a question.
@@ -80,17 +89,17 @@ def create_app(service: Service, *, allowed_hosts: frozenset[str] | None = LOOPB
         return endpoint
 
     async def health(request: Request) -> Response:
-        return JSONResponse(service.health())
+        return SafeJSONResponse(service.health())
 
     async def article(request: Request) -> Response:
         if not article_json:
-            article_json.append(json.dumps(service.article(), ensure_ascii=False, separators=(",", ":")).encode())
+            article_json.append(json_dumps(service.article(), separators=(",", ":")).encode())
         return Response(article_json[0], media_type="application/json")
 
     async def ask(request: Request) -> Response:
         body = await read_json_object(request)
         future = service.submit(body.get("question"), body.get("conversation"))
-        return JSONResponse(await asyncio.wrap_future(future))
+        return SafeJSONResponse(await asyncio.wrap_future(future))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -143,7 +152,7 @@ async def read_json_object(request: Request) -> dict:
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    return SafeJSONResponse({"error": message}, status_code=status)
 
 
 async def _request_error(request: Request, exc: RequestError) -> Response:
