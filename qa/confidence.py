@@ -34,6 +34,8 @@ FEATURES = (
     "type_match",  # the answer is what the question word asks for (a name for who, a number for how many)
     "type_known",  # the question word says what kind of answer it wants
     "echo",  # share of the answer's words that are the question's own
+    "negation_unmatched",  # the question is negative ("not", "n't", "never") and the answer's sentence is not
+    "qualifier_unmatched",  # qualifiers of the question ("first", "largest", "before", ...) absent near the answer
 )
 
 _WORD = re.compile(r"\w+")
@@ -45,6 +47,17 @@ _STOP = frozenset(
 _NUMBER_WORDS = frozenset(
     "one two three four five six seven eight nine ten eleven twelve hundred thousand million billion dozen "
     "half first second third percent".split()
+)
+_NEGATION = re.compile(r"\b(?:not|never|no|none|neither|nor|without)\b|n't\b", re.IGNORECASE)
+# Words that turn a question into its opposite when swapped (SQuAD 2.0's antonym questions, a fifth
+# of its unanswerable ones): the sentence that answers "the first X" must say "first" too.
+_QUALIFIERS = frozenset(
+    "first last largest smallest biggest highest lowest most least earliest latest before after increase "
+    "decrease increased decreased won lost win lose north south east west northern southern eastern western "
+    "longest shortest oldest youngest maximum minimum major minor inside outside above below "
+    "best worst began ended start end started finished open closed opened accepted rejected allowed banned "
+    "public private ancient modern upper lower early late strongest weakest richest poorest cheapest "
+    "supported opposed entered arrived departed born died".split()
 )
 _TIME_WORDS = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
@@ -102,13 +115,24 @@ def _support(question_words: list[str], text: str) -> float:
     return sum(w in present for w in question_words) / len(question_words)
 
 
-def _sentence_around(passage_text: str, offset: int) -> str:
-    """The sentence of the passage holding `offset` (relative), with one sentence either side."""
+def _sentence_around(passage_text: str, offset: int, neighbours: int = 1) -> str:
+    """The sentence of the passage holding `offset` (relative), with `neighbours` sentences either side."""
     spans = sentence_spans(passage_text)
     at = next((i for i, (s, e) in enumerate(spans) if s <= offset < e), None)
     if at is None:
         return passage_text
-    return passage_text[spans[max(0, at - 1)][0]: spans[min(len(spans) - 1, at + 1)][1]]
+    return passage_text[spans[max(0, at - neighbours)][0]: spans[min(len(spans) - 1, at + neighbours)][1]]
+
+
+def _negation_unmatched(question: str, sentence: str) -> float:
+    return float(bool(_NEGATION.search(question)) and not _NEGATION.search(sentence))
+
+
+def _qualifiers_unmatched(question: str, around: str) -> float:
+    """How many of the question's qualifier words (0-2) the text around the answer lacks."""
+    asked = {w for w in _WORD.findall(question.lower()) if w in _QUALIFIERS}
+    present = set(_WORD.findall(around.lower()))
+    return float(min(2, len(asked - present)))
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -150,6 +174,8 @@ def features(question: str, article_text: str, ranked: list, best: int, hits: li
         _matches_type(kind, answer),
         float(kind is not None),
         echo,
+        _negation_unmatched(question, _sentence_around(passage.text, span.start - passage.start, 0)),
+        _qualifiers_unmatched(question, around),
     ]
 
 

@@ -177,3 +177,15 @@ def test_unpaired_quotes_and_brackets_at_the_edges_are_trimmed():
     assert text[s:e] == "“a lot of progress was made”"  # a quote that is whole stays
     s, e = _trim(text, text.index("in 2022"), text.index(") “a") + 1)
     assert text[s:e] == "in 2022"
+
+
+def test_negated_and_qualified_questions_are_marked_when_the_answer_sentence_does_not_match():
+    from qa.confidence import _negation_unmatched, _qualifiers_unmatched
+
+    sentence = "The first emperor, Charlemagne, was crowned in 800."
+    assert _negation_unmatched("Who wasn't crowned in 800?", sentence) == 1.0
+    assert _negation_unmatched("Who was crowned in 800?", sentence) == 0.0
+    assert _negation_unmatched("Who was not crowned?", "Otto was not crowned.") == 0.0
+    assert _qualifiers_unmatched("Who was the first emperor?", sentence) == 0.0
+    assert _qualifiers_unmatched("Who was the last emperor?", sentence) == 1.0
+    assert _qualifiers_unmatched("Who was the last and youngest emperor?", sentence) == 2.0

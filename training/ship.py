@@ -65,6 +65,19 @@ def _what_trained(c: dict, reader: dict) -> str:
             f"  `{reader.get('adapter_sha256', '')[:16]}…`, checked at load), merged into the base weights at load.")
 
 
+def _hardware(state: dict) -> str:
+    if any("GPU" in note for note in state.get("notes", [])):
+        return "one NVIDIA H100 GPU (bf16 autocast, `training/device_train.sh`)"
+    return "a 2-core CPU (fp32)"
+
+
+def _past_schedule(state: dict, c: dict) -> str:
+    planned = state.get("planned_steps", c.get("planned_steps"))
+    if planned and state.get("step", 0) > planned:
+        return f" (the last {state['step'] - planned} after the schedule ended, at its final LR)"
+    return ""
+
+
 def model_card(state: dict, reader: dict, scores: dict[str, dict], notes: str) -> str:
     c = state.get("config", {})
     confidence = reader.get("confidence", {})
@@ -100,8 +113,8 @@ Written by `python -m training.ship` (do not edit by hand).
 - Windows of {c.get('max_length')} word pieces containing the answer; {int(100 * c.get('negative_rate', 0))}% of examples are
   made unanswerable, evenly of {len(c.get('negative_kinds', []))} kinds: {'; '.join(c.get('negative_kinds', []))}.
 - AdamW, peak LR {c.get('lr')}, {c.get('warmup', 100)} warm-up steps, cosine to 10% over {c.get('planned_steps')} steps, batch {c.get('batch_size')}.
-- Steps: {state.get('step')}; windows seen: {state.get('examples_seen')}; training time {state.get('seconds', 0) / 60:.0f} min on a
-  2-core CPU (fp32).
+- Steps: {state.get('step')}{_past_schedule(state, c)}; windows seen: {state.get('examples_seen')}; training time
+  {state.get('seconds', 0) / 60:.1f} min on {_hardware(state)}.
 {earlier}{history}- Loss (mean of start/end cross-entropy, smoothed): {loss_line}.
 - Resumable: `python -m training.reader --out runs/reader --init qa/reader_model ...` continues from these weights.
 
