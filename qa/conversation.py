@@ -9,6 +9,8 @@ its own, the way a person would hear it:
 - a pronoun stands for something the last turns were about: "he" for a person they named, "they"
   or "it" for the previous answer or the previous question's subject ("When will they continue?"
   after a question about the peace talks);
+- "then" after a time answer is that time: "When will the talks continue?" (Monday) then "What will
+  happen then?" reads "What will happen on Monday?";
 - a leading "And"/"So" before a question that is complete is dropped.
 
 Without a parser such rewrites are guesses, so a follow-up gets a few readings, most plausible
@@ -46,6 +48,7 @@ _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|but|so|also|then|ok|okay|well)\b[
 _FRAME = re.compile(r"^\s*(?:(?:and\s+)?(?:what|how)\s+about|and)\s+(?P<topic>.+?)\s*[?.!]*\s*$", re.IGNORECASE)
 _PERSON_PRONOUN = re.compile(r"\b(he|him|his|she|her|hers)\b", re.IGNORECASE)
 _THING_PRONOUN = re.compile(r"\b(they|them|their|theirs|it|its)\b", re.IGNORECASE)
+_TIME_PRONOUN = re.compile(r"(?<!^)\b(?:then|at that time|at that point|that day)\b", re.IGNORECASE)
 _POSSESSIVES = frozenset({"his", "her", "hers", "their", "theirs", "its"})
 _WORD = re.compile(r"[\w’'.-]+")
 _TIME_WORDS = frozenset(
@@ -86,13 +89,18 @@ def _words(text: str) -> list[str]:
 
 
 def _is_fragment(question: str) -> bool:
-    """"When?", "To whom?", "From which countries?": a question word and at most two more, no verb."""
+    """"When?", "To whom?", "From which countries?": a question word and at most two more, no verb
+    ("Who announced it?" and "Who won?" are whole questions)."""
     words = [w.lower().strip(",") for w in _words(question)]
     if not words or len(words) > 4:
         return False
     if words[0] in _PREPOSITIONS:
         words = words[1:]
-    return bool(words) and words[0] in _WH and not any(w in _AUX for w in words)
+    return bool(words) and words[0] in _WH and not any(w in _AUX or _is_verb(w) for w in words[1:])
+
+
+def _is_verb(word: str) -> bool:
+    return word in _VERBS or (word.endswith("s") and word[:-1] in _VERBS) or (len(word) > 4 and word.endswith("ed"))
 
 
 def _split_wh(question: str) -> tuple[str, str, bool]:
@@ -131,6 +139,17 @@ def _subject(rest: str) -> str | None:
             break
         taken.append(word)
     return " ".join(taken) or None
+
+
+def _when(time: str) -> str:
+    """A time answer as an adverbial: "Monday" → "on Monday", "1990" → "in 1990"."""
+    first = time.split()[0].lower()
+    if first in {"on", "in", "at", "by", "during", "since", "until", "before", "after"}:
+        return time
+    if first.isdigit() and len(first) == 4 or first in {"january", "february", "march", "april", "may", "june", "july",
+                                                         "august", "september", "october", "november", "december"}:
+        return f"in {time}"
+    return f"on {time}"
 
 
 def _is_time(text: str) -> bool:
@@ -186,14 +205,16 @@ def _people(history: list[Turn]) -> list[str]:
 
 
 def _things(history: list[Turn]) -> list[str]:
-    """What "they"/"it" may stand for, most likely first: the last answer (unless a time), the
-    last question's subject, then the same for the turn before."""
+    """What "they"/"it" may stand for, most likely first: the last answer (unless a time, a reason
+    or a manner), the last question's subject, then the same for the turn before."""
     things: list[str] = []
     for turn in reversed(history[-2:]):
         candidates = []
-        if turn.answer_text and not _is_time(turn.answer_text) and len(turn.answer_text.split()) <= 12:
-            candidates.append(turn.answer_text)
         wh, rest, inverted = _split_wh(turn.reading)
+        # A reason or a manner ("Why?" → "because …", "How?" → "via WhatsApp") is not a thing.
+        explains = wh.lower() in {"why", "how"}
+        if turn.answer_text and not explains and not _is_time(turn.answer_text) and len(turn.answer_text.split()) <= 12:
+            candidates.append(turn.answer_text)
         subject = _subject(rest) if inverted else None
         if subject and not subject.lower() in {"he", "she", "they", "it", "you", "we", "i"}:
             candidates.append(subject)
@@ -281,6 +302,9 @@ def readings(question: str, history: list[Turn]) -> list[Contextual]:
         candidates += _frame_readings(frame.group("topic"), previous)
     else:
         base = stripped[:1].upper() + stripped[1:] if stripped != question else question
+        if previous.answer_text and _is_time(previous.answer_text) and _TIME_PRONOUN.search(base):
+            # "When will the talks continue?" → Monday; "What will happen then?" → "… on Monday?"
+            candidates.append(_TIME_PRONOUN.sub(_when(previous.answer_text), base, count=1))
         if _points_outside(base, _PERSON_PRONOUN):
             candidates += [_substitute(base, _PERSON_PRONOUN, p) for p in _people(history)[:2]]
         elif _points_outside(base, _THING_PRONOUN):

@@ -176,3 +176,25 @@ def test_a_not_sure_turn_is_remembered_by_the_guess_it_showed():
     assert turn_after(nothing).answer_text is None
     follow_up = readings("To whom?", [turn_after(shown)])
     assert any("NATO allies" in c.question for c in follow_up)
+
+
+def test_then_after_a_time_answer_is_that_time():
+    continues = Turn("When will the talks continue?", "Monday")
+    assert readings("What will happen then?", [continues])[0].question == "What will happen on Monday?"
+    founded = Turn("When was the bridge built?", "1990")
+    assert readings("Who paid for it then?", [founded])[0].question.endswith("in 1990?")
+    # "then" as "next", after an answer that is not a time, is left alone.
+    means = Turn("How does the United States support Ukraine?", "indirect means")
+    assert readings("Who then transfers the weapons?", [means])[0].question == "Who then transfers the weapons?"
+
+
+def test_a_short_question_with_a_verb_is_whole_not_a_fragment():
+    talks = Turn("Where were the peace talks held?", "Brussels")
+    for whole in ("Who won?", "Who announced it?", "Who says so?"):
+        assert all(not r.question.endswith("were the peace talks held?") for r in readings(whole, [talks]))
+    assert readings("When?", [talks])[0].question == "When were the peace talks held?"
+
+
+def test_a_reason_is_not_what_it_stands_for():
+    why = Turn("Why?", "part of a compromise with Russia", "Why is Ukraine dropping its NATO bid?")
+    assert all("compromise" not in r.question for r in readings("Who announced it?", [why]))
