@@ -127,3 +127,18 @@ def test_adversarial_questions_are_their_own_document(articles):
     kinds = {q.kind for d in adversarial for q in d.questions}
     assert kinds <= {"negation added", "antonym"} and kinds
     assert all(q.golds == [] for d in adversarial for q in d.questions)
+
+
+def test_training_can_make_near_miss_negatives(articles):
+    import random
+
+    from training.examples import NEAR_MISS_KINDS, make_example
+
+    items = question_items(articles)
+    made = [make_example(articles, it, random.Random(n), negative_rate=1.0, kinds=NEAR_MISS_KINDS)
+            for n, it in enumerate(items[:40])]
+    near = [ex for ex in made if ex.kind in NEAR_MISS_KINDS]
+    assert near and all(ex.answer_start == -1 and ex.answer_text == "" for ex in near)
+    originals = {it.qa["question"] for it in items[:40]}
+    assert all(ex.question not in originals for ex in near)  # the question itself was changed
+    assert all(ex.question in originals for ex in made if ex.kind == "answerable")  # nothing could be made

@@ -28,6 +28,9 @@ NEGATIVE_KINDS = (
     "most similar other paragraph",
     "question from another article",
 )
+# SQuAD 2.0's other near misses (see `negated`, `antonym_swapped`); the calibration set has them, and
+# `training.reader --negative-kinds` can train on them too.
+NEAR_MISS_KINDS = ("negation added", "antonym")
 _WORD = re.compile(r"\w+")
 _STOP = frozenset(
     "a an the of in on at to for by with from and or is was were are be been what which who whom "
@@ -128,18 +131,19 @@ def best_occurrence(context: str, answer: str, guessed_start: int, question: str
     return max(starts, key=lambda s: (closeness(s), -s))
 
 
-def make_example(articles: list[list[dict]], item: Item, rng: random.Random, negative_rate: float) -> Example:
-    """The item as an answerable example, or (with probability `negative_rate`) a negative of a
-    kind drawn evenly; a kind that cannot be made for this item falls back to the next."""
+def make_example(articles: list[list[dict]], item: Item, rng: random.Random, negative_rate: float,
+                 kinds: tuple[str, ...] = NEGATIVE_KINDS) -> Example:
+    """The item as an answerable example, or (with probability `negative_rate`) a negative of one
+    of `kinds` drawn evenly; a kind that cannot be made for this item falls back to the next."""
     context = articles[item.article][item.paragraph]["context"]
     answer = item.qa["answers"][0]
     question = item.qa["question"]
     start = best_occurrence(context, answer["text"], answer["answer_start"], question)
     if rng.random() >= negative_rate:
         return Example(question, context, start, answer["text"])
-    first = rng.randrange(len(NEGATIVE_KINDS))
-    for k in range(len(NEGATIVE_KINDS)):
-        kind = NEGATIVE_KINDS[(first + k) % len(NEGATIVE_KINDS)]
+    first = rng.randrange(len(kinds))
+    for k in range(len(kinds)):
+        kind = kinds[(first + k) % len(kinds)]
         negative = _negative(kind, articles, item, context, start, answer["text"], rng)
         if negative is not None:
             return negative
@@ -155,6 +159,14 @@ def _negative(kind, articles, item: Item, context, start, answer, rng) -> Exampl
             return Example(question, cut, -1, "", kind)
     elif kind == "entity swapped in the question":
         swapped = swap_entity(question, context, paragraphs, item.paragraph, rng)
+        if swapped is not None:
+            return Example(swapped, context, -1, "", kind)
+    elif kind == "negation added":
+        negative = negated(question)
+        if negative is not None:
+            return Example(negative, context, -1, "", kind)
+    elif kind == "antonym":
+        swapped = antonym_swapped(question, context)
         if swapped is not None:
             return Example(swapped, context, -1, "", kind)
     elif kind == "most similar other paragraph":

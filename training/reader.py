@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from training.examples import (
+    NEAR_MISS_KINDS,
     NEGATIVE_KINDS,
     epoch_order,
     encode_example,
@@ -60,14 +61,15 @@ class WindowDataset:
     """Training window number `position`: depends only on the seed and the position, so a run
     resumed at any step (or read by several worker processes) sees the same data."""
 
-    def __init__(self, articles, items, tokenizer, seed: int, negative_rate: float, max_length: int):
+    def __init__(self, articles, items, tokenizer, seed: int, negative_rate: float, max_length: int,
+                 kinds: tuple[str, ...] = NEGATIVE_KINDS):
         self.articles, self.items, self.tokenizer = articles, items, tokenizer
-        self.seed, self.negative_rate, self.max_length = seed, negative_rate, max_length
+        self.seed, self.negative_rate, self.max_length, self.kinds = seed, negative_rate, max_length, kinds
 
     def __getitem__(self, position: int):
         rng = random.Random(self.seed * 1_000_003 + position)
         item = self.items[epoch_order(len(self.items), position, self.seed)]
-        example = make_example(self.articles, item, rng, self.negative_rate)
+        example = make_example(self.articles, item, rng, self.negative_rate, self.kinds)
         return encode_example(self.tokenizer, example, self.max_length, rng)
 
 
@@ -78,7 +80,8 @@ def window_batches(articles, items, tokenizer, args, position: int):
 
     import torch
 
-    dataset = WindowDataset(articles, items, tokenizer, args.seed, args.negative_rate, args.max_length)
+    dataset = WindowDataset(articles, items, tokenizer, args.seed, args.negative_rate, args.max_length,
+                            tuple(args.negative_kinds))
     chunks = ([p + k for k in range(args.batch_size)] for p in itertools.count(position, args.batch_size))
     pad = tokenizer.pad_token_id
 
@@ -233,6 +236,10 @@ def parse_args(argv):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=160)
     parser.add_argument("--negative-rate", type=float, default=0.4)
+    parser.add_argument("--negative-kinds", nargs="+", default=list(NEGATIVE_KINDS),
+                        choices=[*NEGATIVE_KINDS, *NEAR_MISS_KINDS], metavar="KIND",
+                        help="kinds of made-up unanswerable examples, drawn evenly (default: the four the "
+                             f"shipped reader was trained with; also: {', '.join(NEAR_MISS_KINDS)})")
     parser.add_argument("--holdout-articles", type=int, default=40,
                         help="articles never trained on (calibration and the training curve use them)")
     parser.add_argument("--epochs", type=float, default=2.0, help="passes over the data the LR schedule plans for")
@@ -293,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         "mode": args.mode, "init": str(args.init) if args.init else None, "seed": args.seed,
         "rank": args.rank if args.mode == "lora" else None, "alpha": args.alpha if args.mode == "lora" else None,
         "lr": args.lr, "batch_size": args.batch_size, "max_length": args.max_length,
-        "negative_rate": args.negative_rate, "negative_kinds": list(NEGATIVE_KINDS),
+        "negative_rate": args.negative_rate, "negative_kinds": list(args.negative_kinds),
         "planned_steps": planned_steps, "warmup": args.warmup, "trainable_parameters": sum(p.numel() for p in params),
         "data": Path(args.data).name, "questions_available": len(items),
         "held_out_articles": sorted(holdout),
