@@ -254,8 +254,8 @@ def parse_args(argv):
     parser.add_argument("--workers", type=int, default=0,
                         help="processes making and tokenizing examples (a GPU needs several to stay busy)")
     parser.add_argument("--schedule-minutes", type=float, default=None,
-                        help="shorten the planned schedule to end within this many minutes (measured "
-                             "after 100 steps); the run then stops at the end of its schedule")
+                        help="shorten the planned schedule to end within this many minutes (speed measured "
+                             "over steps 200-500); the run then stops at the end of its schedule")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (bf16 autocast there; see training/device/)")
     return parser.parse_args(argv)
 
@@ -359,12 +359,12 @@ def main(argv: list[str] | None = None) -> None:
         state["examples_seen"] += len(batch[0])
         running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
         state["seconds"] = seconds_before + time.monotonic() - started
-        if args.schedule_minutes and state["step"] == steps_at_start + 50:
-            rate_from = time.monotonic()  # after the workers' and the GPU's warm-up
-        if args.schedule_minutes and state["step"] == steps_at_start + 150 and not state.get("fitted"):
+        if args.schedule_minutes and state["step"] == steps_at_start + 200:
+            rate_from = time.monotonic()  # after warm-up: a GPU meets most batch shapes for the first time early on
+        if args.schedule_minutes and state["step"] == steps_at_start + 500 and not state.get("fitted"):
             # Fit the cosine schedule into the time left, so a run cut by the clock still ends
             # with a decayed learning rate instead of mid-schedule.
-            rate = 100 / (time.monotonic() - rate_from)
+            rate = 300 / (time.monotonic() - rate_from)
             left = args.schedule_minutes * 60 - (time.monotonic() - started)
             fitted = state["step"] + int(rate * left)
             if fitted < state["planned_steps"]:
