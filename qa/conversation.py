@@ -333,8 +333,3 @@ def is_follow_up(question: str) -> bool:
         _points_outside(question, _PERSON_PRONOUN) or _points_outside(question, _THING_PRONOUN)
         or _FRAME.match(question) or _LEADING_CONJUNCTION.match(question) or _is_fragment(question)
     )
-
-
-def contextualize(question: str, history: list[Turn]) -> Contextual:
-    """The most plausible reading of `question` after `history`."""
-    return readings(question, history)[0]
