@@ -256,7 +256,7 @@ def parse_args(argv):
     parser.add_argument("--schedule-minutes", type=float, default=None,
                         help="shorten the planned schedule to end within this many minutes (speed measured "
                              "over steps 200-500); the run then stops at the end of its schedule")
-    parser.add_argument("--device", default="cpu", help="cpu, or cuda (bf16 autocast there; see training/device/)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (bf16 autocast there; see training/device.py)")
     return parser.parse_args(argv)
 
 
@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
         state.setdefault("curve", []).append(point)
         print(f"probe {json.dumps(point)}", flush=True)
 
-    state.setdefault("planned_steps", planned_steps)
+    if not state.get("fitted"):  # a schedule fitted to a time budget is kept when resumed; else --epochs decides
+        state["planned_steps"] = planned_steps
     steps_at_start = state["step"]
     if probe_set and state["step"] == 0:
         take_probe()
