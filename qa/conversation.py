@@ -138,6 +138,8 @@ def _subject(rest: str) -> str | None:
                       or (len(bare) > 4 and bare.endswith(("ing", "ed")))):
             break
         taken.append(word)
+    if len(taken) > 1 and len(taken) == len(words) and rest.split()[0].lower() in {"do", "does", "did"}:
+        taken.pop()  # "did the library reopen": after do, the last word is the verb
     return " ".join(taken) or None
 
 
@@ -211,8 +213,9 @@ def _things(history: list[Turn]) -> list[str]:
     for turn in reversed(history[-2:]):
         candidates = []
         wh, rest, inverted = _split_wh(turn.reading)
-        # A reason or a manner ("Why?" → "because …", "How?" → "via WhatsApp") is not a thing.
-        explains = wh.lower() in {"why", "how"}
+        # A reason, a manner or an amount ("Why?" → "because …", "How?" → "via WhatsApp", "How much
+        # did the renovation cost?" → "$14 million") is not what "it" stands for; the subject is.
+        explains = bool(wh) and wh.lower().split()[-1] in {"why", "how", "much", "many", "long", "old", "far", "often"}
         if turn.answer_text and not explains and not _is_time(turn.answer_text) and len(turn.answer_text.split()) <= 12:
             candidates.append(turn.answer_text)
         subject = _subject(rest) if inverted else None

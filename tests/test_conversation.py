@@ -203,3 +203,14 @@ def test_a_short_question_with_a_verb_is_whole_not_a_fragment():
 def test_a_reason_is_not_what_it_stands_for():
     why = Turn("Why?", "part of a compromise with Russia", "Why is Ukraine dropping its NATO bid?")
     assert all("compromise" not in r.question for r in readings("When was it agreed?", [why]))
+
+
+def test_an_amount_is_not_what_it_stands_for():
+    cost = Turn("How much did the renovation cost?", "$14 million")
+    assert first_reading("Who paid for it?", [cost]).question == "Who paid for the renovation?"
+
+
+def test_after_do_the_last_word_is_the_verb_not_the_subject():
+    reopened = Turn("When did the library reopen?", "Saturday")
+    assert first_reading("Who announced it?", [reopened]).question == "Who announced the library?"
+    assert first_reading("Where?", [reopened]).question == "Where did the library reopen?"
