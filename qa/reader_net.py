@@ -154,8 +154,44 @@ def delta_state(weights: dict[str, torch.Tensor], base: dict[str, torch.Tensor])
     return out
 
 
+INT8_SCALE = ".int8_scale"  # suffix of the per-row scale stored beside an int8 matrix
+
+
+def quantize_delta(delta: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The delta with each matrix of the encoder in int8, one float32 scale per row (symmetric,
+    round to nearest): half the bytes of float16. Vectors (biases, LayerNorm) and the head stay
+    as they are: they are a few kilobytes."""
+    out = {}
+    for name, value in delta.items():
+        if value.dim() != 2 or name.startswith(_HEAD):
+            out[name] = value
+            continue
+        rows = value.float()
+        scale = rows.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127.0
+        out[name] = torch.round(rows / scale).clamp(-127, 127).to(torch.int8).contiguous()
+        out[name + INT8_SCALE] = scale.contiguous()
+    return out
+
+
+def dequantize_delta(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The delta as float tensors, from float16 or int8 storage (see `quantize_delta`)."""
+    out = {}
+    for name, value in stored.items():
+        if name.endswith(INT8_SCALE):
+            continue
+        if value.dtype == torch.int8:
+            scale = stored.get(name + INT8_SCALE)
+            if scale is None:
+                raise ValueError(f"reader weights: {name} is int8 without its scale")
+            out[name] = value.float() * scale.float()
+        else:
+            out[name] = value.float()
+    return out
+
+
 def load_with_delta(base_path: str | Path, delta: dict[str, torch.Tensor]) -> QAModel:
-    """Base weights + stored delta: the trained network, ready for inference."""
+    """Base weights + stored delta (float16 or int8): the trained network, ready for inference."""
+    delta = dequantize_delta(delta)
     model = QAModel(load_encoder(base_path))
     expected = {n for n, _ in model.named_parameters() if not n.startswith("encoder.embeddings.")}
     missing = expected - set(delta)

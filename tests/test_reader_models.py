@@ -195,3 +195,46 @@ def test_changed_reader_weights_are_refused_even_after_their_checksum_was_rememb
     weights.write_bytes(bytes(data))
     with pytest.raises(ReaderError, match="fail their checksum"):
         load_reader(str(folder), export_dir)
+
+
+def test_int8_delta_rounds_each_row_to_within_half_a_step():
+    import torch
+
+    from qa.reader_net import INT8_SCALE, dequantize_delta, quantize_delta
+
+    torch.manual_seed(0)
+    delta = {"encoder.encoder.layer.0.attention.self.query.weight": (torch.randn(8, 16) * 1e-3).half(),
+             "encoder.encoder.layer.0.attention.self.query.bias": (torch.randn(8) * 1e-3).half(),
+             "qa_outputs.weight": torch.randn(2, 16)}
+    stored = quantize_delta(delta)
+    name = "encoder.encoder.layer.0.attention.self.query.weight"
+    assert stored[name].dtype == torch.int8 and stored[name + INT8_SCALE].shape == (8, 1)
+    assert stored["qa_outputs.weight"].dtype == torch.float32  # the head is kept as it is
+    back = dequantize_delta(stored)
+    step = stored[name + INT8_SCALE]
+    assert torch.all((back[name] - delta[name].float()).abs() <= step / 2 + 1e-9)
+    assert set(back) == set(delta)
+    with pytest.raises(ValueError, match="without its scale"):
+        dequantize_delta({name: stored[name]})
+
+
+def test_quantized_reader_reads_like_the_float16_one(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from index.embedding_model import resolve_model
+    from qa.reader_net import dequantize_delta, load_with_delta, quantize_delta
+    from qa.reader_models import SHIPPED_READER
+
+    base = resolve_model(None).path
+    shipped = dequantize_delta(load_file(str(SHIPPED_READER / "delta.safetensors")))
+    as_float16 = {n: (t if n.startswith("qa_outputs") else t.half()) for n, t in shipped.items()}
+    save_file(quantize_delta(as_float16), str(tmp_path / "int8.safetensors"))
+    a = load_with_delta(base, as_float16)
+    b = load_with_delta(base, load_file(str(tmp_path / "int8.safetensors")))
+    ids = torch.tensor([[101, 2073, 2024, 1996, 2831, 102, 1996, 2831, 2020, 2218, 1999, 9371, 102]])
+    mask, types = torch.ones_like(ids), torch.tensor([[0] * 6 + [1] * 7])
+    with torch.inference_mode():
+        (sa, ea), (sb, eb) = a(ids, mask, types), b(ids, mask, types)
+    assert torch.allclose(sa, sb, atol=0.1) and torch.allclose(ea, eb, atol=0.1)
+    assert sa.argmax() == sb.argmax() and ea.argmax() == eb.argmax()

