@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.cache_files import _TEMP_NAME, UnsafeFolder, folder_problem, pid_alive, subfolder_problem
+from index.cache_files import UnsafeFolder, folder_problem, is_stale_temp, subfolder_problem
 from index.embedding_model import HASH_CACHE_FILE
 from index.store import SIDECAR, default_index_dir
 
@@ -111,8 +111,7 @@ def _kind(path: Path) -> str:
         return "other"
     if path.name == HASH_CACHE_FILE:
         return "hashes"
-    temp = _TEMP_NAME.match(path.name)
-    if path.name.startswith(f".{HASH_CACHE_FILE}.") and temp and not pid_alive(int(temp.group("pid"))):
+    if path.name.startswith(f".{HASH_CACHE_FILE}.") and is_stale_temp(path.name):
         return "hashes"  # a dead process's half-written checksum cache
     if path.name == HISTORY:
         return "history"

@@ -204,6 +204,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def is_stale_temp(name: str) -> bool:
+    """Whether `name` is a temporary file of the tool's own pattern whose writer has died."""
+    match = _TEMP_NAME.match(name)
+    return bool(match) and not pid_alive(int(match.group("pid")))
+
+
 def remove_stale_temps(folder: Path) -> list[str]:
     """Remove the temporary files and folders that processes now dead left in `folder` (only
     names of the tool's own pattern; links are removed, never followed). Returns their names."""
@@ -213,8 +219,7 @@ def remove_stale_temps(folder: Path) -> list[str]:
     except OSError:
         return removed
     for entry in entries:
-        match = _TEMP_NAME.match(entry.name)
-        if not match or pid_alive(int(match.group("pid"))):
+        if not is_stale_temp(entry.name):
             continue
         try:
             if entry.is_dir(follow_symlinks=False):

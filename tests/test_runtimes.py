@@ -151,23 +151,31 @@ def test_publishing_replaces_a_damaged_export_and_keeps_a_whole_one(tmp_path):
     assert not (tmp_path / "b.onnx").exists()
 
 
-@pytest.mark.slow
-def test_a_damaged_encoder_export_is_made_again(default_qa, tmp_path):
+def _copy_of_encoder_export(default_qa, folder):
+    """The session's encoder export copied into `folder`: (the original's folder, the copy's weights)."""
     import shutil
 
-    from index.embeddings import Embedder
     from index.onnx_export import WEIGHTS_FILE, exported_model_path
 
     model = default_qa.index.embedder.model
     good = exported_model_path(model, default_qa.index.embedder.export_dir)
-    damaged = exported_model_path(model, tmp_path)
-    shutil.copytree(good.parent, damaged.parent)
-    weights = damaged.parent / WEIGHTS_FILE
+    copy = exported_model_path(model, folder)
+    shutil.copytree(good.parent, copy.parent)
+    return good.parent, copy.parent / WEIGHTS_FILE
+
+
+@pytest.mark.slow
+def test_a_damaged_encoder_export_is_made_again(default_qa, tmp_path):
+    from index.embeddings import Embedder
+    from index.onnx_export import WEIGHTS_FILE
+
+    model = default_qa.index.embedder.model
+    good, weights = _copy_of_encoder_export(default_qa, tmp_path)
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     embedder = Embedder(model, export_dir=tmp_path)
     vectors = embedder.encode(["Where were the peace talks held?"])
     assert embedder.runtime_in_use == "onnx"
-    assert weights.stat().st_size == (good.parent / WEIGHTS_FILE).stat().st_size
+    assert weights.stat().st_size == (good / WEIGHTS_FILE).stat().st_size
     np.testing.assert_allclose(vectors, default_qa.index.embedder.encode(["Where were the peace talks held?"]), atol=1e-5)
 
 
@@ -286,16 +294,11 @@ def test_temp_files_of_dead_exporters_are_removed_when_exporting(tmp_path):
 @pytest.mark.slow
 def test_encoder_weights_overwritten_in_place_are_exported_again(default_qa, tmp_path):
     """The attack of issue #10: 4 MB of the cached export's weights overwritten in place."""
-    import shutil
-
     from index.embeddings import Embedder
-    from index.onnx_export import WEIGHTS_FILE, ExportWarning, exported_model_path
+    from index.onnx_export import WEIGHTS_FILE, ExportWarning
 
     model = default_qa.index.embedder.model
-    good = exported_model_path(model, default_qa.index.embedder.export_dir)
-    changed = exported_model_path(model, tmp_path)
-    shutil.copytree(good.parent, changed.parent)
-    weights = changed.parent / WEIGHTS_FILE
+    good, weights = _copy_of_encoder_export(default_qa, tmp_path)
     with open(weights, "r+b") as f:
         f.seek(weights.stat().st_size // 2)
         f.write(bytes(4 * 1024 * 1024))
@@ -303,5 +306,5 @@ def test_encoder_weights_overwritten_in_place_are_exported_again(default_qa, tmp
     with pytest.warns(ExportWarning, match="changed since it was made"):
         vectors = embedder.encode(["Where were the peace talks held?"])
     assert embedder.runtime_in_use == "onnx"
-    assert weights.read_bytes() == (good.parent / WEIGHTS_FILE).read_bytes()
+    assert weights.read_bytes() == (good / WEIGHTS_FILE).read_bytes()
     np.testing.assert_allclose(vectors, default_qa.index.embedder.encode(["Where were the peace talks held?"]), atol=1e-5)
