@@ -31,6 +31,9 @@ NEGATIVE_KINDS = (
 # SQuAD 2.0's other near misses (see `negated`, `antonym_swapped`); the calibration set has them, and
 # `training.reader --negative-kinds` can train on them too.
 NEAR_MISS_KINDS = ("negation added", "antonym")
+# A SQuAD 2.0 question its writer made to look answerable from the paragraph (`--pool`): the real
+# near misses (role reversals, impossible conditions, ...) that no made-up kind imitates.
+PEOPLE_WRITTEN = "people-written unanswerable"
 _WORD = re.compile(r"\w+")
 _STOP = frozenset(
     "a an the of in on at to for by with from and or is was were are be been what which who whom "
@@ -69,14 +72,16 @@ def load_articles(path: Path) -> list[list[dict]]:
     return [article["paragraphs"] for article in data]
 
 
-def question_items(articles: list[list[dict]], skip_articles: frozenset[int] = frozenset()) -> list[Item]:
-    """Every answerable question, except those of `skip_articles` (held out for calibration)."""
+def question_items(articles: list[list[dict]], skip_articles: frozenset[int] = frozenset(),
+                   unanswerable: bool = False) -> list[Item]:
+    """Every answerable question, except those of `skip_articles` (held out for calibration);
+    with `unanswerable`, SQuAD 2.0's unanswerable questions too."""
     return [
         Item(a, p, qa)
         for a, paragraphs in enumerate(articles) if a not in skip_articles
         for p, paragraph in enumerate(paragraphs)
         for qa in paragraph["qas"]
-        if qa.get("answers") and not qa.get("is_impossible")
+        if (qa.get("answers") and not qa.get("is_impossible")) or (unanswerable and qa.get("is_impossible"))
     ]
 
 
@@ -136,8 +141,10 @@ def make_example(articles: list[list[dict]], item: Item, rng: random.Random, neg
     """The item as an answerable example, or (with probability `negative_rate`) a negative of one
     of `kinds` drawn evenly; a kind that cannot be made for this item falls back to the next."""
     context = articles[item.article][item.paragraph]["context"]
-    answer = item.qa["answers"][0]
     question = item.qa["question"]
+    if item.qa.get("is_impossible"):
+        return Example(question, context, -1, "", PEOPLE_WRITTEN)
+    answer = item.qa["answers"][0]
     start = best_occurrence(context, answer["text"], answer["answer_start"], question)
     if rng.random() >= negative_rate:
         return Example(question, context, start, answer["text"])

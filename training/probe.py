@@ -15,13 +15,15 @@ from index.passages import Passage
 from training.examples import Item, make_example
 
 
-def probe_examples(articles, items: list[Item], count: int, seed: int) -> list[tuple[str, str, list[str]]]:
-    """(question, paragraph, gold answers) for `count` held-out items, a third made unanswerable."""
+def probe_examples(articles, items: list[Item], count: int, seed: int,
+                   negative_rate: float = 1 / 3) -> list[tuple[str, str, list[str]]]:
+    """(question, paragraph, gold answers) for `count` held-out items, `negative_rate` of them made
+    unanswerable (SQuAD 2.0's own unanswerable items stay as they are)."""
     rng = random.Random(f"probe-{seed}")
     chosen = rng.sample(items, min(count, len(items)))
     out = []
     for n, item in enumerate(chosen):
-        ex = make_example(articles, item, random.Random(f"probe-{seed}-{n}"), negative_rate=1 / 3)
+        ex = make_example(articles, item, random.Random(f"probe-{seed}-{n}"), negative_rate=negative_rate)
         golds = [a["text"] for a in item.qa["answers"]] if ex.answer_start >= 0 else []
         out.append((ex.question, ex.context, golds))
     return out

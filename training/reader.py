@@ -22,6 +22,7 @@ import json
 import math
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from training.examples import (
@@ -62,18 +63,48 @@ class WindowDataset:
     resumed at any step (or read by several worker processes) sees the same data."""
 
     def __init__(self, articles, items, tokenizer, seed: int, negative_rate: float, max_length: int,
-                 kinds: tuple[str, ...] = NEGATIVE_KINDS):
+                 kinds: tuple[str, ...] = NEGATIVE_KINDS, pool: Pool | None = None):
         self.articles, self.items, self.tokenizer = articles, items, tokenizer
         self.seed, self.negative_rate, self.max_length, self.kinds = seed, negative_rate, max_length, kinds
+        self.pool = pool
 
     def __getitem__(self, position: int):
         rng = random.Random(self.seed * 1_000_003 + position)
-        item = self.items[epoch_order(len(self.items), position, self.seed)]
-        example = make_example(self.articles, item, rng, self.negative_rate, self.kinds)
+        if self.pool is not None and rng.random() < self.pool.share:
+            # A SQuAD 2.0 question as its writer made it: answerable, or unanswerable by design.
+            item = self.pool.items[rng.randrange(len(self.pool.items))]
+            example = make_example(self.pool.articles, item, rng, negative_rate=0.0)
+        else:
+            item = self.items[epoch_order(len(self.items), position, self.seed)]
+            example = make_example(self.articles, item, rng, self.negative_rate, self.kinds)
         return encode_example(self.tokenizer, example, self.max_length, rng)
 
 
-def window_batches(articles, items, tokenizer, args, position: int):
+@dataclass(frozen=True)
+class Pool:
+    """SQuAD 2.0 articles with people-written unanswerable questions (`--pool`), mixed into
+    training at `share` of the windows; `held_out` articles are kept for calibration and the curve."""
+
+    articles: list
+    items: list
+    share: float
+    held_out: frozenset[int]
+    titles: list[str]
+
+
+def load_pool(path: Path, share: float, holdout: int, seed: int) -> Pool:
+    import gzip
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        data = json.load(f)["data"]
+    articles = [article["paragraphs"] for article in data]
+    held_out = held_out_articles(len(articles), holdout, seed)
+    items = question_items(articles, held_out, unanswerable=True)
+    return Pool(articles, items, share, held_out, [article.get("title", "") for article in data])
+
+
+def window_batches(articles, items, tokenizer, args, position: int, pool: Pool | None = None):
     """Batches of the windows at positions position, position + 1, ... (`args.batch_size` positions
     a batch; a position with no usable window is left out), made by `args.workers` processes."""
     import itertools
@@ -81,7 +112,7 @@ def window_batches(articles, items, tokenizer, args, position: int):
     import torch
 
     dataset = WindowDataset(articles, items, tokenizer, args.seed, args.negative_rate, args.max_length,
-                            tuple(args.negative_kinds))
+                            tuple(args.negative_kinds), pool)
     chunks = ([p + k for k in range(args.batch_size)] for p in itertools.count(position, args.batch_size))
     pad = tokenizer.pad_token_id
 
@@ -240,6 +271,11 @@ def parse_args(argv):
                         choices=[*NEGATIVE_KINDS, *NEAR_MISS_KINDS], metavar="KIND",
                         help="kinds of made-up unanswerable examples, drawn evenly (default: the four the "
                              f"shipped reader was trained with; also: {', '.join(NEAR_MISS_KINDS)})")
+    parser.add_argument("--pool", type=Path, default=None,
+                        help="SQuAD 2.0 JSON with people-written unanswerable questions, mixed into training")
+    parser.add_argument("--pool-share", type=float, default=0.35, help="share of windows drawn from --pool")
+    parser.add_argument("--pool-holdout", type=int, default=4,
+                        help="--pool articles never trained on (calibration and the pool curve use them)")
     parser.add_argument("--holdout-articles", type=int, default=40,
                         help="articles never trained on (calibration and the training curve use them)")
     parser.add_argument("--epochs", type=float, default=2.0, help="passes over the data the LR schedule plans for")
@@ -292,6 +328,12 @@ def main(argv: list[str] | None = None) -> None:
     planned_steps = max(1, int(args.epochs * len(items) / args.batch_size))
     probe_set = probe_examples(articles, question_items(articles, frozenset(range(len(articles))) - holdout),
                                args.probe_size, args.seed) if args.probe_every and holdout else []
+    pool = load_pool(args.pool, args.pool_share, args.pool_holdout, args.seed) if args.pool else None
+    pool_probe = []
+    if pool is not None and args.probe_every and pool.held_out:
+        kept_out = frozenset(range(len(pool.articles))) - pool.held_out
+        pool_probe = probe_examples(pool.articles, question_items(pool.articles, kept_out, unanswerable=True),
+                                    args.probe_size, args.seed, negative_rate=0.0)
 
     state = restore_checkpoint(args.out, model, optimizer) or {
         "step": 0, "examples_seen": 0, "position": 0, "seconds": 0.0, "losses": [], "curve": [],
@@ -305,6 +347,10 @@ def main(argv: list[str] | None = None) -> None:
         "data": Path(args.data).name, "questions_available": len(items),
         "held_out_articles": sorted(holdout),
     }
+    if pool is not None:
+        config.update({"pool": Path(args.pool).name, "pool_share": args.pool_share,
+                       "pool_questions": len(pool.items),
+                       "pool_held_out_articles": [pool.titles[a] for a in sorted(pool.held_out)]})
     if args.init is not None and "init_trained_on" not in state:
         state["init_trained_on"] = trained_on(args.init)
     if state.get("config") not in (None, config):
@@ -317,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
     def take_probe():
         point = {"step": state["step"], "windows": state["examples_seen"],
                  "minutes": round(state["seconds"] / 60, 1), **probe(model, tokenizer, probe_set)}
+        if pool_probe:
+            point["pool"] = probe(model, tokenizer, pool_probe)
         state.setdefault("curve", []).append(point)
         print(f"probe {json.dumps(point)}", flush=True)
 
@@ -326,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     if probe_set and state["step"] == 0:
         take_probe()
     model.train()
-    batches = iter(window_batches(articles, items, tokenizer, args, state["position"]))
+    batches = iter(window_batches(articles, items, tokenizer, args, state["position"], pool))
     started = time.monotonic()
     seconds_before = state["seconds"]
     running = None
