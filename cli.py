@@ -772,6 +772,7 @@ def eval_command(
     article: Optional[Path] = typer.Option(None, "--article", "-a", help="The article the --chats conversations are about (default: the shipped one)."),
     answer_threshold: Optional[float] = typer.Option(None, "--answer-threshold", min=0.0, max=1.0,
                                                      help="Answer at this confidence instead of the reader's own threshold (to see the trade-off)."),
+    details: Optional[Path] = typer.Option(None, "--details", help="Write one JSON line per question or turn: how it was read, what came back, how it scored."),
     index_dir: Optional[Path] = IndexDirOpt,
     model: Optional[str] = ModelOpt,
     reader: Optional[str] = ReaderOpt,
@@ -789,17 +790,23 @@ def eval_command(
         _offline_unless_hub(model, reader)
         update, progress = _progress_callback("Evaluating")
         notes: list[str] = []
+        records: list[dict] | None = [] if details is not None else None
+        if details is not None and (details.is_dir() or not details.parent.is_dir()):
+            raise UserError(f"cannot write --details to {_name(details)}: "
+                            + ("it is a directory" if details.is_dir() else "no such folder"))
         try:
             if file is not None:
                 result = evaluate_file(
                     file, k=k, limit=limit, article_id=article_id, chats=chats, chats_article=article,
                     index_dir=index_dir, model=model, reader=reader, progress=update,
-                    answer_threshold=answer_threshold,
+                    answer_threshold=answer_threshold, details=records,
                 )
                 metrics, notes = result.metrics, result.notes
             else:
                 metrics = evaluate_chats(chats, article=article, index_dir=index_dir, model=model, reader=reader,
-                                         k=k, notes=notes, answer_threshold=answer_threshold)
+                                         k=k, notes=notes, answer_threshold=answer_threshold, details=records)
+            if details is not None:
+                details.write_text("".join(_json(r) + "\n" for r in records), encoding="utf-8")
         except OSError as err:
             raise UserError(_os_error(err)) from err
         except ValueError as err:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from evaluation.squad import Scoreboard, best_scores, load_chats, load_squad
+from evaluation.squad import Scoreboard, best_scores, is_right, load_chats, load_squad
 from index.article import article_from_text, load_article
 from qa.conversation import Contextual
 from qa.pipeline import ArticleQA, turn_after
@@ -40,10 +40,22 @@ def _add(board: Scoreboard, answer, golds, retrieved, gold_spans, seconds) -> No
               candidate=candidate, confidence=answer.score if candidate is not None else None)
 
 
+def detail(kind: str, article: str, question_id, answer, golds: list[str]) -> dict:
+    """One line of `eval --details`: what was asked, how it was read, what came back, and how it scored."""
+    guess = answer.best_guess.text if answer.best_guess is not None else None
+    return {
+        "set": kind, "article": article, "id": question_id, "question": answer.question,
+        "read_as": answer.read_as, "verdict": answer.verdict, "answer": answer.text, "best_guess": guess,
+        "score": round(float(answer.score), 4), "references": list(golds),
+        "f1": round(100 * best_scores(answer.text, golds)[1], 2),
+        "right": is_right(answer.text, golds) if golds else not answer.answered,
+    }
+
+
 def evaluate_file(
     path: Path, *, k: int = 3, limit: int | None = None, article_id: str | None = None,
     chats: Path | None = None, chats_article: Path | None = None, index_dir=None, model=None, reader=None,
-    progress=None, answer_threshold: float | None = None,
+    progress=None, answer_threshold: float | None = None, details: list[dict] | None = None,
 ) -> EvalResult:
     documents = load_squad(path)
     if article_id is not None:
@@ -68,14 +80,15 @@ def evaluate_file(
         for first in range(0, len(questions), CHUNK):
             chunk = questions[first : first + CHUNK]
             started = time.perf_counter()
-            contexts = [Contextual(q.question, q.question) for q in chunk]
-            deep_hits = qa.search_many(contexts, max(k, RECALL_DEPTH))
-            hits = [h[:k] for h in deep_hits]
-            answers = qa.decide_many([q.question for q in chunk], contexts, qa.read_many(contexts, hits), hits)
+            answers = qa.ask_many([q.question for q in chunk])
             per_question = (time.perf_counter() - started) / len(chunk)
+            # Recall is of retrieval alone, searched again as deep as it is reported.
+            deep_hits = qa.search_many([Contextual(q.question, q.question) for q in chunk], max(k, RECALL_DEPTH))
             for q, answer, deep in zip(chunk, answers, deep_hits):
                 _add(board, answer, q.answers, [(x.passage.start, x.passage.end) for x in deep],
                      q.answer_spans, per_question)
+                if details is not None:
+                    details.append(detail("question", document.title, q.id, answer, q.answers))
             done += len(chunk)
             if progress:
                 progress(done, total)
@@ -85,7 +98,8 @@ def evaluate_file(
         result.notes.append(f"reader: {shared.reader.name}; decision: {_describe(shared)}")
     if chats is not None:
         metrics.update(evaluate_chats(chats, article=chats_article, index_dir=index_dir, model=model,
-                                      reader=reader, k=k, notes=result.notes, answer_threshold=answer_threshold))
+                                      reader=reader, k=k, notes=result.notes, answer_threshold=answer_threshold,
+                                      details=details))
     return result
 
 
@@ -103,15 +117,31 @@ def _describe(qa: ArticleQA) -> str:
 
 
 def evaluate_chats(path: Path, *, article: Path | None = None, index_dir=None, model=None, reader=None, k: int = 3,
-                   notes: list[str], answer_threshold: float | None = None) -> dict:
-    """Follow-up conversations over `article` (default: the shipped one), each turn asked after the
-    previous turns of its conversation, exactly as `chat` and `batch` ask them."""
-    qa = ArticleQA.open(load_article(article), model=model, reader=reader, index_dir=index_dir)
-    qa = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
+                   notes: list[str], answer_threshold: float | None = None, details: list[dict] | None = None) -> dict:
+    """Follow-up conversations, each turn asked after the previous turns of its conversation,
+    exactly as `chat` and `batch` ask them. A turn is about its line's `"article"` (a path relative
+    to the conversations file), else `article` (default: the shipped one). Turns whose references
+    are nowhere in their article are counted in a note: the wrong article was given."""
+    opened: dict[Path | None, ArticleQA] = {}
+
+    def pipeline(turn) -> ArticleQA:
+        named = turn.get("article")
+        where = (Path(path).parent / named) if isinstance(named, str) and named else article
+        if where not in opened:
+            qa = ArticleQA.open(load_article(where), model=model, reader=reader, index_dir=index_dir)
+            if opened:
+                qa.use_reader(next(iter(opened.values())).reader)
+            opened[where] = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
+        return opened[where]
+
     histories: dict[str, list] = {}
     board = Scoreboard()
     turns = load_chats(path)
+    missing = 0
     for turn in turns:
+        qa = pipeline(turn)
+        if turn["answers"] and not any(a in qa.article.text for a in turn["answers"]):
+            missing += 1
         history = histories.setdefault(str(turn["conversation"]), [])
         started = time.perf_counter()
         answer = qa.ask_in_context([turn["question"]], [history])[0]
@@ -121,6 +151,11 @@ def evaluate_chats(path: Path, *, article: Path | None = None, index_dir=None, m
         read = f" (read as {answer.read_as!r})" if answer.read_as else ""
         guess = f", guess {answer.best_guess.text!r} {answer.score:.2f}" if answer.best_guess else ""
         notes.append(f"chat {turn['id']}: {turn['question']!r}{read} -> {answer.text!r}{guess} (F1 {100 * f1:.0f})")
+        if details is not None:
+            details.append(detail("turn", qa.article.source, turn["id"], answer, turn["answers"]))
+    if missing:
+        notes.insert(0, f"warning: the references of {missing} of {len(turns)} turns are not in their article "
+                        "(is --article the one the conversations are about?)")
     summary = board.summary()
     return {
         "chat_exact": summary["exact"], "chat_f1": summary["f1"], "chat_turns": len(turns),

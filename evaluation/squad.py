@@ -241,14 +241,37 @@ def load_chats(path) -> list[dict]:
 
 
 RIGHT_F1 = 0.5  # an answer counts as right when its F1 against a reference answer reaches this
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_NUMBER_WORDS = {
+    w: str(n) for n, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen twenty".split())
+}
+
+
+def numbers_in(text: str) -> frozenset[str]:
+    """The numbers an answer states, digits or small number words ("eight" and "8" are one),
+    written without thousands separators ("4,800" and "4800" are one)."""
+    found = {m.group().replace(",", "") for m in _NUMBER.finditer(text)}
+    found |= {_NUMBER_WORDS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in _NUMBER_WORDS}
+    return frozenset(found)
+
+
+def numbers_fit(prediction: str, gold: str) -> bool:
+    """An answer states no number the reference does not, and a number wherever the reference has
+    one: "$144 million" is not "$15 million" although they share a word; "March 18" fits
+    "March 18, 2015"."""
+    said, meant = numbers_in(prediction), numbers_in(gold)
+    return said <= meant and (bool(said) or not meant)
 
 
 def is_right(prediction: str | None, golds: list[str]) -> bool:
-    """Whether a candidate answer is right: F1 ≥ RIGHT_F1 for an answerable question; an
-    unanswerable question has no right candidate (abstaining is right there)."""
+    """Whether a candidate answer is right: F1 ≥ RIGHT_F1 against a reference answer whose numbers
+    it fits (`numbers_fit`); an unanswerable question has no right candidate (abstaining is right
+    there). SQuAD's F1 itself stays the official one."""
     if prediction is None or not _scorable_golds(golds):
         return False
-    return best_scores(prediction, golds)[1] >= RIGHT_F1
+    return any(f1_score(prediction, g) >= RIGHT_F1 and numbers_fit(prediction, g) for g in _scorable_golds(golds))
 
 
 def calibration_error(probabilities: list[float], outcomes: list[bool], bins: int = 10) -> float | None:
@@ -291,6 +314,7 @@ class Scoreboard:
     _answered: list[bool] = field(default_factory=list)
     _confidence: list[float] = field(default_factory=list)  # of the best candidate, answered or not
     _candidate_right: list[bool] = field(default_factory=list)
+    _right: list[bool] = field(default_factory=list)  # the given answer (is_right; False on abstention)
 
     def add(self, prediction: str | None, golds: list[str],
             retrieved_spans: list[tuple[int, int]] | None, gold_spans: list[tuple[int, int]],
@@ -300,6 +324,7 @@ class Scoreboard:
         exact, f1 = best_scores(prediction, golds)
         has_answer = bool(_scorable_golds(golds))
         self._answered.append(prediction is not None)
+        self._right.append(is_right(prediction, golds))
         if confidence is not None:
             self._confidence.append(float(confidence))
             self._candidate_right.append(is_right(candidate if candidate is not None else prediction, golds))
@@ -334,8 +359,7 @@ class Scoreboard:
             "ece": (round(calibration_error(self._confidence, self._candidate_right), 4)
                     if self._confidence else None),
             "answered": sum(self._answered),
-            "answered_wrong": sum(1 for i, a in enumerate(self._answered)
-                                  if a and (not self._has_answer[i] or self._f1[i] < RIGHT_F1)),
+            "answered_wrong": sum(1 for a, right in zip(self._answered, self._right) if a and not right),
             "abstained_answerable": sum(1 for i, a in enumerate(self._answered) if not a and self._has_answer[i]),
             "questions": len(self._exact),
             "seconds": round(sum(self._seconds), 2),

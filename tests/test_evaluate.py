@@ -85,3 +85,36 @@ def test_chats_over_any_article_follow_the_conversation(index_dir, tmp_path):
     for t, a in zip(turns, answers):
         board.add(a.text, t["answers"], None, [], 0.0, candidate=a.text, confidence=a.score)
     assert metrics["chat_f1"] == board.summary()["f1"]
+
+
+def test_chat_lines_name_their_article_and_wrong_references_are_reported(index_dir, tmp_path):
+    (tmp_path / "match.txt").write_text("The Tigers won the final 3-1 against the Lions on Saturday in Leeds.\n",
+                                        encoding="utf-8")
+    (tmp_path / "talks.txt").write_text("The peace talks were held in Brussels on Sunday.\n", encoding="utf-8")
+    turns = [
+        {"id": "m1", "conversation": "m", "article": "match.txt", "question": "Who won the final?",
+         "answers": ["The Tigers"]},
+        {"id": "t1", "conversation": "t", "article": "talks.txt", "question": "Where were the talks held?",
+         "answers": ["Brussels"]},
+        {"id": "t2", "conversation": "t", "article": "talks.txt", "question": "Who won?", "answers": ["The Lions"]},
+    ]
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("".join(json.dumps(t) + "\n" for t in turns), encoding="utf-8")
+    notes, details = [], []
+    metrics = evaluate_chats(chats, index_dir=index_dir, notes=notes, answer_threshold=0.01, details=details)
+    assert metrics["chat_turns"] == 3
+    assert [d["id"] for d in details] == ["m1", "t1", "t2"]
+    assert [Path(d["article"]).name for d in details] == ["match.txt", "talks.txt", "talks.txt"]
+    assert details[1]["answer"] and "Brussels" in details[1]["answer"]  # answered from its own article
+    assert notes[0].startswith("warning: the references of 1 of 3 turns are not in their article")
+
+
+def test_details_give_one_line_per_question_that_agrees_with_the_metrics(index_dir):
+    details: list[dict] = []
+    metrics = evaluate_file(DATA / "tiny_squad2.json", index_dir=index_dir, details=details).metrics
+    assert len(details) == metrics["questions"] == 11
+    assert round(sum(d["f1"] for d in details) / len(details), 2) == metrics["f1"]
+    assert sum(d["verdict"] == "answered" for d in details) == metrics["answered"]
+    for d in details:
+        assert set(d) >= {"question", "read_as", "verdict", "answer", "score", "references", "f1", "right"}
+        assert (d["answer"] is None) == (d["verdict"] != "answered")

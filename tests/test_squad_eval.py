@@ -417,3 +417,28 @@ def test_is_right_takes_half_f1_and_never_on_unanswerable():
     assert not is_right("talks in Brussels, Belgium, on Sunday", ["Brussels"])  # F1 2/7
     assert not is_right("Paris", [])
     assert not is_right(None, ["Brussels"])
+
+
+@pytest.mark.parametrize("prediction, golds, right", [
+    ("$144 million", ["$15 million"], False),  # F1 0.5 through "million", but another amount
+    ("$4.8 billion", ["$4.8 billion", "4.8 billion dollars"], True),
+    ("March 18", ["March 18, 2015"], True),  # part of the date the reference gives
+    ("March 19, 2015", ["March 18, 2015"], False),
+    ("eight", ["eight votes"], True),
+    ("8 votes", ["eight votes"], True),  # a digit and a number word are one number
+    ("4,800", ["4800"], True),
+    ("the year 22", ["Hori Parata"], False),
+    ("on Wednesday", ["Wednesday"], True),
+])
+def test_a_right_answer_states_the_reference_numbers(prediction, golds, right):
+    from evaluation.squad import is_right
+
+    assert is_right(prediction, golds) is right
+
+
+def test_answered_wrong_counts_a_wrong_amount():
+    board = Scoreboard()
+    board.add("$144 million", ["$15 million"], None, [], 0.0, candidate="$144 million", confidence=0.8)
+    summary = board.summary()
+    assert summary["f1"] == 50.0  # SQuAD's own F1 is kept as it is
+    assert summary["answered_wrong"] == 1
