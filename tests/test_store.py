@@ -23,6 +23,7 @@ import pytest
 import index.store as store
 from helpers_index import FakeEmbedder, fake_vectors
 from index.article import article_from_text, load_article
+from index.cache_files import MARKER
 from index.passages import Chunking, split_passages
 from index.store import ENV_INDEX_DIR, SIDECAR, IndexWarning, default_index_dir, index_key, open_index
 
@@ -330,7 +331,7 @@ def test_folders_are_private_and_no_temp_files_remain(article, index_dir):
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert tmp_files(index_dir.parent) == []
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".lock")) == sorted(
-        [SIDECAR, dense_files(folder)[0].name, lexical_files(folder)[0].name]
+        [SIDECAR, dense_files(folder)[0].name, lexical_files(folder)[0].name, MARKER]
     )
 
 
