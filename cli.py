@@ -611,8 +611,9 @@ def batch(
             protect("the article", None, 0) if article == "-" else
             protect("the article", default_article_path() if article is None else article),
         ]
+        input_ids = _input_ids(input_path, input_format) if resume else None
         try:
-            out = BatchOutput.open(output, csv=csv_output, resume=resume, protected=protected)
+            out = BatchOutput.open(output, csv=csv_output, resume=resume, protected=protected, input_ids=input_ids)
         except OutputError as err:
             raise UserError(str(err)) from err
         complete = False
@@ -657,6 +658,20 @@ def _terminated_as_interrupted():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _input_ids(path: str, input_format: str) -> dict[int, str | None] | None:
+    """Line → id of each line of the question file that is not blank, for `--resume` to check that
+    the output is this input's; None for stdin, which can be read only once."""
+    from qa.batch_input import read_batch
+
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as f:
+            return {record.line: record.id for record in read_batch(f, input_format)}
+    except OSError as err:
+        raise UserError(f"cannot read {_name(path)}: {err.strerror or err}") from err
 
 
 def _count_questions(path: str) -> int | None:

@@ -104,6 +104,96 @@ def test_a_read_only_folder_is_refused(tmp_path):
         tmp_path.chmod(0o700)
 
 
+def run_batch(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """`article-qa batch` as a real process, with an empty cache: a refusal must come before any
+    model or index is touched (timeout 60 s: a FIFO that blocked would hang here)."""
+    env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(tmp_path / "cache"), "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", "batch", *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+NOT_OUTPUTS = {
+    "a questions file": '{"id": "q1", "question": "Who?"}\n{"id": "q2", "question": "Where?"}\n',
+    "an application's JSON log": '{"level": "info", "msg": "started"}\n{"level": "warn", "msg": "slow"}\n',
+    "a log with line and id": '{"id": 7, "line": 3, "msg": "opened"}\n',
+    "an output a user appended a note to": json.dumps(answer(1)) + "\n" + '{"note": "check line 1"}\n',
+    "an output with a line of text": json.dumps(answer(1)) + "\nTODO: rerun the rest\n",
+    "one object without a newline": '{"question": "Who?"}',
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_OUTPUTS))
+def test_resume_refuses_json_that_is_not_batch_records(tmp_path, kind):
+    """Any file whose text started with `{` was taken for a batch output and rewritten."""
+    path = tmp_path / "file.jsonl"
+    path.write_text(NOT_OUTPUTS[kind], encoding="utf-8")
+    with pytest.raises(OutputError, match="is not an article-qa batch output.*--resume would replace it") as caught:
+        BatchOutput.open(str(path), resume=True)
+    assert "\n" not in str(caught.value)
+    assert path.read_text(encoding="utf-8") == NOT_OUTPUTS[kind]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.jsonl"]
+
+
+def test_resume_of_a_questions_file_is_one_line_and_leaves_it_untouched(tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"id": "q1", "question": "Who?"}\n', encoding="utf-8")
+    copy = tmp_path / "answers.jsonl"  # the user named the wrong file as the output
+    copy.write_text('{"id": "q1", "question": "Who?"}\n{"id": "q2", "question": "Where?"}\n', encoding="utf-8")
+    before = copy.read_bytes()
+    done = run_batch(tmp_path, str(questions), "-o", str(copy), "--resume")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"article-qa: error: {copy} is not an article-qa batch output (its line 1 is not a batch record), "
+        "and --resume would replace it; choose another --output"]
+    assert copy.read_bytes() == before
+
+
+def test_resume_refuses_the_output_of_other_questions(tmp_path):
+    """Records are this input's when each is on one of its lines, and each answer has its line's id."""
+    output = tmp_path / "out.jsonl"
+    earlier_run(output, [json.dumps(answer(1, id_="a")) + "\n", json.dumps(error(2)) + "\n"])
+    before = output.read_bytes()
+    for input_ids, why in (({1: "b", 2: "2"}, 'its answer for input line 1 has id "a", and that line of the '
+                            'questions has id "b"'),
+                           ({1: "a"}, "its line for input line 2, which the questions do not have")):
+        with pytest.raises(OutputError) as caught:
+            BatchOutput.open(str(output), resume=True, input_ids=input_ids)
+        assert str(caught.value) == (f"{output} is not the batch output of these questions ({why}), and "
+                                     "--resume would replace it; choose another --output")
+        assert output.read_bytes() == before
+    # A failed line whose input was fixed since (now with an id) is this input's: it is retried.
+    resumed = BatchOutput.open(str(output), resume=True, input_ids={1: "a", 2: "fixed"})
+    assert sorted(resumed.previous) == [1]
+    resumed.close(complete=False)
+
+
+def test_csv_resume_refuses_rows_that_are_not_records(tmp_path):
+    path = tmp_path / "out.csv"
+    out = BatchOutput.open(str(path), csv=True)
+    out.write(answer(1))
+    out.close(complete=True)
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        f.write("total,,,,,,,,,,,\r\n")  # a row a spreadsheet user added
+    before = path.read_bytes()
+    with pytest.raises(OutputError, match=r"is not an article-qa batch output \(its line 3 is not a batch record\)"):
+        BatchOutput.open(str(path), csv=True, resume=True)
+    assert path.read_bytes() == before
+
+
+def test_resume_of_another_questions_output_is_refused_by_the_cli(tmp_path):
+    output = tmp_path / "out.jsonl"
+    earlier_run(output, [json.dumps(answer(1, id_="q1")) + "\n"])
+    questions = tmp_path / "other.jsonl"
+    questions.write_text('{"id": "x9", "question": "Who?"}\n', encoding="utf-8")
+    done = run_batch(tmp_path, str(questions), "-o", str(output), "--resume")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f'article-qa: error: {output} is not the batch output of these questions (its answer for input line 1 '
+        'has id "q1", and that line of the questions has id "x9"), and --resume would replace it; choose another '
+        "--output"]
+    assert output.read_text(encoding="utf-8") == json.dumps(answer(1, id_="q1")) + "\n"
+
+
 def test_resume_refuses_a_file_that_is_not_a_batch_output(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes, not answers\n", encoding="utf-8")
@@ -188,7 +278,6 @@ def test_resume_reads_answers_by_line_and_drops_errors_duplicates_and_a_cut_line
         json.dumps(error(2)) + "\n",  # an old resume appended the failed line again
         json.dumps(answer(3, "Where?", None)) + "\n",
         json.dumps(answer(3, "Where?", None)) + "\n",
-        "not json at all\n",
         '{"id": "5", "line": 5, "quest',  # cut by the interruption
     ])
     out = BatchOutput.open(str(path), resume=True)
@@ -221,7 +310,7 @@ def test_an_interrupted_resume_keeps_the_earlier_records_it_did_not_reach(tmp_pa
 
 def test_a_resume_that_fails_before_answering_leaves_the_output_as_it_was(tmp_path):
     path = tmp_path / "out.jsonl"
-    earlier_run(path, [json.dumps(answer(2)) + "\n", json.dumps(answer(1)) + "\n", '{"cut'])
+    earlier_run(path, [json.dumps(answer(2)) + "\n", json.dumps(answer(1)) + "\n", '{"id": "3", "li'])
     before = path.read_bytes()
     BatchOutput.open(str(path), resume=True).close(complete=False)
     assert path.read_bytes() == before
