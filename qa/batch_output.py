@@ -17,7 +17,9 @@
   again, the earlier run's records of the lines not reached yet are copied first, so nothing is
   lost. `--resume` replaces only a batch output: every line one of its records (a `line`, an `id`,
   and an error or a question with its answer; only a last line cut by an interruption may be
-  less), and, when the questions are a file, records of these questions' lines and ids.
+  less), and, when the questions are a file, records of these questions' lines and ids. It opens
+  the output without following a symbolic link and renames over the path it was given, so a link
+  planted where the output should be never has its target replaced; a FIFO is refused at once.
 - CSV (`csv=True`) for spreadsheet users: one row per record, the answer's text, offsets, score and
   verdict; a text cell that a spreadsheet would run as a formula (it starts with = + - @) gets a
   leading `'`, which is removed again when the file is read back for `--resume`.
@@ -355,21 +357,17 @@ class BatchOutput:
 
     @classmethod
     def _resumed(cls, fmt, path: str, target: str, protected, input_ids=None) -> "BatchOutput":
-        real = os.path.realpath(path)
-        if os.path.isdir(real):
-            raise OutputError(f"{printable(target)} is a folder; --output needs a file")
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = _open_to_resume(path, target)
         out = None
         try:
             info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise OutputError(f"--resume needs a regular file, and {printable(target)} is not one")
             _same_file(info, target, protected)
             _lock(fd, target)
             if info.st_size > MAX_PREVIOUS_BYTES:
                 raise OutputError(f"{printable(target)} is too large to resume ({info.st_size} bytes)")
             records = _earlier_records(fmt, _read_all(fd).decode("utf-8", errors="replace"), target, input_ids)
-            folder, base = os.path.split(real)
+            folder, base = os.path.split(path)
+            folder = folder or "."
             _remove_dead_temps(folder, base)
             temp_fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
             try:
@@ -382,7 +380,7 @@ class BatchOutput:
                 raise
             out = cls(fmt, stream, target, to_file=True)
             out._fds += [fd, temp_fd]
-            out._temp, out._target = temp, real
+            out._temp, out._target = temp, path  # renamed over the path itself: a link there is replaced, never followed
             for record in records:
                 if record.line not in out._earlier or (record.line not in out.previous and record.done is not None):
                     out._earlier[record.line] = record.written
@@ -466,6 +464,28 @@ def _lock(fd: int, name: str) -> None:
     except BlockingIOError:
         raise OutputError(f"{printable(name)} is being written by another article-qa batch; wait for it "
                           "to finish or choose another --output") from None
+
+
+def _open_to_resume(path: str, target: str) -> int:
+    """A read-only descriptor of the output to resume: a regular file, never through a symbolic
+    link (a link planted in a shared folder would have its target replaced), and never blocking
+    (a FIFO is refused at once instead of waiting for a writer)."""
+    name = printable(target)
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise OutputError(f"{name} is a symbolic link; --resume never writes through one (it would replace "
+                          "the file it points to): give the file's own path")
+    if stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{name} is a folder; --output needs a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputError(f"--resume needs a regular file, and {name} is not one")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    opened = os.fstat(fd)
+    if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino) or not stat.S_ISREG(opened.st_mode):
+        os.close(fd)
+        raise OutputError(f"{name} changed while it was being opened; run the batch again")
+    return fd
 
 
 def _earlier_records(fmt, text: str, target: str, input_ids) -> list[Earlier]:

@@ -59,7 +59,8 @@ def test_the_output_may_not_be_the_questions_or_the_article(files, tmp_path, how
         target = tmp_path / "hard.txt"
         os.link(questions, target)
     before = questions.read_bytes(), article.read_bytes()
-    with pytest.raises(OutputError, match="is the same file as the (questions|article)"):
+    refusal = "is a symbolic link" if resume and "symlink" in how else "is the same file as the (questions|article)"
+    with pytest.raises(OutputError, match=refusal):
         BatchOutput.open(str(target), resume=resume, protected=guarded(files))
     assert (questions.read_bytes(), article.read_bytes()) == before
 
@@ -334,17 +335,44 @@ def test_resume_keeps_the_outputs_permissions_and_removes_dead_runs_temp_files(t
     assert not stale.exists() and users.exists()
 
 
-def test_resume_through_a_link_rewrites_the_file_it_points_to(tmp_path):
+def test_resume_never_writes_through_a_link(tmp_path):
+    """A link planted where the output goes (in a shared /tmp) had its target replaced, even with
+    fs.protected_symlinks=1, because --resume resolved it with realpath()."""
     real = tmp_path / "real.jsonl"
     earlier_run(real, [json.dumps(answer(1)) + "\n"])
+    before = real.read_bytes()
     link = tmp_path / "latest.jsonl"
     link.symlink_to(real)
-    out = BatchOutput.open(str(link), resume=True)
+    with pytest.raises(OutputError) as caught:
+        BatchOutput.open(str(link), resume=True)
+    assert str(caught.value) == (f"{link} is a symbolic link; --resume never writes through one (it would "
+                                 "replace the file it points to): give the file's own path")
+    assert link.is_symlink() and real.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.jsonl", "real.jsonl"]  # no temp file
+
+
+def test_resume_renames_over_the_path_it_was_given(tmp_path, monkeypatch):
+    """Relative paths too: the temporary file goes beside the output, in the folder of the path."""
+    monkeypatch.chdir(tmp_path)
+    earlier_run(tmp_path / "out.jsonl", [json.dumps(answer(1)) + "\n"])
+    out = BatchOutput.open("out.jsonl", resume=True)
     out.write(out.previous[1])
     out.write(answer(2))
     out.close(complete=True)
-    assert link.is_symlink()
-    assert len(real.read_text(encoding="utf-8").splitlines()) == 2
+    assert [json.loads(x)["line"] for x in (tmp_path / "out.jsonl").read_text().splitlines()] == [1, 2]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_resume_on_a_fifo_says_it_needs_a_regular_file_at_once(tmp_path):
+    """`-o FIFO --resume` blocked for ever, waiting for a writer; now one line, in a real process."""
+    fifo = tmp_path / "answers.jsonl"
+    os.mkfifo(fifo)
+    questions = tmp_path / "q.txt"
+    questions.write_text("Who?\n", encoding="utf-8")
+    done = run_batch(tmp_path, str(questions), "-o", str(fifo), "--resume")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"article-qa: error: --resume needs a regular file, and {fifo} is not one"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
 # -- CSV -----------------------------------------------------------------------------------------------
