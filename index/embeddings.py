@@ -192,18 +192,23 @@ MIN_COSINE = 0.999
 
 
 def export_embedder(model: ModelRef, export_dir: Path) -> Path:
-    """Export the model's transformer, check it against sentence-transformers, then publish it."""
-    with TORCH_WORK:
-        return _export_embedder(model, export_dir)
-
-
-def _export_embedder(model: ModelRef, export_dir: Path) -> Path:
-    import torch
-
-    from index.onnx_export import ExportError, OnnxEncoder, export_graph, exported_model_path, publish
+    """The model's export: the published one when it is there (torch is not imported then), else
+    the transformer exported, checked against sentence-transformers, then published."""
+    from index.onnx_export import exported_model_path
 
     path = exported_model_path(model, export_dir)
     if path.is_file():
+        return path
+    with TORCH_WORK:
+        return _export_embedder(model, path)
+
+
+def _export_embedder(model: ModelRef, path: Path) -> Path:
+    import torch
+
+    from index.onnx_export import ExportError, OnnxEncoder, export_graph, publish
+
+    if path.is_file():  # another thread published it while this one waited for TORCH_WORK
         return path
     reference = TorchEncoder(model)
     transformer = reference.st[0].auto_model.eval()
