@@ -21,8 +21,9 @@
   the output without following a symbolic link and renames over the path it was given, so a link
   planted where the output should be never has its target replaced; a FIFO is refused at once.
 - CSV (`csv=True`) for spreadsheet users: one row per record, the answer's text, offsets, score and
-  verdict; a text cell that a spreadsheet would run as a formula (it starts with = + - @) gets a
-  leading `'`, which is removed again when the file is read back for `--resume`.
+  verdict; a text cell that a spreadsheet would run as a formula (it starts with = + - @ or their
+  full-width forms, also after spaces or invisible characters) gets a leading `'`, which is
+  removed again when the file is read back for `--resume`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ from qa.batch import Done
 MAX_PREVIOUS_BYTES = 4 * 1024 * 1024 * 1024  # an earlier output read back for --resume
 CSV_COLUMNS = ["line", "id", "conversation", "question", "read_as", "verdict", "answer", "start", "end",
                "score", "best_guess", "error"]
-_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+# A cell a spreadsheet would run as a formula: one starting with = + - @ (or their full-width forms,
+# which spreadsheets take as the same), a tab or a carriage return, also after spaces of any kind
+# (a no-break space, an ideographic space) or invisible characters; after any `'` already there.
+_FORMULA = re.compile(r"'*[\s\u200b-\u200d\u2060\ufeff]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]")
 _BOM = "\ufeff"
 
 

@@ -400,6 +400,32 @@ def test_csv_rows_for_spreadsheets(tmp_path):
     assert rows[3]["read_as"] == "And then, Zelensky?"
 
 
+@pytest.mark.parametrize("cell", ["\uff1d1+1 full-width equals?", " =1+1 after a space?", "\u00a0=1+1 after a no-break space?",
+                                  "\u3000=HYPERLINK(\"x\") after an ideographic space?", "\t =1+1?",
+                                  "\ufeff=1+1 after a byte-order mark?", "\uff0b1 full-width plus?", "\uff20SUM(A1)?"])
+def test_csv_guards_formulas_behind_spaces_and_in_full_width(tmp_path, cell):
+    """A spreadsheet runs `＝1+1` and ` =1+1` as formulas too; only `=` at the very start was guarded."""
+    path = tmp_path / "out.csv"
+    out = BatchOutput.open(str(path), csv=True)
+    out.write(answer(1, cell, cell))
+    out.close(complete=True)
+    (row,) = csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline=""))
+    assert row["question"] == "'" + cell and row["answer"] == "'" + cell
+    resumed = BatchOutput.open(str(path), csv=True, resume=True)
+    assert resumed.previous[1].question == cell and resumed.previous[1].answer == cell  # read back as given
+    resumed.close(complete=False)
+
+
+@pytest.mark.parametrize("cell", ["  plain words after spaces", "a = b inside", "'quoted start", "\u00a0no formula"])
+def test_csv_leaves_cells_that_are_not_formulas_alone(tmp_path, cell):
+    path = tmp_path / "out.csv"
+    out = BatchOutput.open(str(path), csv=True)
+    out.write(answer(1, cell, "x"))
+    out.close(complete=True)
+    (row,) = csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline=""))
+    assert row["question"] == cell
+
+
 def test_csv_resume_reads_its_rows_back(tmp_path):
     path = tmp_path / "out.csv"
     out = BatchOutput.open(str(path), csv=True)
