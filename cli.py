@@ -912,13 +912,19 @@ def text_command(
     encoding: str = EncodingOpt,
 ) -> None:
     """Print the article's text as article-qa reads it: the text every offset counts in (for
-    Markdown, HTML and PDF, the text a person sees, not the file's markup)."""
+    Markdown, HTML and PDF, the text a person sees, not the file's markup). On a terminal, control
+    characters and escape sequences are shown as `\\x1b` escapes, as everywhere else."""
     from index.article import load_article
 
     with _user_errors():
         if article == "-" and sys.stdin.isatty():
             typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
-        sys.stdout.write(load_article(article, encoding=encoding).text)
+        text = load_article(article, encoding=encoding).text
+        if sys.stdout.isatty():
+            from qa.render import visible
+
+            text = visible(text)  # a pipe gets the exact text; a terminal must not obey it
+        sys.stdout.write(text)
 
 
 def main() -> None:

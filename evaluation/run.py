@@ -105,12 +105,13 @@ def _describe(qa: ArticleQA) -> str:
 def evaluate_chats(path: Path, *, article: Path | None = None, index_dir=None, model=None, reader=None, k: int = 3,
                    notes: list[str], answer_threshold: float | None = None) -> dict:
     """Follow-up conversations over `article` (default: the shipped one), each turn asked after the
-    previous turns of its conversation, exactly as `chat` and `batch` ask them."""
+    previous turns of its conversation, exactly as `chat` and `batch` ask them. A bad chats file is
+    reported before the article is indexed."""
+    turns = load_chats(path)
     qa = ArticleQA.open(load_article(article), model=model, reader=reader, index_dir=index_dir)
     qa = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
     histories: dict[str, list] = {}
     board = Scoreboard()
-    turns = load_chats(path)
     for turn in turns:
         history = histories.setdefault(str(turn["conversation"]), [])
         started = time.perf_counter()
