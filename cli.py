@@ -64,7 +64,6 @@ def _main(
     pass
 
 
-ArticleOpt = typer.Option(None, "--article", "-a", help="Article file: text, Markdown (.md), HTML (.html) or PDF; '-' reads stdin. Default: the shipped article.")
 class _OneLineUsageError(typer.BadParameter):
     """A bad option value, said in one line like the commands' own errors (exit 2)."""
 
@@ -79,6 +78,7 @@ def _index_dir(value: str) -> Path:
     return Path(value)
 
 
+ArticleOpt = typer.Option(None, "--article", "-a", help="Article file: text, Markdown (.md), HTML (.html) or PDF; '-' reads stdin. Default: the shipped article.")
 IndexDirOpt = typer.Option(None, "--index-dir", envvar="ARTICLE_QA_INDEX_DIR", parser=_index_dir,
                            help="Where indexes are cached (default: your user cache folder).")
 ModelOpt = typer.Option(None, "--model", help="Embedding model: sentence-transformers name or path (default: all-MiniLM-L6-v2, shipped).")
@@ -611,7 +611,8 @@ def batch(
             protect("the article", None, 0) if article == "-" else
             protect("the article", default_article_path() if article is None else article),
         ]
-        input_ids = _input_ids(input_path, input_format) if resume else None
+        resuming = resume and os.path.lexists(os.path.expanduser(output))  # an output to check against the input
+        input_ids = _input_ids(input_path, input_format) if resuming else None
         try:
             out = BatchOutput.open(output, csv=csv_output, resume=resume, protected=protected, input_ids=input_ids)
         except OutputError as err:
