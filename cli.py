@@ -64,8 +64,23 @@ def _main(
     pass
 
 
+class _OneLineUsageError(typer.BadParameter):
+    """A bad option value, said in one line like the commands' own errors (exit 2)."""
+
+    def show(self, file=None) -> None:
+        typer.echo(f"article-qa: error: {self.message}", err=True)
+
+
+def _index_dir(value: str) -> Path:
+    """--index-dir as a path; an empty one is an error (it would mean the current folder)."""
+    if not value.strip():
+        raise _OneLineUsageError("--index-dir is empty; give the cache folder's path (or leave the option out)")
+    return Path(value)
+
+
 ArticleOpt = typer.Option(None, "--article", "-a", help="Article file: text, Markdown (.md), HTML (.html) or PDF; '-' reads stdin. Default: the shipped article.")
-IndexDirOpt = typer.Option(None, "--index-dir", envvar="ARTICLE_QA_INDEX_DIR", help="Where indexes are cached (default: your user cache folder).")
+IndexDirOpt = typer.Option(None, "--index-dir", envvar="ARTICLE_QA_INDEX_DIR", parser=_index_dir,
+                           help="Where indexes are cached (default: your user cache folder).")
 ModelOpt = typer.Option(None, "--model", help="Embedding model: sentence-transformers name or path (default: all-MiniLM-L6-v2, shipped).")
 ReaderOpt = typer.Option(None, "--reader", help="Extractive QA model name or path (default: the shipped reader).")
 EncodingOpt = typer.Option("utf-8", "--encoding", help="Text encoding of the article file.")
@@ -596,8 +611,10 @@ def batch(
             protect("the article", None, 0) if article == "-" else
             protect("the article", default_article_path() if article is None else article),
         ]
+        resuming = resume and os.path.lexists(os.path.expanduser(output))  # an output to check against the input
+        input_ids = _input_ids(input_path, input_format) if resuming else None
         try:
-            out = BatchOutput.open(output, csv=csv_output, resume=resume, protected=protected)
+            out = BatchOutput.open(output, csv=csv_output, resume=resume, protected=protected, input_ids=input_ids)
         except OutputError as err:
             raise UserError(str(err)) from err
         complete = False
@@ -642,6 +659,20 @@ def _terminated_as_interrupted():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _input_ids(path: str, input_format: str) -> dict[int, str | None] | None:
+    """Line → id of each line of the question file that is not blank, for `--resume` to check that
+    the output is this input's; None for stdin, which can be read only once."""
+    from qa.batch_input import read_batch
+
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as f:
+            return {record.line: record.id for record in read_batch(f, input_format)}
+    except OSError as err:
+        raise UserError(f"cannot read {_name(path)}: {err.strerror or err}") from err
 
 
 def _count_questions(path: str) -> int | None:
@@ -868,18 +899,19 @@ def cache_command(
 
 @cache_app.command(name="clear")
 def cache_clear(ctx: typer.Context, index_dir: Optional[Path] = IndexDirOpt) -> None:
-    """Remove the cached indexes and model exports (the chat history and files not made by article-qa stay)."""
-    from index.cache import cache_folder, clear_cache, human_size, kind_name
+    """Remove the cached indexes and model exports article-qa recorded making (the chat history,
+    files not made by article-qa and an index being built stay)."""
+    from index.cache import KEPT, cache_folder, clear_cache, human_size
 
     with _user_errors():
         folder = cache_folder(index_dir or ctx.obj)
         try:
-            freed, left = clear_cache(folder)
+            cleared = clear_cache(folder)
         except OSError as err:
-            raise UserError(f"cannot clear {_name(folder)}: {err.strerror or err}") from err
-        typer.echo(f"removed {human_size(freed)} from {_name(folder)}")
-        for kind, (count, size) in left.by_kind().items():
-            typer.echo(f"  kept {human_size(size)}: {kind_name(kind)}")
+            raise UserError(f"cannot clear {_name(folder)}: {err.strerror or err}; nothing was removed") from err
+        typer.echo(f"removed {human_size(cleared.freed)} from {_name(folder)}")
+        for reason, count, size in cleared.by_reason():
+            typer.echo(f"  kept {human_size(size)}: {KEPT[reason]}" + (f" ({count})" if count > 1 else ""))
 
 
 @app.command(name="text", epilog="Example: article-qa text --article report.pdf | less")
@@ -888,13 +920,19 @@ def text_command(
     encoding: str = EncodingOpt,
 ) -> None:
     """Print the article's text as article-qa reads it: the text every offset counts in (for
-    Markdown, HTML and PDF, the text a person sees, not the file's markup)."""
+    Markdown, HTML and PDF, the text a person sees, not the file's markup). On a terminal, control
+    characters and escape sequences are shown as `\\x1b` escapes, as everywhere else."""
     from index.article import load_article
 
     with _user_errors():
         if article == "-" and sys.stdin.isatty():
             typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
-        sys.stdout.write(load_article(article, encoding=encoding).text)
+        text = load_article(article, encoding=encoding).text
+        if sys.stdout.isatty():
+            from qa.render import visible
+
+            text = visible(text)  # a pipe gets the exact text; a terminal must not obey it
+        sys.stdout.write(text)
 
 
 def main() -> None:

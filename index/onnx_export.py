@@ -22,6 +22,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -57,6 +58,41 @@ class ExportWarning(UserWarning):
     """A cached export was found changed and is made again."""
 
 
+class ExportFailedWarning(UserWarning):
+    """A model could not be exported (a full disk, …); PyTorch answers instead."""
+
+
+_FAILURE_SAID = threading.Lock()
+_failure_said = False
+
+
+def export_failed(err: BaseException) -> None:
+    """Say that a model could not be exported to ONNX, and why, in one line and once per process
+    (the encoder and the reader fail together on a full disk); the callers answer with PyTorch."""
+    global _failure_said
+    with _FAILURE_SAID:
+        if _failure_said:
+            return
+        _failure_said = True
+    # Said while holding TORCH_WORK: the exports silence torch's warnings with catch_warnings(),
+    # which changes the filters of every thread, and would swallow this line said meanwhile.
+    with TORCH_WORK:
+        warnings.warn(f"could not export the models to ONNX ({failure_reason(err)}); answering with "
+                      "PyTorch (slower) until they can be exported", ExportFailedWarning)
+
+
+def failure_reason(err: BaseException) -> str:
+    """Why an export failed, in a few words: the OSError behind it when there is one (torch wraps
+    them), else the first line of its message."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    return printable(first[:200])
+
+
 # An export is a folder: the graph, and its weights beside it as external data, which ONNX Runtime
 # loads far faster than weights inside the graph's protobuf (a MiniLM session in a fresh process:
 # 60-80 ms against 240-285 ms). The folder is published with one rename, so it is whole or absent.
@@ -64,7 +100,7 @@ MODEL_FILE = "model.onnx"
 WEIGHTS_FILE = "model.data"
 MANIFEST_FILE = "manifest.json"  # {"files": {name: {"sha256", "size"}}}, written at publish
 EXPORT_FILES = (MODEL_FILE, WEIGHTS_FILE)  # the only names a manifest may list
-_EXPORT_FOLDER = re.compile(r"(encoder|reader)-[0-9a-f]{16}")
+EXPORT_FOLDER = re.compile(r"(encoder|reader)-[0-9a-f]{16}")
 
 
 def exported_model_path(model: ModelRef, export_dir: Path) -> Path:
@@ -199,7 +235,7 @@ def _is_whole(folder: Path) -> bool:
 
 def _remove(folder: Path) -> None:
     """Remove an export folder of ours: a link is unlinked (never followed), a folder removed."""
-    if not _EXPORT_FOLDER.fullmatch(folder.name):
+    if not EXPORT_FOLDER.fullmatch(folder.name):
         raise ExportError(f"refusing to remove {folder}: not an export folder of the tool")
     if os.path.islink(folder) or not os.path.isdir(folder):
         os.unlink(folder)
@@ -270,7 +306,7 @@ class OnnxEncoder:
 
 def export_graph(module, path: Path, names: list[str], outputs: list[str]) -> Path:
     """Trace `module` to a temporary ONNX file beside the folder of `path` (the caller checks it,
-    then publishes it)."""
+    then publishes it); when tracing or writing fails, the temporary file is removed."""
     import torch
 
     dummy = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
@@ -280,10 +316,14 @@ def export_graph(module, path: Path, names: list[str], outputs: list[str]) -> Pa
     fd, name = tempfile.mkstemp(dir=export_dir, prefix=f"{path.parent.name}.{os.getpid()}.", suffix=".raw.onnx")
     os.close(fd)
     tmp = Path(name)
-    with TORCH_WORK, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, dummy, str(tmp), input_names=names, output_names=outputs,
-            dynamic_axes=axes, opset_version=17, dynamo=False,
-        )
+    try:
+        with TORCH_WORK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, dummy, str(tmp), input_names=names, output_names=outputs,
+                dynamic_axes=axes, opset_version=17, dynamo=False,
+            )
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not stay full of a half-written export
+        raise
     return tmp

@@ -47,7 +47,7 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     """Our LoRA reader: base MiniLM weights (checked) + adapter (checked), ONNX when exported."""
     from index.embedding_model import HASH_CACHE_FILE, cached_sha256, resolve_model
     from index.embeddings import load_fast_tokenizer
-    from index.onnx_export import discard
+    from index.onnx_export import discard, export_failed
 
     config = shipped_config(folder)
     weights_path = folder / weights_file(config)
@@ -79,8 +79,8 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
             try:
                 _export_reader(network, onnx_path, tokenizer)
                 return onnx_reader()
-            except Exception:  # noqa: BLE001 - an export failure only costs speed
-                pass
+            except Exception as err:  # noqa: BLE001 - an export failure only costs speed, and is said
+                export_failed(err)
     return Reader(_torch_runner(network), tokenizer, max_length, stride, "torch")
 
 

@@ -23,6 +23,7 @@ import pytest
 import index.store as store
 from helpers_index import FakeEmbedder, fake_vectors
 from index.article import article_from_text, load_article
+from index.cache_files import MARKER
 from index.passages import Chunking, split_passages
 from index.store import ENV_INDEX_DIR, SIDECAR, IndexWarning, default_index_dir, index_key, open_index
 
@@ -330,7 +331,7 @@ def test_folders_are_private_and_no_temp_files_remain(article, index_dir):
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert tmp_files(index_dir.parent) == []
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".lock")) == sorted(
-        [SIDECAR, dense_files(folder)[0].name, lexical_files(folder)[0].name]
+        [SIDECAR, dense_files(folder)[0].name, lexical_files(folder)[0].name, MARKER]
     )
 
 
@@ -409,14 +410,17 @@ def test_disk_full_keeps_old_index_and_leaves_no_temp_files(article, index_dir, 
     assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "reused"
 
 
-def test_failed_export_only_warns(article, index_dir):
+def test_failed_export_only_warns(article, index_dir, monkeypatch):
+    import index.onnx_export as onnx_export
+
+    monkeypatch.setattr(onnx_export, "_failure_said", False)  # said once per process: not yet in this test
     fake = FakeEmbedder()
 
     def broken():
         raise RuntimeError("exporter exploded")
 
     fake.export = broken
-    with pytest.warns(IndexWarning, match="exporter exploded"):
+    with pytest.warns(onnx_export.ExportFailedWarning, match=r"could not export the models to ONNX \(exporter exploded\)"):
         idx = open_index(article, fake, A, index_dir)
     assert idx.status.action == "built"
     assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "reused"
