@@ -138,6 +138,8 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
     through `ArticleQA.evidence_many`, the path users get (the wider look included)."""
     from evaluation.squad import is_right
     from index.article import article_from_text
+    from index.passages import Chunking
+    from index.store import open_index
     from qa.answer import ordered_candidates
     from qa.confidence import features
     from qa.pipeline import ArticleQA
@@ -147,8 +149,13 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
     for n, doc in enumerate(documents):
         if not doc.questions:
             continue
-        qa = ArticleQA.open(article_from_text(doc.text, doc.title), reader=reader, index_dir=index_dir)
-        if shared is not None:
+        article = article_from_text(doc.text, doc.title)
+        if shared is None:
+            qa = ArticleQA.open(article, reader=reader, index_dir=index_dir)
+        else:
+            # One encoder and one reader for every document: a new encoder session per article
+            # grew the process past 20 GB over 128 articles.
+            qa = ArticleQA(open_index(article, shared.index.embedder, Chunking(), Path(index_dir)), reader)
             qa.use_reader(shared.reader)
         qa = qa.with_settings(k=k)
         shared = qa

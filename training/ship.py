@@ -41,10 +41,25 @@ def _table(columns: dict[str, dict], keys) -> str:
 def _curve(curve: list[dict]) -> str:
     if not curve:
         return "Not recorded for this reader (it predates the probe)."
+    if any("pool" in p for p in curve):
+        rows = "\n".join(f"| {p['step']} | {p['windows']} | {p['minutes']} | {p['has_answer_f1']} | {p['no_answer_auc']} "
+                         f"| {p.get('pool', {}).get('has_answer_f1', '')} | {p.get('pool', {}).get('no_answer_auc', '')} |"
+                         for p in curve)
+        return ("| step | windows | minutes | HasAns F1 (never abstaining) | no-answer AUC | pool HasAns F1 "
+                "| pool no-answer AUC (people-written) |\n| --- | --- | --- | --- | --- | --- | --- |\n" + rows)
     rows = "\n".join(f"| {p['step']} | {p['windows']} | {p['minutes']} | {p['has_answer_f1']} | {p['no_answer_auc']} |"
                      for p in curve)
     return ("| step | windows | minutes | HasAns F1 (never abstaining) | no-answer AUC |\n"
             "| --- | --- | --- | --- | --- |\n" + rows)
+
+
+def _pool(c: dict) -> str:
+    if not c.get("pool"):
+        return ""
+    held = ", ".join(c.get("pool_held_out_articles", []))
+    return (f"- Mixed in at {int(100 * c.get('pool_share', 0))}% of the windows: `{c['pool']}`, SQuAD 2.0 articles with "
+            f"people-written unanswerable questions ({c.get('pool_questions')} questions; held out for calibration "
+            f"and the pool curve: {held}).\n")
 
 
 def _held_out(c: dict) -> str:
@@ -114,7 +129,7 @@ Written by `python -m training.ship` (do not edit by hand).
 - Data: `{c.get('data')}` (SQuAD 1.0 train): {c.get('questions_available')} questions{_held_out(c)}.
 - Windows of {c.get('max_length')} word pieces containing the answer; {int(100 * c.get('negative_rate', 0))}% of examples are
   made unanswerable, evenly of {len(c.get('negative_kinds', []))} kinds: {'; '.join(c.get('negative_kinds', []))}.
-- AdamW, peak LR {c.get('lr')}, {c.get('warmup', 100)} warm-up steps, cosine to 10% over {c.get('planned_steps')} steps, batch {c.get('batch_size')}.
+{_pool(c)}- AdamW, peak LR {c.get('lr')}, {c.get('warmup', 100)} warm-up steps, cosine to 10% over {c.get('planned_steps')} steps, batch {c.get('batch_size')}.
 - Steps: {state.get('step')}{_past_schedule(state, c)}; windows seen: {state.get('examples_seen')}; training time
   {state.get('seconds', 0) / 60:.1f} min on {_hardware(state)}.
 {earlier}{history}- Loss (mean of start/end cross-entropy, smoothed): {loss_line}.
@@ -125,8 +140,11 @@ Written by `python -m training.ship` (do not edit by hand).
 {_curve(curve)}
 
 ## Calibration
-Fitted on {confidence.get('fitted_on', {}).get('questions')} questions of {confidence.get('fitted_on', {}).get('articles')} held-out
-training articles, asked through the real pipeline (whole-article retrieval): {', '.join(f'{v} {k}' for k, v in kinds.items())}.
+Fitted on {confidence.get('fitted_on', {}).get('questions')} questions of {confidence.get('fitted_on', {}).get('articles')} articles
+the reader never trained on, asked through the real pipeline (whole-article retrieval): {', '.join(f'{v} {k}' for k, v in kinds.items())}.
+Rows labelled `news` and `pool` (where present) come from the news development articles and SQuAD 2.0's held-out pool
+articles; each source weighs a fixed share of the fit (`training/calibrate.py`, SOURCE_SHARES). "each article left
+out" rows decide each such article with a confidence fitted without it.
 Fitted on three quarters of the articles and checked on the rest (answer threshold {check.get('threshold_on_fit')}):
 
 {_table({k: v for k, v in check.items() if isinstance(v, dict)}, ("f1", "HasAns_f1", "NoAns_exact", "ece", "answered_wrong", "abstained_answerable", "questions"))}
