@@ -90,9 +90,9 @@ def _error(message: str, code: int = 2):
 @contextmanager
 def _user_errors():
     """Turn the library's user-facing errors into one line on stderr and a non-zero exit."""
-    from index.article import ArticleError
-    from index.embedding_model import ModelError
-    from qa.reader_models import ReaderError
+    from article_qa.index.article import ArticleError
+    from article_qa.index.embedding_model import ModelError
+    from article_qa.qa.reader_loading import ReaderError
 
     def show_warning(message, category, *args, **kwargs):
         _warn(str(message))
@@ -200,8 +200,8 @@ PREPARING = "Preparing the models for first use (once, ~15 s)…"
 def _open_qa(article, encoding, index_dir, model, reader, k, rebuild: bool = False, activity: Optional[_Activity] = None):
     """Open the article and its index, saying what takes time: preparing the models the first time
     and indexing an article not seen before (with a bar on a terminal, one line on a pipe)."""
-    from index.article import Article, load_article
-    from qa.pipeline import ArticleQA, first_use
+    from article_qa.index.article import Article, load_article
+    from article_qa.qa.pipeline import ArticleQA, first_use
 
     _quiet_libraries()
     _offline_unless_hub(model, reader)
@@ -240,7 +240,7 @@ def _use_color() -> bool:
 def _print_lines(lines) -> None:
     """Render `qa.render` lines: on a terminal through rich, wrapped at word boundaries (styled
     unless NO_COLOR or TERM=dumb); elsewhere as plain text with the span marked ⟦like this⟧."""
-    from qa.render import plain_text, rich_lines
+    from article_qa.terminal.render import plain_text, rich_lines
 
     if sys.stdout.isatty():
         from rich.console import Console
@@ -252,27 +252,27 @@ def _print_lines(lines) -> None:
 
 
 def _show(answer, qa, view) -> None:
-    from qa.render import answer_lines
+    from article_qa.terminal.render import answer_lines
 
     _print_lines(answer_lines(answer, qa.article.text, view))
 
 
 def _json(value) -> str:
     """One JSON document; C1 and bidi controls escaped too (see index/printable.py)."""
-    from index.printable import json_dumps
+    from article_qa.index.printable import json_dumps
 
     return json_dumps(value)
 
 
 def _name(text: object) -> str:
     """A file name or path as shown on the terminal: escapes and bidi controls made visible."""
-    from index.printable import printable
+    from article_qa.index.printable import printable
 
     return printable(str(text))
 
 
 def _clean(question: str) -> str:
-    from qa.question import clean_question
+    from article_qa.qa.question import clean_question
 
     try:
         return clean_question(question)
@@ -293,7 +293,7 @@ def ask(
     encoding: str = EncodingOpt,
 ) -> None:
     """Answer one question about the article: the answer, and the sentence it stands in."""
-    from qa.render import View
+    from article_qa.terminal.render import View
 
     with _user_errors():
         question_text = _clean(" ".join(question))
@@ -384,7 +384,7 @@ class _Chat:
         typer.echo(message, err=not self.interactive)
 
     def view(self):
-        from qa.render import PASSAGE_LIMIT, View
+        from article_qa.terminal.render import PASSAGE_LIMIT, View
 
         return View(sources=self.sources, clip=PASSAGE_LIMIT if self.interactive else None,
                     weak_ratio=self.qa.settings.read_ratio)
@@ -462,7 +462,7 @@ class _Chat:
         return None
 
     def show(self, argument: str) -> None:
-        from qa.render import passage_lines, shown_hits
+        from article_qa.terminal.render import passage_lines, shown_hits
 
         hits = shown_hits(self.last, self.qa.settings.read_ratio) if self.last else []
         if not hits:
@@ -480,7 +480,7 @@ class _Chat:
 
     def open(self, argument: str) -> None:
         """Switch to another article in the same chat; on any problem the current one stays."""
-        from index.article import ArticleError
+        from article_qa.index.article import ArticleError
 
         if not argument:
             typer.echo("article-qa: :open takes a file name", err=True)
@@ -514,8 +514,8 @@ def _enable_line_editing(index_dir: Optional[Path] = None) -> Optional[Callable[
         import readline
     except ImportError:  # Windows without pyreadline: plain input() still works
         return None
-    from index.cache_files import load_private, save_private
-    from index.store import cache_problem, default_index_dir
+    from article_qa.index.private_files import load_private, save_private
+    from article_qa.index.store import cache_problem, default_index_dir
 
     root = Path(index_dir) if index_dir else default_index_dir()
     history = None if cache_problem(root) else root / "chat_history"
@@ -578,10 +578,10 @@ def batch(
     1 when any line failed.
     """
     with _user_errors(), _terminated_as_interrupted():
-        from index.article import default_article_path, load_article
-        from qa.batch import answer_records
-        from qa.batch_input import FORMATS, read_batch
-        from qa.batch_output import BatchOutput, OutputError, protect
+        from article_qa.index.article import default_article_path, load_article
+        from article_qa.batch.run import answer_records
+        from article_qa.batch.input import FORMATS, read_batch
+        from article_qa.batch.output import BatchOutput, OutputError, protect
 
         if input_format not in FORMATS:
             raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {_name(input_format)!r}")
@@ -710,7 +710,7 @@ def serve(
     """Show the article on a local web page and answer there (answers highlighted in place); also a
     JSON API for scripts: POST /api/ask, GET /api/article, GET /api/health. Ctrl-C stops it."""
     with _user_errors():
-        from web import server as web_server
+        from article_qa.web import server as web_server
 
         try:
             listener = web_server.listen(host, port)  # a taken port fails before any model loads
@@ -780,7 +780,7 @@ def eval_command(
     """Measure answer quality (SQuAD exact/F1, abstention, calibration, retrieval recall@k) on a
     question file and/or follow-up conversations."""
     with _user_errors():
-        from evaluation.run import evaluate_chats, evaluate_file
+        from article_qa.evaluation.run import evaluate_chats, evaluate_file
 
         if file is None and chats is None:
             raise UserError("give a SQuAD question file, --chats FILE, or both")
@@ -851,7 +851,7 @@ def cache_command(
     ctx.obj = index_dir
     if ctx.invoked_subcommand is not None:
         return
-    from index.cache import cache_folder, cache_usage, human_size, kind_name
+    from article_qa.index.cache import cache_folder, cache_usage, human_size, kind_name
 
     usage = cache_usage(cache_folder(index_dir))
     kinds = usage.by_kind()
@@ -869,7 +869,7 @@ def cache_command(
 @cache_app.command(name="clear")
 def cache_clear(ctx: typer.Context, index_dir: Optional[Path] = IndexDirOpt) -> None:
     """Remove the cached indexes and model exports (the chat history and files not made by article-qa stay)."""
-    from index.cache import cache_folder, clear_cache, human_size, kind_name
+    from article_qa.index.cache import cache_folder, clear_cache, human_size, kind_name
 
     with _user_errors():
         folder = cache_folder(index_dir or ctx.obj)
@@ -889,7 +889,7 @@ def text_command(
 ) -> None:
     """Print the article's text as article-qa reads it: the text every offset counts in (for
     Markdown, HTML and PDF, the text a person sees, not the file's markup)."""
-    from index.article import load_article
+    from article_qa.index.article import load_article
 
     with _user_errors():
         if article == "-" and sys.stdin.isatty():

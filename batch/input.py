@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from index.printable import printable
-from qa.question import clean_question, json_type  # shared by every front end
+from article_qa.index.printable import printable
+from article_qa.qa.question import clean_question, json_type  # shared by every front end
 
 MAX_LINE_BYTES = 1_000_000
 MAX_QUESTION_CHARS = 2000

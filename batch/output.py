@@ -35,8 +35,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Iterable
 
-from index.printable import json_dumps, printable
-from qa.batch import Done
+from article_qa.index.printable import json_dumps, printable
+from article_qa.batch.run import Done
 
 MAX_PREVIOUS_BYTES = 4 * 1024 * 1024 * 1024  # an earlier output read back for --resume
 CSV_COLUMNS = ["line", "id", "conversation", "question", "read_as", "verdict", "answer", "start", "end",
@@ -419,7 +419,7 @@ def _read_all(fd: int) -> bytes:
 def _remove_dead_temps(folder: str, base: str) -> None:
     """Temp files an earlier --resume of this very output left when it was killed (SIGKILL): only
     names `.<base>.<pid>.<8 random>.tmp` whose pid is gone."""
-    from index.cache_files import pid_alive
+    from article_qa.index.private_files import pid_alive
 
     pattern = re.compile(re.escape(f".{base}.") + r"(\d+)\.[a-z0-9_]{8}\.tmp")
     try:

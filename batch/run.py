@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping
 
-from qa.batch_input import BatchError, BatchQuestion
-from qa.conversation import Turn
-from qa.pipeline import ArticleQA, ask_in_context, turn_after
+from article_qa.batch.input import BatchError, BatchQuestion
+from article_qa.qa.conversation import Turn
+from article_qa.qa.pipeline import ArticleQA, ask_in_context, turn_after
 
 MAX_CHUNK = 32  # questions per batched call, once the run has started
 

@@ -236,7 +236,7 @@ class Bench:
         found = shutil.which("article-qa")
         if found:
             return [found]
-        return [sys.executable, "-c", "from cli import main; main()"]
+        return [sys.executable, "-c", "from article_qa.cli import main; main()"]
 
     def run(self, args: list[str], what: str, cwd: Path | None = None) -> Proc:
         return run_timed(args, self.env, cwd or self.run_dir).check(what)
@@ -256,7 +256,7 @@ class Bench:
         return sorted(p.parent.name for p in folder.glob("*/model.onnx")) if folder.is_dir() else []
 
     def default_index_folder(self) -> Path:
-        from index.article import load_article
+        from article_qa.index.article import load_article
 
         sha = load_article(None).sha256
         for sidecar in self.cache.glob("*/index.json"):
@@ -387,7 +387,7 @@ class Bench:
     def _big_article(self) -> Path:
         path = self.work / "big.txt"
         if not path.exists():
-            from index.article import load_article
+            from article_qa.index.article import load_article
 
             path.write_text(big_article(load_article(None).text, self.index_chars), encoding="utf-8")
         return path
@@ -480,7 +480,7 @@ class Bench:
     def row_big(self) -> Result:
         from bench.embed_only import RESULT_MARKER
 
-        from index.article import load_article
+        from article_qa.index.article import load_article
 
         article = self.work / "big.txt"
         article.write_text(perturbed_article(load_article(None).text, self.big_chars), encoding="utf-8")

@@ -18,10 +18,10 @@ RESULT_MARKER = "BENCH-EMBED "
 def main(argv: list[str]) -> None:
     from pathlib import Path
 
-    from index.article import load_article
-    from index.embedding_model import HASH_CACHE_FILE, resolve_model
-    from index.embeddings import Embedder
-    from index.passages import Chunking, split_passages
+    from article_qa.index.article import load_article
+    from article_qa.index.embedding_model import HASH_CACHE_FILE, resolve_model
+    from article_qa.index.embeddings import Embedder
+    from article_qa.index.passages import Chunking, split_passages
 
     article_path, index_dir = argv[0], Path(argv[1])
     article = load_article(article_path)

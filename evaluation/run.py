@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from evaluation.squad import Scoreboard, best_scores, is_right, load_chats, load_squad
-from index.article import article_from_text, load_article
-from qa.conversation import Contextual
-from qa.pipeline import ArticleQA, turn_after
+from article_qa.evaluation.squad import Scoreboard, best_scores, is_right, load_chats, load_squad
+from article_qa.index.article import article_from_text, load_article
+from article_qa.qa.conversation import Contextual
+from article_qa.qa.pipeline import ArticleQA, turn_after
 
 CHUNK = 32
 RECALL_DEPTH = 5

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from index.formats import FormatError, detect, html_text, markdown_text, pdf_text
+from article_qa.index.formats import FormatError, detect, html_text, markdown_text, pdf_text
 
 # Large enough for any article or long report; beyond it indexing time and memory stop being
 # reasonable for an interactive tool, and the input is more likely a mistake (a log, a database dump).
@@ -53,7 +53,7 @@ class Article:
 
 def default_article_path() -> pathlib.Path:
     """Where the bundled article lives, so the tool works with no arguments (a demo and a smoke test)."""
-    return pathlib.Path(str(importlib.resources.files("index") / "data" / "article.txt"))
+    return pathlib.Path(str(importlib.resources.files("article_qa.index") / "data" / "article.txt"))
 
 
 def load_article(

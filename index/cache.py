@@ -18,9 +18,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.cache_files import UnsafeFolder, folder_problem, is_stale_temp, subfolder_problem
-from index.embedding_model import HASH_CACHE_FILE
-from index.store import SIDECAR, default_index_dir
+from article_qa.index.private_files import UnsafeFolder, folder_problem, is_stale_temp, subfolder_problem
+from article_qa.index.embedding_model import HASH_CACHE_FILE
+from article_qa.index.store import SIDECAR, default_index_dir
 
 EXPORTS = "onnx"
 HISTORY = "chat_history"

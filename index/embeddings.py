@@ -17,8 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from index.embedding_model import ModelRef, load_error
-from index.parallel import TORCH_WORK, Loading
+from article_qa.index.embedding_model import ModelRef, load_error
+from article_qa.index.parallel import TORCH_WORK, Loading
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -92,7 +92,7 @@ class Embedder:
     def _make_backend(self):
         """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise."""
         if self.runtime != "torch" and self.export_dir is not None and self.model.sha256:
-            from index.onnx_export import OnnxEncoder, discard, exported_model_path
+            from article_qa.index.onnx_export import OnnxEncoder, discard, exported_model_path
 
             path = exported_model_path(self.model, self.export_dir)
             onnx_encoder = lambda: OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))  # noqa: E731
@@ -191,7 +191,7 @@ def export_embedder(model: ModelRef, export_dir: Path) -> Path:
 def _export_embedder(model: ModelRef, export_dir: Path) -> Path:
     import torch
 
-    from index.onnx_export import ExportError, OnnxEncoder, export_graph, exported_model_path, publish
+    from article_qa.index.onnx_export import ExportError, OnnxEncoder, export_graph, exported_model_path, publish
 
     path = exported_model_path(model, export_dir)
     if path.is_file():

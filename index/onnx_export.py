@@ -28,16 +28,16 @@ from typing import Iterator
 
 import numpy as np
 
-from index.cache_files import (
+from article_qa.index.private_files import (
     private_folder,
     read_regular,
     remove_stale_temps,
     subfolder_problem,
     write_atomic,
 )
-from index.embedding_model import HASH_CACHE_FILE, ModelRef, cached_sha256, file_sha256, remember_sha256
-from index.parallel import TORCH_WORK, map_in_threads, usable_cores
-from index.printable import printable
+from article_qa.index.embedding_model import HASH_CACHE_FILE, ModelRef, cached_sha256, file_sha256, remember_sha256
+from article_qa.index.parallel import TORCH_WORK, map_in_threads, usable_cores
+from article_qa.index.printable import printable
 
 # ONNX Runtime keeps a telemetry database (SQLite, with a device id) under ~/.cache/Microsoft and
 # writes it at every session start and exit (~25 ms here). A tool run per question should neither

@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from index.sentences import sentence_spans
+from article_qa.index.sentences import sentence_spans
 
 # Word-piece character spans of a text, e.g. from the embedding model's tokenizer.
 TokenSpans = Callable[[str], list[tuple[int, int]]]

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from index.article import Article
-from index.cache_files import (
+from article_qa.index.article import Article
+from article_qa.index.private_files import (
     folder_problem,
     open_regular,
     private_folder,
@@ -40,10 +40,10 @@ from index.cache_files import (
     subfolder_problem,
     write_atomic,
 )
-from index.embeddings import Embedder, Progress
-from index.lexical import BM25
-from index.passages import Chunking, Passage, split_passages
-from index.printable import printable
+from article_qa.index.embeddings import Embedder, Progress
+from article_qa.index.lexical import BM25
+from article_qa.index.passages import Chunking, Passage, split_passages
+from article_qa.index.printable import printable
 
 FORMAT = "article-qa-index"
 VERSION = 2  # 2: BM25 postings saved beside the vectors

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from qa.confidence import Calibrator, features
-from qa.reader import Span
-from qa.retrieve import Hit
+from article_qa.qa.confidence import Calibrator, features
+from article_qa.qa.reader import Span
+from article_qa.qa.retrieve import Hit
 
 NO_ANSWER_TEXT = "The article does not say."
 NOT_SURE_TEXT = "Not sure."

@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from index.sentences import sentence_spans
+from article_qa.index.sentences import sentence_spans
 
 FEATURES = (
     "margin",  # best span logit minus its window's null logit

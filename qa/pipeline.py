@@ -13,19 +13,19 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from index.article import Article, load_article
-from index.embedding_model import HASH_CACHE_FILE, resolve_model
-from index.embeddings import Embedder, Progress
-from index.parallel import Loading
-from index.passages import Chunking
-from index.store import ArticleIndex, cache_problem, default_index_dir, open_index
-from qa.answer import Answer, Decision, decide
-from qa.confidence import Calibrator
-from qa.conversation import Contextual, Turn, readings
-from qa.question import language_notice, shorten_question
-from qa.reader import MAX_QUESTION_TOKENS, Reader, Span, truncate_question
-from qa.reader_models import load_reader, shipped_config
-from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
+from article_qa.index.article import Article, load_article
+from article_qa.index.embedding_model import HASH_CACHE_FILE, resolve_model
+from article_qa.index.embeddings import Embedder, Progress
+from article_qa.index.parallel import Loading
+from article_qa.index.passages import Chunking
+from article_qa.index.store import ArticleIndex, cache_problem, default_index_dir, open_index
+from article_qa.qa.answer import Answer, Decision, decide
+from article_qa.qa.confidence import Calibrator
+from article_qa.qa.conversation import Contextual, Turn, readings
+from article_qa.qa.question import language_notice, shorten_question
+from article_qa.qa.reader import MAX_QUESTION_TOKENS, Reader, Span, truncate_question
+from article_qa.qa.reader_loading import load_reader, shipped_config
+from article_qa.qa.retrieve import DENSE_WEIGHT, Hit, retrieve
 
 DEFAULT_K = 3
 READING_PREFERENCE = 0.05  # probability a later (less plausible) reading of a follow-up gives up per rank
@@ -71,7 +71,7 @@ class Evidence:
 def default_decision(reader_name: str | None) -> Decision:
     """The decision stored with a reader of ours (reader.json: its calibrator and thresholds, or an
     older reader's margin threshold); "the span must beat no answer" for any other reader."""
-    from qa.reader_models import READER_CONFIG, SHIPPED_READER
+    from article_qa.qa.reader_loading import READER_CONFIG, SHIPPED_READER
 
     folder = SHIPPED_READER if reader_name is None else Path(reader_name).expanduser()
     try:
@@ -102,8 +102,8 @@ def first_use(model: str | None = None, reader: str | None = None, index_dir: st
     Front ends say so before the wait instead of showing a silent screen. Models that are never
     exported (by hub name, or ARTICLE_QA_RUNTIME=torch) load slowly every time: not a first use.
     """
-    from index.onnx_export import MANIFEST_FILE, exported_model_path
-    from qa.reader_models import export_path
+    from article_qa.index.onnx_export import MANIFEST_FILE, exported_model_path
+    from article_qa.qa.reader_loading import export_path
 
     if os.environ.get(ENV_RUNTIME, "auto") == "torch":
         return False

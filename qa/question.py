@@ -23,7 +23,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable
 
-from index.sentences import sentence_spans
+from article_qa.index.sentences import sentence_spans
 
 # Terminal escape sequences, 7-bit (ESC ...) and 8-bit (C1) forms:
 # - CSI: ESC [ or U+009B, parameter bytes, intermediate bytes, one final byte ("\x1b[31m");

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.parallel import map_in_threads
-from index.passages import Passage
+from article_qa.index.parallel import map_in_threads
+from article_qa.index.passages import Passage
 
 MAX_ANSWER_TOKENS = 30
 MAX_QUESTION_TOKENS = 64  # longer questions are cut before pairing with a passage

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from index.parallel import TORCH_WORK, usable_cores
-from index.passages import Passage
-from qa.reader import Reader, make_windows, pad
+from article_qa.index.parallel import TORCH_WORK, usable_cores
+from article_qa.index.passages import Passage
+from article_qa.qa.reader import Reader, make_windows, pad
 
-SHIPPED_READER = Path(__file__).parent / "reader_model"
+SHIPPED_READER = Path(__file__).parent / "reader_weights"
 READER_CONFIG = "reader.json"
 
 
@@ -45,9 +45,9 @@ def load_reader(name_or_path: str | None, export_dir: Path | None) -> Reader:
 
 def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     """Our LoRA reader: base MiniLM weights (checked) + adapter (checked), ONNX when exported."""
-    from index.embedding_model import HASH_CACHE_FILE, cached_sha256, resolve_model
-    from index.embeddings import load_fast_tokenizer
-    from index.onnx_export import discard
+    from article_qa.index.embedding_model import HASH_CACHE_FILE, cached_sha256, resolve_model
+    from article_qa.index.embeddings import load_fast_tokenizer
+    from article_qa.index.onnx_export import discard
 
     config = shipped_config(folder)
     weights_path = folder / weights_file(config)
@@ -86,7 +86,7 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
 
 def _export_path(weights_sha256: str, base_sha256: str | None, export_dir: Path | None) -> Path | None:
     """Where the ONNX export of a shipped-style reader lives: keyed by both checksums."""
-    from index.onnx_export import MODEL_FILE
+    from article_qa.index.onnx_export import MODEL_FILE
 
     if export_dir is None:
         return None
@@ -97,7 +97,7 @@ def _export_path(weights_sha256: str, base_sha256: str | None, export_dir: Path 
 def export_path(name_or_path: str | None, export_dir: Path, hash_cache: Path | None = None) -> Path | None:
     """Where this reader's ONNX export is (or will be) kept; None for a reader that is never
     exported (a Hugging Face model by name). Cheap: checksums come from the hash cache when known."""
-    from index.embedding_model import cached_sha256, resolve_model
+    from article_qa.index.embedding_model import cached_sha256, resolve_model
 
     folder = SHIPPED_READER if name_or_path is None else Path(name_or_path).expanduser()
     if not (folder / READER_CONFIG).is_file():
@@ -120,7 +120,7 @@ def merged_network(base_path: str, folder: Path, config: dict):
     """The reader's PyTorch network: base weights with the stored delta (or adapters) applied."""
     from safetensors.torch import load_file
 
-    from qa.reader_net import load_merged, load_with_delta
+    from article_qa.qa.reader_network import load_merged, load_with_delta
 
     stored = load_file(str(Path(folder) / weights_file(config)))
     if config.get("kind") == "delta":
@@ -140,7 +140,7 @@ def _torch_runner(network):
 
 
 def _onnx_runner(path: Path):
-    from index.onnx_export import session
+    from article_qa.index.onnx_export import session
 
     sess = session(path)
     names = [i.name for i in sess.get_inputs()]
@@ -154,7 +154,7 @@ def _onnx_runner(path: Path):
 
 def _export_reader(network, path: Path, tokenizer) -> None:
     """Export the merged reader and keep it only if it reproduces PyTorch's logits."""
-    from index.onnx_export import export_graph, publish
+    from article_qa.index.onnx_export import export_graph, publish
 
     tmp = export_graph(network, path, ["input_ids", "attention_mask", "token_type_ids"], ["start_logits", "end_logits"])
     try:

@@ -21,10 +21,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from index.printable import BIDI_CONTROLS, SEPARATORS, escape_char
-from qa.answer import NO_ANSWER_TEXT, NOT_SURE_TEXT, Answer
-from qa.locate import clip, locate
-from qa.retrieve import Hit
+from article_qa.index.printable import BIDI_CONTROLS, SEPARATORS, escape_char
+from article_qa.qa.answer import NO_ANSWER_TEXT, NOT_SURE_TEXT, Answer
+from article_qa.terminal.locate import clip, locate
+from article_qa.qa.retrieve import Hit
 
 MARK_OPEN, MARK_CLOSE = "⟦", "⟧"
 SENTENCE_LIMIT = 240  # characters of the answer's sentence shown (three lines of 80 columns)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from index.passages import Passage
-from qa.answer import NO_ANSWER_TEXT, Answer, Decision, decide, sigmoid
-from qa.reader import Span
-from qa.retrieve import Hit
+from article_qa.index.passages import Passage
+from article_qa.qa.answer import NO_ANSWER_TEXT, Answer, Decision, decide, sigmoid
+from article_qa.qa.reader import Span
+from article_qa.qa.retrieve import Hit
 
 ARTICLE = (
     "Ukraine news.\n\n"
@@ -166,7 +166,7 @@ def test_to_dict_says_how_a_rewritten_follow_up_was_read():
 
 
 def test_unpaired_quotes_and_brackets_at_the_edges_are_trimmed():
-    from qa.answer import _trim
+    from article_qa.qa.answer import _trim
 
     text = 'leaders called the path “irreversible.” Then (in 2022) “a lot of progress was made” he said'
     start = text.index("“irreversible")
@@ -180,7 +180,7 @@ def test_unpaired_quotes_and_brackets_at_the_edges_are_trimmed():
 
 
 def test_negated_and_qualified_questions_are_marked_when_the_answer_sentence_does_not_match():
-    from qa.confidence import _negation_unmatched, _qualifiers_unmatched
+    from article_qa.qa.confidence import _negation_unmatched, _qualifiers_unmatched
 
     sentence = "The first emperor, Charlemagne, was crowned in 800."
     assert _negation_unmatched("Who wasn't crowned in 800?", sentence) == 1.0

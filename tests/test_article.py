@@ -11,8 +11,8 @@ import pathlib
 
 import pytest
 
-from index import article as article_mod
-from index.article import (
+from article_qa.index import article as article_mod
+from article_qa.index.article import (
     DEFAULT_ARTICLE_NAME,
     MAX_ARTICLE_BYTES,
     Article,

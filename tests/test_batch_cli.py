@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from bench.questions import seed_questions, variants
-from index.article import load_article
+from article_qa.index.article import load_article
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-c", "import cli; cli.main()"]
+CLI = [sys.executable, "-c", "from article_qa import cli; cli.main()"]
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.batch_input import (
+from article_qa.batch.input import (
     MAX_LINE_BYTES,
     MAX_QUESTION_CHARS,
     BatchError,

@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from qa.batch import Done
-from qa.batch_output import BatchOutput, OutputError, protect
+from article_qa.batch.run import Done
+from article_qa.batch.output import BatchOutput, OutputError, protect
 
 
 def answer(line: int, question: str = "q?", text: str | None = "an answer", id_: str | None = None) -> dict:
@@ -66,7 +66,7 @@ def test_the_output_may_not_be_the_questions_or_the_article(files, tmp_path, how
 
 def test_standard_output_may_not_be_the_questions(files):
     questions, _ = files
-    code = ("import sys; from qa.batch_output import BatchOutput, OutputError, protect\n"
+    code = ("import sys; from article_qa.batch.output import BatchOutput, OutputError, protect\n"
             "try:\n    BatchOutput.open('-', protected=[protect('the questions', sys.argv[1])])\n"
             "except OutputError as e:\n    print(e, file=sys.stderr); sys.exit(2)\n")
     with open(questions, "ab") as appended:  # `batch q.txt >> q.txt`

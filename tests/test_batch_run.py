@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from index.passages import Passage
-from qa.answer import Answer
-from qa.batch import MAX_CHUNK, Done, answer_records
-from qa.batch_input import BatchError, BatchQuestion
-from qa.conversation import Contextual
-from qa.retrieve import Hit
+from article_qa.index.passages import Passage
+from article_qa.qa.answer import Answer
+from article_qa.batch.run import MAX_CHUNK, Done, answer_records
+from article_qa.batch.input import BatchError, BatchQuestion
+from article_qa.qa.conversation import Contextual
+from article_qa.qa.retrieve import Hit
 
 PASSAGE = Passage(0, 0, 20, "Some article passage")
 NAMES = {"Who announced the bid?": "Volodymyr Zelensky", "Who hosted the talks?": "Alexander De Croo"}

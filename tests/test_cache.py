@@ -7,8 +7,8 @@ import pathlib
 
 from typer.testing import CliRunner
 
-from cli import app
-from index.cache import cache_usage, clear_cache
+from article_qa.cli import app
+from article_qa.index.cache import cache_usage, clear_cache
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.confidence import FEATURES, Calibrator
+from article_qa.qa.confidence import FEATURES, Calibrator
 from training.calibrate import (
     best_threshold,
     calibration_documents,

@@ -6,10 +6,10 @@ import builtins
 
 import pytest
 
-import cli
-from index.article import article_from_text
-from qa.answer import Answer
-from qa.pipeline import Settings
+from article_qa import cli
+from article_qa.index.article import article_from_text
+from article_qa.qa.answer import Answer
+from article_qa.qa.pipeline import Settings
 
 ARTICLE = article_from_text("The talks were held in Brussels.\n")
 

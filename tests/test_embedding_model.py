@@ -12,8 +12,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-import index.embedding_model as embedding_model
-from index.embedding_model import DEFAULT_MODEL_SHA256, WEIGHTS_FILE, ModelError, resolve_model
+import article_qa.index.embedding_model as embedding_model
+from article_qa.index.embedding_model import DEFAULT_MODEL_SHA256, WEIGHTS_FILE, ModelError, resolve_model
 
 FAKE_WEIGHTS = b"not the weights of all-MiniLM-L6-v2"
 FAKE_SHA256 = hashlib.sha256(FAKE_WEIGHTS).hexdigest()
@@ -77,7 +77,7 @@ def test_missing_default_weights_are_a_clear_error(fake_default_model):
 
 def test_cli_refuses_them_in_one_line_with_exit_2(fake_default_model, tmp_path, monkeypatch):
     """What a user sees: one `article-qa: error:` line, exit 2, no traceback, nothing on stdout."""
-    from cli import app
+    from article_qa.cli import app
 
     monkeypatch.setenv("ARTICLE_QA_INDEX_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("NO_COLOR", "1")

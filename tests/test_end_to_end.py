@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from qa.render import MARK_CLOSE, MARK_OPEN, View, plain
-from evaluation.squad import best_scores, load_chats, load_squad
+from article_qa.terminal.render import MARK_CLOSE, MARK_OPEN, View, plain
+from article_qa.evaluation.squad import best_scores, load_chats, load_squad
 
 from conftest import DATA
 

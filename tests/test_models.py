@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from index.embedding_model import ModelError, load_error, resolve_model
+from article_qa.index.embedding_model import ModelError, load_error, resolve_model
 
 
 @pytest.mark.parametrize("name", ["./no-such-folder", "../elsewhere/model", "/abs/missing", "~/missing-model",

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from qa.question import clean_question, language_notice, shorten_question
+from article_qa.qa.question import clean_question, language_notice, shorten_question
 
 # The question from issue #12 (496 characters, one sentence): the beginning is all context.
 LONG_QUESTION = (
@@ -106,10 +106,10 @@ def test_clean_question_removes_escapes_and_controls():
 
 
 def test_batch_input_uses_the_same_cleaning():
-    import qa.batch_input
-    import qa.question
+    import article_qa.batch.input as batch_input
+    import article_qa.qa.question as question
 
-    assert qa.batch_input.clean_question is qa.question.clean_question
+    assert batch_input.clean_question is question.clean_question
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from article_qa.cli import app
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -28,7 +28,7 @@ def run(*args, input=None):
 
 def test_the_python_example_works_on_an_article_path(index_dir, tmp_path, monkeypatch):
     """README "From Python": `ArticleQA.open("notes.md")`, `ask`, `hits`, `ask_many` + `to_dict`."""
-    from qa.pipeline import ArticleQA
+    from article_qa.qa.pipeline import ArticleQA
 
     (tmp_path / "notes.md").write_text(NOTES, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
@@ -95,7 +95,7 @@ def test_encoding_option_reads_a_latin1_article(cli_env, tmp_path):
 
 def test_chat_meta_commands(cli_env, monkeypatch):
     """README: `help`, `:sources` (show/hide passages), `:reset` (forget the conversation)."""
-    import qa.pipeline as pipeline
+    import article_qa.qa.pipeline as pipeline
 
     history_sizes = []
     real_ask = pipeline.Conversation.ask
@@ -143,8 +143,8 @@ def test_one_100_kb_line_without_punctuation_is_answered(index_dir):
     About 10 s: the whole line is embedded."""
     import random
 
-    from index.article import article_from_text
-    from qa.pipeline import ArticleQA
+    from article_qa.index.article import article_from_text
+    from article_qa.qa.pipeline import ArticleQA
 
     rng = random.Random(7)
     words = ("harbour ship rope sail tide wind gull rock stone wave boat net fish crab shell sand cliff storm "
@@ -170,8 +170,8 @@ def test_a_cache_folder_that_cannot_be_written_warns_and_answers(cli_env, defaul
     """Bad-input table: "read-only or full cache folder: `warning: cannot write the index to …; using
     it from memory`, then answers". A file where the index folder would go makes the write fail (as
     root, permissions would not); the model exports are shared so no export is made again."""
-    from index.article import load_article
-    from index.store import index_key
+    from article_qa.index.article import load_article
+    from article_qa.index.store import index_key
 
     default_qa.ask("Where were the peace talks held?")  # the exports exist in the shared cache
     article = tmp_path / "notes.md"

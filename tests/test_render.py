@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import io
 
-from index.passages import Passage
-from qa.answer import Answer, Candidate
-from qa.locate import clip, locate
-from qa.render import (
+from article_qa.index.passages import Passage
+from article_qa.qa.answer import Answer, Candidate
+from article_qa.terminal.locate import clip, locate
+from article_qa.terminal.render import (
     MARK_CLOSE,
     MARK_OPEN,
     View,
@@ -21,7 +21,7 @@ from qa.render import (
     shown_hits,
     visible,
 )
-from qa.retrieve import Hit
+from article_qa.qa.retrieve import Hit
 
 ARTICLE = (
     "The talks were held in Brussels. They lasted two days.\n\n"

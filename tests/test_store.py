@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import index.store as store
+import article_qa.index.store as store
 from helpers_index import FakeEmbedder, fake_vectors
-from index.article import article_from_text, load_article
-from index.passages import Chunking, split_passages
-from index.store import ENV_INDEX_DIR, SIDECAR, IndexWarning, default_index_dir, index_key, open_index
+from article_qa.index.article import article_from_text, load_article
+from article_qa.index.passages import Chunking, split_passages
+from article_qa.index.store import ENV_INDEX_DIR, SIDECAR, IndexWarning, default_index_dir, index_key, open_index
 
 HELPER = Path(__file__).with_name("helpers_index.py")
 A = Chunking(max_tokens=200)
@@ -567,7 +567,7 @@ def test_planted_links_at_temp_names_are_never_written_through(article, index_di
 
 
 def test_planted_link_at_the_hash_cache_temp_name_is_not_written_through(tmp_path):
-    from index.embedding_model import HASH_CACHE_FILE, cached_sha256
+    from article_qa.index.embedding_model import HASH_CACHE_FILE, cached_sha256
 
     victim = _victim(tmp_path)
     cache = tmp_path / "cache"

@@ -32,7 +32,7 @@ class Terminal:
         self.stream = pyte.ByteStream(self.screen)
         self.raw = b""
         self.exited = False
-        self.child = pexpect.spawn(sys.executable, ["-c", "import cli; cli.main()", *args], env=env,
+        self.child = pexpect.spawn(sys.executable, ["-c", "from article_qa import cli; cli.main()", *args], env=env,
                                    dimensions=(rows, cols), timeout=120)
 
     def lines(self) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from web.app import CONTENT_SECURITY_POLICY, STATIC, static_files
+from article_qa.web.app import CONTENT_SECURITY_POLICY, STATIC, static_files
 
 FILES = static_files()
 HTML, CSS, JS = (FILES[name].decode("utf-8") for name in ("index.html", "app.css", "app.js"))

@@ -132,12 +132,12 @@ def _without_answers(paragraphs, items: list[Item]):
 def collect(documents: list[CalibrationDocument], reader: str | None, index_dir, k: int = 3):
     """Per question: the feature vectors of its top candidates and whether each is right, grouped
     by document (so the fit/check split can keep articles apart)."""
-    from evaluation.squad import is_right
-    from index.article import article_from_text
-    from qa.answer import ranked_candidates
-    from qa.confidence import features
-    from qa.conversation import Contextual
-    from qa.pipeline import ArticleQA
+    from article_qa.evaluation.squad import is_right
+    from article_qa.index.article import article_from_text
+    from article_qa.qa.answer import ranked_candidates
+    from article_qa.qa.confidence import features
+    from article_qa.qa.conversation import Contextual
+    from article_qa.qa.pipeline import ArticleQA
 
     rows = []
     shared = None
@@ -186,7 +186,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int 
 
 
 def _calibrator(rows):
-    from qa.confidence import FEATURES, Calibrator
+    from article_qa.qa.confidence import FEATURES, Calibrator
 
     x = np.array([f for r in rows for f, _, _ in r["candidates"]], dtype=float)
     y = np.array([right for r in rows for _, right, _ in r["candidates"]], dtype=float)
@@ -196,7 +196,7 @@ def _calibrator(rows):
 
 def outcomes(rows, calibrator, threshold: float) -> dict:
     """SQuAD-style scores of deciding `rows` with `calibrator` at `threshold`, and the ECE."""
-    from evaluation.squad import best_scores, calibration_error
+    from article_qa.evaluation.squad import best_scores, calibration_error
 
     f1s, probabilities, right, answered_wrong, refused = [], [], [], 0, 0
     for r in rows:
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import tempfile
 
-    from qa.reader_models import READER_CONFIG
+    from article_qa.qa.reader_loading import READER_CONFIG
     from training.examples import held_out_articles, load_articles
 
     state = json.loads((args.reader / "train_state.json").read_text())

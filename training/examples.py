@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.sentences import sentence_spans
+from article_qa.index.sentences import sentence_spans
 
 NEGATIVE_KINDS = (
     "answer sentence removed",

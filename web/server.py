@@ -18,8 +18,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from web.app import LOOPBACK_HOSTS, create_app
-from web.service import Service
+from article_qa.web.app import LOOPBACK_HOSTS, create_app
+from article_qa.web.service import Service
 
 SHUTDOWN_GRACE_S = 3  # answers in flight get this long after Ctrl-C; a second Ctrl-C stops at once
 

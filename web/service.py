@@ -23,9 +23,9 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from qa.batch_input import MAX_QUESTION_CHARS
-from qa.question import clean_question, json_type
-from web.blocks import article_blocks
+from article_qa.batch.input import MAX_QUESTION_CHARS
+from article_qa.qa.question import clean_question, json_type
+from article_qa.web.blocks import article_blocks
 
 MAX_CONVERSATIONS = 500
 MAX_TURNS = 50
