@@ -65,7 +65,6 @@ def file_sha256(path: Path) -> str:
 # folder: a replaced or rewritten file has a new state and is hashed again. The ctime cannot be set
 # back by anyone writing the file (unlike the mtime), so a remembered digest is as good as a fresh one.
 _HASH_CACHE: dict[str, str] = {}
-HASH_CACHE_FILE = "hashes.json"
 MAX_HASH_CACHE_BYTES = 4 * 1024 * 1024
 
 
@@ -156,8 +155,8 @@ def resolve_model(name_or_path: str | None = None, hash_cache: Path | None = Non
 
 def load_error(name: str, err: Exception) -> ModelError:
     """A model that cannot be loaded, in one line (transformers' messages run to many)."""
-    from article_qa.index.printable import printable
+    from article_qa.index.printable import printable, quoted
 
     first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
     hint = "" if Path(os.path.expanduser(name)).is_dir() else " (not a local folder: a hub name needs network access or a local copy)"
-    return ModelError(f"cannot load model {printable(name)!r}: {printable(first)}{hint}")
+    return ModelError(f"cannot load model {quoted(name)}: {printable(first)}{hint}")
