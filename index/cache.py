@@ -13,18 +13,12 @@ still running is not pulled from under it.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from article_qa.index.cache_layout import CHAT_HISTORY, EXPORTS, HASH_CACHE_FILE, CacheLayout, is_index_folder
 from article_qa.index.private_files import UnsafeFolder, folder_problem, is_stale_temp, subfolder_problem
-from article_qa.index.embedding_model import HASH_CACHE_FILE
-from article_qa.index.store import SIDECAR, default_index_dir
-
-EXPORTS = "onnx"
-HISTORY = "chat_history"
-_INDEX_FOLDER = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
 _KIND_NAMES = {"index": "article indexes", "models": "model exports (ONNX)", "hashes": "checksum cache",
                "history": "chat history", "other": "not article-qa's"}
 
@@ -62,8 +56,8 @@ class CacheUsage:
 
 
 def cache_folder(index_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The folder in use: `index_dir`, else `$ARTICLE_QA_INDEX_DIR`, else the user cache folder."""
-    return Path(index_dir).expanduser() if index_dir else default_index_dir()
+    """The folder in use (`CacheLayout.at`)."""
+    return CacheLayout.at(index_dir).root
 
 
 def kind_name(kind: str) -> str:
@@ -106,14 +100,14 @@ def _kind(path: Path) -> str:
             return "other"  # another user's folder, or one others may write to: not ours to empty
         if path.name == EXPORTS:
             return "models"
-        if _INDEX_FOLDER.fullmatch(path.name) or (path / SIDECAR).is_file():
+        if is_index_folder(path):
             return "index"
         return "other"
     if path.name == HASH_CACHE_FILE:
         return "hashes"
     if path.name.startswith(f".{HASH_CACHE_FILE}.") and is_stale_temp(path.name):
         return "hashes"  # a dead process's half-written checksum cache
-    if path.name == HISTORY:
+    if path.name == CHAT_HISTORY:
         return "history"
     return "other"
 
@@ -130,10 +124,3 @@ def _size(path: Path) -> int:
             except OSError:
                 pass
     return total
-
-
-def human_size(size: int) -> str:
-    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= factor:
-            return f"{size / factor:.1f} {unit}"
-    return f"{size} bytes"

@@ -90,24 +90,19 @@ class Embedder:
         return self._backend.get()
 
     def _make_backend(self):
-        """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise."""
-        if self.runtime != "torch" and self.export_dir is not None and self.model.sha256:
-            from article_qa.index.onnx_export import OnnxEncoder, discard, exported_model_path
+        """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise
+        (`index.onnx_export.fastest`, the rule the reader loads by too)."""
+        from article_qa.index.onnx_export import OnnxEncoder, exported_model_path, fastest
 
+        path = None
+        if self.export_dir is not None and self.model.sha256:
             path = exported_model_path(self.model, self.export_dir)
-            onnx_encoder = lambda: OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))  # noqa: E731
-            if path.is_file():
-                try:
-                    return onnx_encoder()
-                except Exception:  # noqa: BLE001 - damaged on disk (ORT's errors vary): made again below
-                    discard(path)
-            try:
-                self.export()
-                return onnx_encoder()
-            except Exception:  # noqa: BLE001 - a failed export only costs speed
-                if self.runtime == "onnx":
-                    raise
-        return TorchEncoder(self.model)
+        return fastest(
+            path, self.runtime,
+            onnx=lambda: OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model)),
+            export=self.export,
+            torch=lambda: TorchEncoder(self.model),
+        )
 
 
 class TorchEncoder:

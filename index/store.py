@@ -30,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from article_qa.index import cache_layout
 from article_qa.index.article import Article
+from article_qa.index.cache_layout import SIDECAR, CacheLayout
 from article_qa.index.private_files import (
-    folder_problem,
     open_regular,
     private_folder,
     read_regular,
@@ -47,9 +48,7 @@ from article_qa.index.printable import printable
 
 FORMAT = "article-qa-index"
 VERSION = 2  # 2: BM25 postings saved beside the vectors
-SIDECAR = "index.json"
 LOCK_TIMEOUT_S = 600
-ENV_INDEX_DIR = "ARTICLE_QA_INDEX_DIR"
 MAX_SIDECAR_BYTES = 64 * 1024 * 1024  # a 20 MB article's passage offsets take ~2 MB
 # The only data files a sidecar may name: the tool's own names, inside the key folder. A sidecar
 # naming "/dev/zero" or "../../somewhere" is an incomplete index, not an instruction.
@@ -58,15 +57,6 @@ DATA_FILES = {
     "lexical": re.compile(r"lexical-[0-9a-f]{16}\.bin"),
 }
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def default_index_dir() -> Path:
-    """`$ARTICLE_QA_INDEX_DIR`, else the per-user cache folder (e.g. ~/.cache/article-qa)."""
-    if os.environ.get(ENV_INDEX_DIR):
-        return Path(os.environ[ENV_INDEX_DIR]).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("article-qa", appauthor=False))
 
 
 @dataclass(frozen=True)
@@ -101,13 +91,8 @@ class IndexWarning(UserWarning):
 
 
 def index_key(article: Article, embedder: Embedder) -> str:
-    model = hashlib.sha256(embedder.model.name.encode()).hexdigest()[:8]
-    return f"{article.sha256[:16]}-{model}"
-
-
-def cache_problem(index_dir: Path | str | None = None) -> str | None:
-    """Why the cache folder must not be used (see `index/cache_files.py`), or None."""
-    return folder_problem(Path(index_dir or default_index_dir()))
+    """The name of the article's index folder in the cache (`CacheLayout.index_folder`)."""
+    return cache_layout.index_key(article.sha256, embedder.model.name)
 
 
 def open_index(
@@ -120,13 +105,14 @@ def open_index(
 ) -> ArticleIndex:
     """The article's index: loaded from the cache when still valid, otherwise built and saved."""
     started = time.monotonic()
-    root = Path(index_dir or default_index_dir())
-    problem = folder_problem(root)
+    layout = CacheLayout.at(index_dir)
+    root = layout.root
+    problem = layout.problem()
     if problem:
         warnings.warn(f"not using the cache folder {printable(str(root))}: {problem}; the index is kept "
                       "in memory and the models are not exported (slower)", IndexWarning)
         return _in_memory(article, embedder, chunking, progress, problem, started)
-    folder = root / index_key(article, embedder)
+    folder = layout.index_folder(article.sha256, embedder.model.name)
     expected = _expected_meta(article, embedder, chunking)
     if not rebuild:
         loaded, reason = _try_load(folder, expected, article, embedder, chunking, started)

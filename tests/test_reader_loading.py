@@ -177,24 +177,25 @@ def test_device_round_trip_rebuilds_the_reader_trained_on_float16_base(tmp_path)
 
 
 def test_changed_reader_weights_are_refused_even_after_their_checksum_was_remembered(tmp_path):
-    """The weights' sha256 is remembered in the hash cache (21 MB: ~40 ms a start); a file changed
-    afterwards has a new state, is hashed again and refused."""
+    """The weights' sha256 is remembered in the hash cache (not hashed at every start); a file
+    changed afterwards has a new state, is hashed again and refused."""
     import shutil
 
+    from article_qa.index.cache_layout import CacheLayout
     from article_qa.qa.reader_loading import SHIPPED_READER, ReaderError, load_reader
 
     folder = tmp_path / "reader"
     shutil.copytree(SHIPPED_READER, folder)
-    export_dir = tmp_path / "cache" / "onnx"
-    export_dir.mkdir(parents=True)
-    load_reader(str(folder), export_dir)  # remembers the checksum
+    cache = CacheLayout(tmp_path / "cache")
+    cache.exports.mkdir(parents=True)
+    load_reader(str(folder), cache)  # remembers the checksum
     assert str(folder / "delta.safetensors") in (tmp_path / "cache" / "hashes.json").read_text()
     weights = folder / "delta.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1
     weights.write_bytes(bytes(data))
     with pytest.raises(ReaderError, match="fail their checksum"):
-        load_reader(str(folder), export_dir)
+        load_reader(str(folder), cache)
 
 
 def test_int8_delta_rounds_each_row_to_within_half_a_step():
