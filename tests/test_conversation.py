@@ -142,7 +142,7 @@ HISTORY = [Turn("What is Kiev seeking?", "security guarantees"),
 
 
 def test_the_reading_the_article_answers_most_confidently_is_kept():
-    from article_qa.qa.pipeline import ask_in_context
+    from article_qa.qa.conversation import ask_in_context
 
     sure = "What are security guarantees intended to do?"
     answer = ask_in_context(_ScoringQA({sure: 0.9}), ["What are they intended to do?"], [HISTORY])[0]
@@ -150,7 +150,7 @@ def test_the_reading_the_article_answers_most_confidently_is_kept():
 
 
 def test_a_near_tie_keeps_the_more_plausible_reading():
-    from article_qa.qa.pipeline import READING_PREFERENCE, ask_in_context
+    from article_qa.qa.conversation import READING_PREFERENCE, ask_in_context
 
     options = [c.question for c in readings("What are they intended to do?", HISTORY)]
     first, second = options[0], options[1]
@@ -172,7 +172,7 @@ def test_a_pronoun_whose_antecedent_is_in_the_question_is_left_alone():
 
 def test_a_not_sure_turn_is_remembered_by_the_guess_it_showed():
     from article_qa.qa.answer import Answer, Candidate
-    from article_qa.qa.pipeline import turn_after
+    from article_qa.qa.conversation import turn_after
 
     shown = Answer("Who then transfers the weapons?", None, None, None, 0.46, (),
                    best_guess=Candidate("NATO allies", 10, 21, 0.46))

@@ -95,16 +95,16 @@ def test_encoding_option_reads_a_latin1_article(cli_env, tmp_path):
 
 def test_chat_meta_commands(cli_env, monkeypatch):
     """README: `help`, `:sources` (show/hide passages), `:reset` (forget the conversation)."""
-    import article_qa.qa.pipeline as pipeline
+    import article_qa.qa.conversation as conversation
 
     history_sizes = []
-    real_ask = pipeline.Conversation.ask
+    real_ask = conversation.Conversation.ask
 
     def recording(self, question):
         history_sizes.append(len(self.turns))
         return real_ask(self, question)
 
-    monkeypatch.setattr(pipeline.Conversation, "ask", recording)
+    monkeypatch.setattr(conversation.Conversation, "ask", recording)
     script = (":help\nWho announced that Ukraine is dropping its NATO bid?\n:sources\n"
               "How did he speak to journalists?\n:reset\nHow did he speak to journalists?\n")
     result = run("chat", input=script)

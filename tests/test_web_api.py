@@ -176,7 +176,7 @@ def test_conversations_are_bounded_oldest_dropped(default_qa):
         assert service.health()["conversations"] == 2
         for question in ["Who is the U.S. envoy?", "What did he say?", "When do talks continue?"]:
             service.ask(question, second)
-        assert len(service._conversations[second].turns) == 2  # only the latest turns are kept
+        assert len(service.conversations.get(second).turns) == 2  # only the latest turns are kept
     finally:
         service.close()
 
