@@ -1,4 +1,4 @@
-"""`article-qa batch` as a real process, as users run it (issue #10; issue #13 item 4): interrupted
+"""`article-qa batch` as a real process, as users run it: interrupted
 with SIGINT or SIGTERM mid-run it keeps every finished line and `--resume` completes the job with
 exactly one record per input line, in order; it never destroys its input; one writer at a time;
 bad outputs and closed streams are one line, before any indexing; progress on a terminal.

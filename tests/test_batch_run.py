@@ -67,7 +67,7 @@ def test_one_record_per_input_in_order():
     assert out[1] == {"id": None, "line": 2, "error": "invalid JSON: Expecting value at column 1"}
     assert out[5] == {"id": "bad-id", "line": 6, "error": '"question" must be a string, got number'}
     first = out[0]
-    assert set(first) == {"id", "line", "question", "answer", "best_guess", "passages"}
+    assert set(first) == {"id", "line", "question", "verdict", "answer", "best_guess", "confidence", "passages"}
     assert first["question"] == "Where were the talks held?"
     assert first["answer"] == {"text": "echo: Where were the talks held?", "start": 0, "end": 32, "score": 0.75}
     assert first["passages"] == [{"text": PASSAGE.text, "start": 0, "end": 20, "score": 0.5}]

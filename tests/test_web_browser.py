@@ -231,7 +231,7 @@ def test_not_sure_and_no_answer_look_different_from_answers(browser, default_qa)
         open_page(driver, url)
         ask(driver, PEACE_TALKS)
         button = driver.find_element(By.CSS_SELECTOR, "#log .turn .a")
-        assert "not-sure" in button.get_attribute("class") and button.text.startswith("Not sure. Best guess: ")
+        assert "not-sure" in button.get_attribute("class") and button.text.startswith("Not sure. The closest the article comes: ")
         assert driver.execute_script(MARKED, "guess") == expected.best_guess.text
         assert driver.execute_script(MARKED, "answer") == ""
         wait(driver, lambda d: d.execute_script(VISIBLE), "the best guess in view")

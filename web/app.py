@@ -43,7 +43,7 @@ class SafeJSONResponse(JSONResponse):
         return json_dumps(content, separators=(",", ":")).encode("utf-8")
 
 
-# A question is at most 2,000 characters (qa.batch_input.MAX_QUESTION_CHARS): even written with
+# A question is at most 2,000 characters (qa.question.MAX_QUESTION_CHARS): even written with
 # \uXXXX escapes it fits in 16 kB, so a larger body is not a question.
 MAX_BODY_BYTES = 16 * 1024
 
