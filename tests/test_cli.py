@@ -176,7 +176,7 @@ def test_batch_answers_every_line_once_in_order(cli_env, tmp_path):
     out = tmp_path / "out.jsonl"
     result = run("batch", str(source), "--output", str(out))
     assert result.exit_code == 1  # some lines failed
-    records = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["line"] for r in records] == [1, 2, 3, 5, 6, 7]  # the blank line 4 is skipped
     assert [r["id"] for r in records][:3] == ["a", None, "3"]
     errors = [r for r in records if "error" in r]
@@ -207,7 +207,7 @@ def test_batch_from_stdin_many_lines(cli_env):
     questions = ["Where were the peace talks held?", "Who is the Ukrainian president?"] * 30
     result = run("batch", input="\n".join(questions) + "\n")
     assert result.exit_code == 0, result.output
-    records = [json.loads(l) for l in result.stdout.splitlines()]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 60
     assert [r["line"] for r in records] == list(range(1, 61))
     assert all(r["question"] == q for r, q in zip(records, questions))
@@ -232,7 +232,7 @@ def test_index_is_reused_then_rebuilt(cli_env, tmp_path):
         (["ask", "\x1b[31m\x07"], "empty question"),  # only control characters
         (["ask", "Why?", "--article", "/nonexistent/file.txt"], "article not found: /nonexistent/file.txt"),
         (["ask", "Why?", "--article", str(DATA)], f"{DATA} is a directory, not an article file"),
-        (["batch", "/nonexistent/q.jsonl"], "input not found: /nonexistent/q.jsonl"),
+        (["batch", "/nonexistent/q.jsonl"], "question file not found: /nonexistent/q.jsonl"),
         (["batch", "--resume"], "--resume needs --output FILE to know what was already answered"),
         (["eval", "/nonexistent.json"], "file not found: /nonexistent.json"),
         (["eval", str(DATA)], f"{DATA} is a directory, not a file"),
@@ -313,7 +313,7 @@ def test_first_question_with_both_exports_missing_exports_both_and_answers(defau
     assert exports == ["encoder", "reader"]
 
 
-# -- issue #10: one line where a traceback was --------------------------------------------------------
+# -- one line, never a traceback -----------------------------------------------------------------------
 
 
 def test_more_bad_input_is_one_line_error(cli_env, tmp_path):
