@@ -215,7 +215,7 @@ def test_onnx_reader_matches_pytorch(default_qa):
         np.testing.assert_allclose(fast[mask], reference[mask], atol=1e-3)
 
 
-# -- exports are not trusted as found (issue #10) ----------------------------------------------------
+# -- exports are not trusted as found ----------------------------------------------------------------
 
 
 def _published_tiny(tmp_path, seed: int = 0, name: str = TINY):
@@ -293,7 +293,7 @@ def test_temp_files_of_dead_exporters_are_removed_when_exporting(tmp_path):
 
 @pytest.mark.slow
 def test_encoder_weights_overwritten_in_place_are_exported_again(default_qa, tmp_path):
-    """The attack of issue #10: 4 MB of the cached export's weights overwritten in place."""
+    """An attack: 4 MB of the cached export's weights overwritten in place."""
     from article_qa.index.embeddings import Embedder
     from article_qa.index.onnx_export import WEIGHTS_FILE, ExportWarning
 
