@@ -4,7 +4,7 @@ Indexes and model exports accumulate there (173 MB after one run: the two ONNX e
 it), and users asked where the space went. Only what article-qa writes is ever removed: the folder
 can be any path (`--index-dir`, `ARTICLE_QA_INDEX_DIR`), so `clear_cache` deletes index folders, the
 model exports and the checksum cache it recognises and leaves anything else, which it reports. The
-chat history is kept: it is what the user typed, not a cache. The rules of `index/cache_files.py`
+chat history is kept: it is what the user typed, not a cache. The rules of `index/private_files.py`
 hold here too: a cache folder another user owns or others may write to is not cleared at all, a
 folder inside it that is not the user's own is left alone, and the temporary file of a process
 still running is not pulled from under it.

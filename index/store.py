@@ -8,7 +8,7 @@ crash-safe: the data files go to new names, then the sidecar is swapped in by re
 files are removed; a process killed at any point leaves the old index or the new one, never a mix.
 Two processes building the same index take turns on a file lock. No pickle is read or written.
 When the cache cannot be written (read-only, disk full) or must not be used (another user's folder,
-one others may write to, a symbolic link; see `index/cache_files.py`) the index lives in memory,
+one others may write to, a symbolic link; see `index/private_files.py`) the index lives in memory,
 with a warning.
 
 A big article is what this layout is for: a 5 MB article has ~18,000 passages, whose vectors

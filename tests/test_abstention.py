@@ -142,7 +142,7 @@ def test_articleqa_uses_the_decision_stored_with_the_shipped_reader(default_qa):
 def open_with_reader_json(request, index_dir, tmp_path, monkeypatch):
     """Open ArticleQA over the shipped article with the shipped reader's weights and a reader.json of
     our own: named as `reader=FOLDER`, or put where the shipped reader is looked for."""
-    import article_qa.qa.reader_loading as reader_models
+    import article_qa.qa.reader_loading as reader_loading
 
     counter = iter(range(100))
 
@@ -150,7 +150,7 @@ def open_with_reader_json(request, index_dir, tmp_path, monkeypatch):
         folder = reader_copy(tmp_path / f"reader-{next(counter)}", config)
         if request.param == "--reader folder":
             return ArticleQA.open(None, reader=str(folder), index_dir=index_dir)
-        monkeypatch.setattr(reader_models, "SHIPPED_READER", folder)
+        monkeypatch.setattr(reader_loading, "SHIPPED_READER", folder)
         return ArticleQA.open(None, index_dir=index_dir)
 
     return open_qa

@@ -1,4 +1,4 @@
-"""Tests for qa.batch_input: one record per input line, in order, whatever the bytes."""
+"""Tests for batch/input.py: one record per input line, in order, whatever the bytes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for qa.batch: one output per input record, in order, with follow-ups answered in turn.
+"""Tests for batch/run.py: one output per input record, in order, with follow-ups answered in turn.
 
 A fake pipeline stands in for ArticleQA: its answer echoes the question it was asked (after the
 follow-up rewrite), except for a few questions it answers with a person's name.

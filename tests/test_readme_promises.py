@@ -27,8 +27,9 @@ def run(*args, input=None):
 
 
 def test_the_python_example_works_on_an_article_path(index_dir, tmp_path, monkeypatch):
-    """README "From Python": `ArticleQA.open("notes.md")`, `ask`, `hits`, `ask_many` + `to_dict`."""
-    from article_qa.qa.pipeline import ArticleQA
+    """README "From Python": `from article_qa import ArticleQA`, `ArticleQA.open("notes.md")`, `ask`,
+    `hits`, `conversation`, `ask_many` + `to_dict`."""
+    from article_qa import ArticleQA, Conversation
 
     (tmp_path / "notes.md").write_text(NOTES, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
@@ -42,6 +43,7 @@ def test_the_python_example_works_on_an_article_path(index_dir, tmp_path, monkey
     assert answer.hits and scores == sorted(scores, reverse=True)  # best first
     for hit in answer.hits:
         assert seen[hit.passage.start : hit.passage.end] == hit.passage.text
+    assert isinstance(qa.conversation(), Conversation)
     questions = ["When was the lamp electrified?", "When was the lamp automated?"]
     dicts = [a.to_dict() for a in qa.ask_many(questions)]
     assert [d["question"] for d in dicts] == questions

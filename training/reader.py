@@ -4,7 +4,7 @@ The reader is all-MiniLM-L6-v2 (the retriever's own weights) with a start/end he
 SQuAD 1.0 plus made-up unanswerable questions (`training/examples.py`). Two ways to train it,
 compared at equal CPU time in the model card: `--mode full` fine-tunes every transformer layer
 (embeddings frozen), `--mode lora` trains low-rank adapters. Either way the result is stored as a
-float16 delta from the base weights (`qa/reader_net.py`).
+float16 delta from the base weights (`qa/reader_network.py`); `training.quantize` stores it in int8.
 
 Training is resumable at any step: the checkpoint folder (`--out`) holds the trainable weights and
 Adam moments in float32 and the data position, and every random choice depends only on the seed
