@@ -192,7 +192,7 @@ def batch(
         if resume and output == "-":
             raise UserError("--resume needs --output FILE to know what was already answered")
         source = open_questions(input_path, stdin_closed=closed("stdin"))
-        article_text = load_article(article, encoding=encoding)  # its errors come before the output is touched
+        loaded_article = load_article(article, encoding=encoding)  # its errors come before the output is touched
         protected = [
             protect("the questions", None, 0) if input_path == "-" else protect("the questions", input_path),
             protect("the article", None, 0) if article == "-" else
@@ -203,7 +203,7 @@ def batch(
         complete = False
         try:
             total = count_questions(input_path) if sys.stderr.isatty() else None
-            qa = open_article_qa(article_text, encoding, index_dir, model, reader, k)
+            qa = open_article_qa(loaded_article, encoding, index_dir, model, reader, k)
             failed = 0
             with batch_progress(total) as advance:
                 for record in answer_records(qa, read_batch(source, input_format), out.previous):
