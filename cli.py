@@ -63,8 +63,23 @@ def _main(
     pass
 
 
+class _OneLineUsageError(typer.BadParameter):
+    """A bad option value, said in one line like the commands' own errors (exit 2)."""
+
+    def show(self, file=None) -> None:
+        typer.echo(f"article-qa: error: {self.message}", err=True)
+
+
+def _index_dir(value: str) -> Path:
+    """--index-dir as a path; an empty one is an error (it would mean the current folder)."""
+    if not value.strip():
+        raise _OneLineUsageError("--index-dir is empty; give the cache folder's path (or leave the option out)")
+    return Path(value)
+
+
 ArticleOpt = typer.Option(None, "--article", "-a", help="Article file: text, Markdown (.md), HTML (.html) or PDF; '-' reads stdin. Default: the shipped article.")
-IndexDirOpt = typer.Option(None, "--index-dir", envvar="ARTICLE_QA_INDEX_DIR", help="Where indexes are cached (default: your user cache folder).")
+IndexDirOpt = typer.Option(None, "--index-dir", envvar="ARTICLE_QA_INDEX_DIR", parser=_index_dir,
+                           help="Where indexes are cached (default: your user cache folder).")
 ModelOpt = typer.Option(None, "--model", help="Embedding model: sentence-transformers name or path (default: all-MiniLM-L6-v2, shipped).")
 ReaderOpt = typer.Option(None, "--reader", help="Extractive QA model name or path (default: the shipped reader).")
 EncodingOpt = typer.Option("utf-8", "--encoding", help="Text encoding of the article file.")
@@ -390,20 +405,21 @@ def cache_command(
 
 @cache_app.command(name="clear")
 def cache_clear(ctx: typer.Context, index_dir: Optional[Path] = IndexDirOpt) -> None:
-    """Remove the cached indexes and model exports (the chat history and files not made by article-qa stay)."""
-    from article_qa.index.cache import cache_folder, clear_cache, kind_name
+    """Remove the cached indexes and model exports article-qa recorded making (the chat history,
+    files not made by article-qa and an index being built stay)."""
+    from article_qa.index.cache import KEPT, cache_folder, clear_cache
     from article_qa.index.printable import os_error
     from article_qa.index.sizes import human_size
 
     with user_errors():
         folder = cache_folder(index_dir or ctx.obj)
         try:
-            freed, left = clear_cache(folder)
+            cleared = clear_cache(folder)
         except OSError as err:
-            raise UserError(os_error(err, folder, verb="clear")) from err
-        typer.echo(f"removed {human_size(freed)} from {_name(folder)}")
-        for kind, (count, size) in left.by_kind().items():
-            typer.echo(f"  kept {human_size(size)}: {kind_name(kind)}")
+            raise UserError(f"{os_error(err, folder, verb='clear')}; nothing was removed") from err
+        typer.echo(f"removed {human_size(cleared.freed)} from {_name(folder)}")
+        for reason, count, size in cleared.by_reason():
+            typer.echo(f"  kept {human_size(size)}: {KEPT[reason]}" + (f" ({count})" if count > 1 else ""))
 
 
 @app.command(name="text", epilog="Example: article-qa text --article report.pdf | less")

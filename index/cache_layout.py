@@ -23,6 +23,7 @@ from pathlib import Path
 
 ENV_INDEX_DIR = "ARTICLE_QA_INDEX_DIR"
 SIDECAR = "index.json"  # in an index folder: what the index depends on, and its data files
+INDEX_LOCK = ".lock"  # in an index folder: held while the index is built
 EXPORTS = "onnx"
 HASH_CACHE_FILE = "hashes.json"
 CHAT_HISTORY = "chat_history"
@@ -45,9 +46,9 @@ def index_key(article_sha256: str, model_name: str) -> str:
     return f"{article_sha256[:16]}-{model}"
 
 
-def is_index_folder(path: Path) -> bool:
-    """Whether a folder of the cache is an index (named by `index_key`, or holding a sidecar)."""
-    return bool(_INDEX_FOLDER.fullmatch(path.name)) or (path / SIDECAR).is_file()
+def is_index_folder_name(name: str) -> bool:
+    """Whether `name` is an index folder's (as `index_key` makes them)."""
+    return bool(_INDEX_FOLDER.fullmatch(name))
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ MODEL_FILE = "model.onnx"
 WEIGHTS_FILE = "model.data"
 MANIFEST_FILE = "manifest.json"  # {"files": {name: {"sha256", "size"}}}, written at publish
 EXPORT_FILES = (MODEL_FILE, WEIGHTS_FILE)  # the only names a manifest may list
-_EXPORT_FOLDER = re.compile(r"(encoder|reader)-[0-9a-f]{16}")
+EXPORT_FOLDER = re.compile(r"(encoder|reader)-[0-9a-f]{16}")
 
 
 def exported_model_path(model: ModelRef, export_dir: Path) -> Path:
@@ -234,7 +234,7 @@ def _is_whole(folder: Path) -> bool:
 
 def _remove(folder: Path) -> None:
     """Remove an export folder of ours: a link is unlinked (never followed), a folder removed."""
-    if not _EXPORT_FOLDER.fullmatch(folder.name):
+    if not EXPORT_FOLDER.fullmatch(folder.name):
         raise ExportError(f"refusing to remove {folder}: not an export folder of the tool")
     if os.path.islink(folder) or not os.path.isdir(folder):
         os.unlink(folder)

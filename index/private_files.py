@@ -13,7 +13,10 @@ link points to, with the runner's rights. So:
   (`tempfile.mkstemp`) in the folder of the file they replace, then renamed over it;
 - files are read with `O_NOFOLLOW`, only when they are regular files, and only up to a size limit;
 - only the tool's own names are ever removed; temporary files of processes that died mid-write
-  (an interrupted export leaves 87 MB) are removed by the next writer (`remove_stale_temps`).
+  (an interrupted export leaves 87 MB) are removed by the next writer (`remove_stale_temps`);
+- every folder the tool writes into (the cache folder, an index folder, `onnx`) holds its marker
+  `.article-qa-cache` (`private_folder` writes it): `article-qa cache clear` removes only what
+  carries it, so a folder of the user's that merely looks like the tool's is never emptied.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ _TEMP_NAME = re.compile(r"^(?P<base>.+)\.(?P<pid>\d+)(?:\.[a-z0-9_]{8})?\.(?:tmp
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+MARKER = ".article-qa-cache"
+_MARKER_HEAD = b"article-qa cache marker\n"
+_MARKER_TEXT = _MARKER_HEAD + (
+    b"article-qa writes into this folder as part of its cache; `article-qa cache clear` removes only\n"
+    b"the folders that hold this file and the files of article-qa's own layout beside it.\n"
+)
 
 
 class UnsafeFolder(OSError):
@@ -89,7 +98,8 @@ def folder_problem(path: Path) -> str | None:
 
 def private_folder(path: Path, parents: bool = False) -> Path:
     """Make `path` (mode 0700) unless it exists, and check it without following a symbolic link:
-    it must be a folder of this user that nobody else may write to. Raises UnsafeFolder."""
+    it must be a folder of this user that nobody else may write to. Raises UnsafeFolder. The
+    folder gets the tool's marker (`mark_folder`): the tool writes into it from now on."""
     path = Path(path)
     try:
         path.mkdir(mode=0o700, parents=parents)
@@ -101,7 +111,24 @@ def private_folder(path: Path, parents: bool = False) -> Path:
     problem = _owner_problem(info)
     if problem:
         raise UnsafeFolder(path, problem)
+    mark_folder(path)
     return path
+
+
+def mark_folder(path: Path) -> None:
+    """Write the marker into `path` unless it is there: the record that `cache clear` requires
+    before it removes the folder (or, for the cache folder itself, anything in it)."""
+    if not os.path.lexists(Path(path) / MARKER):
+        write_atomic(Path(path) / MARKER, _MARKER_TEXT)
+
+
+def is_marked(path: Path) -> bool:
+    """Whether `path` holds the tool's marker: a regular file (not a link) that starts as the
+    tool writes it."""
+    try:
+        return read_regular(Path(path) / MARKER, 4096).startswith(_MARKER_HEAD)
+    except OSError:
+        return False
 
 
 def subfolder_problem(path: Path) -> str | None:
@@ -208,6 +235,13 @@ def is_stale_temp(name: str) -> bool:
     """Whether `name` is a temporary file of the tool's own pattern whose writer has died."""
     match = _TEMP_NAME.match(name)
     return bool(match) and not pid_alive(int(match.group("pid")))
+
+
+def temp_base(name: str) -> str | None:
+    """The name a temporary file of the tool's pattern stands in for (".hashes.json" for
+    ".hashes.json.1234.k2j4h1ab.tmp"), or None for any other name."""
+    match = _TEMP_NAME.match(name)
+    return match.group("base") if match else None
 
 
 def remove_stale_temps(folder: Path) -> list[str]:

@@ -32,7 +32,7 @@ import numpy as np
 
 from article_qa.index import cache_layout
 from article_qa.index.article import Article
-from article_qa.index.cache_layout import SIDECAR, CacheLayout
+from article_qa.index.cache_layout import INDEX_LOCK, SIDECAR, CacheLayout
 from article_qa.index.private_files import (
     open_regular,
     private_folder,
@@ -124,7 +124,7 @@ def open_index(
         _make_private_dir(folder)
         from filelock import FileLock
 
-        lock = FileLock(str(folder / ".lock"), timeout=LOCK_TIMEOUT_S)
+        lock = FileLock(str(folder / INDEX_LOCK), timeout=LOCK_TIMEOUT_S)
         lock.acquire()
     except OSError as err:
         return _cannot_write(folder, err, article, embedder, chunking, progress, None, started)

@@ -311,6 +311,11 @@ def test_first_question_with_both_exports_missing_exports_both_and_answers(defau
     assert again.returncode == 0 and again.stderr == ""
     exports = sorted(p.parent.name.split("-")[0] for p in (tmp_path / "onnx").glob("*/model.onnx"))
     assert exports == ["encoder", "reader"]
+    # What the tool made there it recorded making (its marker), so `cache clear` removes all of it.
+    cleared = subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "cache", "clear"],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert cleared.returncode == 0, cleared.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".article-qa-cache"], cleared.stdout
 
 
 # -- one line, never a traceback -----------------------------------------------------------------------

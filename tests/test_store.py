@@ -23,8 +23,9 @@ import pytest
 import article_qa.index.store as store
 from helpers_index import FakeEmbedder, fake_vectors
 from article_qa.index.article import article_from_text, load_article
-from article_qa.index.passages import Chunking, split_passages
 from article_qa.index.cache_layout import ENV_INDEX_DIR, SIDECAR, default_root
+from article_qa.index.passages import Chunking, split_passages
+from article_qa.index.private_files import MARKER
 from article_qa.index.store import IndexWarning, index_key, open_index
 
 HELPER = Path(__file__).with_name("helpers_index.py")
@@ -331,7 +332,7 @@ def test_folders_are_private_and_no_temp_files_remain(article, index_dir):
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert tmp_files(index_dir.parent) == []
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".lock")) == sorted(
-        [SIDECAR, dense_files(folder)[0].name, lexical_files(folder)[0].name]
+        [SIDECAR, dense_files(folder)[0].name, lexical_files(folder)[0].name, MARKER]
     )
 
 
