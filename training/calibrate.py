@@ -132,11 +132,7 @@ def _without_answers(paragraphs, items: list[Item]):
 def collect(documents: list[CalibrationDocument], reader: str | None, index_dir, k: int = 3):
     """Per question: the feature vectors of its top candidates and whether each is right, grouped
     by document (so the fit/check split can keep articles apart)."""
-    from article_qa.evaluation.squad import is_right
     from article_qa.index.article import article_from_text
-    from article_qa.qa.answer import ranked_candidates
-    from article_qa.qa.confidence import features
-    from article_qa.qa.conversation import Contextual
     from article_qa.qa.pipeline import ArticleQA
 
     rows = []
@@ -149,19 +145,30 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
             qa.use_reader(shared.reader)
         qa = qa.with_settings(k=k)
         shared = qa
-        contexts = [Contextual(q.question, q.question) for q in doc.questions]
-        hits = qa.search_many(contexts, k)
-        spans = qa.read_many(contexts, hits)
-        for q, s, h in zip(doc.questions, spans, hits):
-            ranked = ranked_candidates(doc.text, s, h, qa.settings.decision)
-            candidates = [
-                (features(q.question, doc.text, ranked, i, h), is_right(doc.text[c.start:c.end], q.golds),
-                 doc.text[c.start:c.end])
-                for i, c in enumerate(ranked[:1])  # the span decide() weighs
-            ]
-            rows.append({"document": doc.title.split("-")[0], "kind": q.kind, "golds": q.golds,
-                         "candidates": candidates})
+        rows += document_rows(qa, doc)
         print(f"collected {n + 1}/{len(documents)} documents, {len(rows)} questions", flush=True)
+    return rows
+
+
+def document_rows(qa, doc: CalibrationDocument) -> list[dict]:
+    """The rows of one document's questions, from the evidence the answering path decides from
+    (`ArticleQA.evidence_many`: the question as the reader reads it, shortened when too long, and
+    the wider second look before abstaining), so that the calibrator is fitted on what users get."""
+    from article_qa.evaluation.squad import is_right
+    from article_qa.qa.answer import ranked_candidates
+    from article_qa.qa.confidence import features
+
+    rows = []
+    decided = qa.evidence_many([q.question for q in doc.questions])
+    for q, (evidence, _) in zip(doc.questions, decided):
+        ranked = ranked_candidates(doc.text, evidence.spans, evidence.hits, qa.settings.decision)
+        candidates = [
+            (features(evidence.read.question, doc.text, ranked, i, evidence.hits),
+             is_right(doc.text[c.start:c.end], q.golds), doc.text[c.start:c.end])
+            for i, c in enumerate(ranked[:1])  # the span decide() weighs
+        ]
+        rows.append({"document": doc.title.split("-")[0], "kind": q.kind, "golds": q.golds,
+                     "candidates": candidates})
     return rows
 
 
