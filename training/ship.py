@@ -2,8 +2,9 @@
 
 Scores the reader with `article-qa eval` on the dev files (never used for fitting anything), writes
 its model card, and copies what the product needs into the package (`qa/reader_weights/`):
-reader.json (with the confidence model), the float16 delta, the training state (so a later run
-can resume from the shipped weights with `--init`) and MODEL_CARD.md.
+reader.json (with the confidence model), the stored delta (float16, or int8 after
+`training.quantize`), the training state (so a later run can resume from the shipped weights with
+`--init`) and MODEL_CARD.md.
 """
 
 from __future__ import annotations
