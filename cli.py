@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import typer
 
-from article_qa.terminal.messages import UserError, user_errors
+from article_qa.terminal.messages import OneLineUsageError, UserError, user_errors
 
 EXAMPLES = """
 
@@ -63,17 +63,10 @@ def _main(
     pass
 
 
-class _OneLineUsageError(typer.BadParameter):
-    """A bad option value, said in one line like the commands' own errors (exit 2)."""
-
-    def show(self, file=None) -> None:
-        typer.echo(f"article-qa: error: {self.message}", err=True)
-
-
 def _index_dir(value: str) -> Path:
     """--index-dir as a path; an empty one is an error (it would mean the current folder)."""
     if not value.strip():
-        raise _OneLineUsageError("--index-dir is empty; give the cache folder's path (or leave the option out)")
+        raise OneLineUsageError("--index-dir is empty; give the cache folder's path (or leave the option out)")
     return Path(value)
 
 

@@ -22,6 +22,13 @@ class UserError(Exception):
     """A problem the user can fix; shown as one line, exit status 2."""
 
 
+class OneLineUsageError(typer.BadParameter):
+    """A bad option value, said in one line like the commands' own errors (exit 2)."""
+
+    def show(self, file=None) -> None:
+        error_line(self.message)
+
+
 def error_line(message: str) -> None:
     typer.echo(f"{PREFIX}: error: {message}", err=True)
 
