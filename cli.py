@@ -186,7 +186,7 @@ def batch(
     from article_qa.terminal.process import closed, terminated_as_interrupted
 
     with user_errors(), terminated_as_interrupted():
-        from article_qa.batch.input import FORMATS, count_questions, open_questions, read_batch
+        from article_qa.batch.input import FORMATS, count_questions, input_line_ids, open_questions, read_batch
         from article_qa.batch.output import BatchOutput, protect
         from article_qa.batch.run import answer_records
         from article_qa.index.article import default_article_path, load_article
@@ -206,7 +206,8 @@ def batch(
             protect("the article", None, 0) if article == "-" else
             protect("the article", default_article_path() if article is None else article),
         ]
-        out = BatchOutput.open(output, csv=csv_output, resume=resume, protected=protected,
+        input_ids = input_line_ids(input_path, input_format) if resume else None
+        out = BatchOutput.open(output, csv=csv_output, resume=resume, protected=protected, input_ids=input_ids,
                                stdout_closed=closed("stdout"))
         complete = False
         try:

@@ -64,6 +64,20 @@ def open_questions(path: str, *, stdin_closed: bool = False) -> BinaryIO:
         raise InputError(os_error(err, path, thing="question file")) from None
 
 
+def input_line_ids(path: str, fmt: str = "auto") -> dict[int, str | None] | None:
+    """Line → id of each line of the question file that is not blank, for `--resume` to check that
+    the output is this input's; None for stdin, which can be read only once. Raises InputError."""
+    from article_qa.index.printable import os_error
+
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as f:
+            return {record.line: record.id for record in read_batch(f, fmt)}
+    except OSError as err:
+        raise InputError(os_error(err, path, thing="question file")) from None
+
+
 def count_questions(path: str) -> int | None:
     """Lines that are not blank, for a progress bar's total (a file only; stdin is read once)."""
     if path == "-":

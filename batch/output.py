@@ -15,10 +15,15 @@
   beside the output, which is renamed over it, the same atomic discipline as the index. The result
   is exactly one record per input line however often the job was interrupted. When interrupted
   again, the earlier run's records of the lines not reached yet are copied first, so nothing is
-  lost. A file that is not an article-qa output is never replaced by `--resume`.
+  lost. `--resume` replaces only a batch output: every line one of its records (a `line`, an `id`,
+  and an error or a question with its answer; only a last line cut by an interruption may be
+  less), and, when the questions are a file, records of these questions' lines and ids. It opens
+  the output without following a symbolic link and renames over the path it was given, so a link
+  planted where the output should be never has its target replaced; a FIFO is refused at once.
 - CSV (`csv=True`) for spreadsheet users: one row per record, the answer's text, offsets, score and
-  verdict; a text cell that a spreadsheet would run as a formula (it starts with = + - @) gets a
-  leading `'`, which is removed again when the file is read back for `--resume`.
+  verdict; a text cell that a spreadsheet would run as a formula (it starts with = + - @ or their
+  full-width forms, also after spaces or invisible characters) gets a leading `'`, which is
+  removed again when the file is read back for `--resume`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import stat
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from article_qa.batch.run import Done
 from article_qa.index.printable import json_dumps, os_error, printable
@@ -42,7 +47,10 @@ from article_qa.qa.answer import VERDICTS
 MAX_PREVIOUS_BYTES = 4 * 1024 * 1024 * 1024  # an earlier output read back for --resume
 CSV_COLUMNS = ["line", "id", "conversation", "question", "read_as", "verdict", "answer", "start", "end",
                "score", "best_guess", "error"]
-_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+# A cell a spreadsheet would run as a formula: one starting with = + - @ (or their full-width forms,
+# which spreadsheets take as the same), a tab or a carriage return, also after spaces of any kind
+# (a no-break space, an ideographic space) or invisible characters; after any `'` already there.
+_FORMULA = re.compile(r"'*[\s\u200b-\u200d\u2060\ufeff]*[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]")
 _BOM = "\ufeff"
 
 
@@ -99,21 +107,20 @@ class JsonLinesFormat:
         head = text.lstrip()
         return not head or head.startswith("{")
 
-    def read(self, text: str) -> dict[int, tuple[Done | None, str]]:
-        """Complete records by line: (a Done when it is an answer, None for an error; its text)."""
-        found: dict[int, tuple[Done | None, str]] = {}
-        for raw in _complete_lines(text):
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(record, dict) or type(record.get("line")) is not int or record["line"] < 1:
-                continue
-            line = record["line"]
-            done = _done(line, record.get("id"), record.get("question"), record.get("answer", 0), record, raw)
-            if line not in found or (found[line][0] is None and done is not None):
-                found[line] = (done, raw)
-        return found
+    def read(self, text: str) -> tuple[list[Earlier], int | None]:
+        """The complete records, and the number of the first line that is not one (None when every
+        line is; a last line cut by an interruption is dropped when it starts as a record does)."""
+        records: list[Earlier] = []
+        lines = _complete_lines(text)
+        for number, raw in enumerate(lines, start=1):
+            record = _json_record(raw)
+            if record is None:
+                return records, number
+            records.append(record)
+        tail = text[text.rfind("\n") + 1:]
+        if tail and not (tail.startswith(_RECORD_START) or _RECORD_START.startswith(tail)):
+            return records, len(lines) + 1
+        return records, None
 
 
 class CsvFormat:
@@ -133,28 +140,22 @@ class CsvFormat:
         head = text[len(_BOM):] if text.startswith(_BOM) else text
         return not head or head.startswith(_csv_row(CSV_COLUMNS).rstrip("\r\n"))
 
-    def read(self, text: str) -> dict[int, tuple[Done | None, str]]:
-        found: dict[int, tuple[Done | None, str]] = {}
+    def read(self, text: str) -> tuple[list[Earlier], int | None]:
+        """Like JsonLinesFormat.read, for rows (a row cut inside a quoted cell ends the reading)."""
+        records: list[Earlier] = []
         text = text[len(_BOM):] if text.startswith(_BOM) else text
         rows = csv.reader(io.StringIO("".join(_complete_lines(text, keep_ends=True)), newline=""))
         try:
             for n, row in enumerate(rows):
-                if n == 0 or len(row) != len(CSV_COLUMNS):
-                    continue
-                cells = dict(zip(CSV_COLUMNS, row))
-                if not cells["line"].isdigit() or int(cells["line"]) < 1:
-                    continue
-                line = int(cells["line"])
-                answer = (_unguard(cells["answer"]) if cells["verdict"] == "answered"
-                          else _unguard(cells["best_guess"]) if cells["verdict"] == "not sure" else None)
-                done = None if cells["error"] or cells["verdict"] not in VERDICTS else Done(
-                    line, _unguard(cells["id"]), _unguard(cells["question"]), answer, row,
-                    _unguard(cells["read_as"]) or None)
-                if line not in found or (found[line][0] is None and done is not None):
-                    found[line] = (done, row)
+                if n == 0:
+                    continue  # the header, which looks_like checked
+                record = _csv_record(row)
+                if record is None:
+                    return records, rows.line_num
+                records.append(record)
         except csv.Error:  # a row cut inside a quoted cell: dropped, like a cut JSON line
             pass
-        return found
+        return records, None
 
 
 _TEXT_COLUMNS = {"id", "conversation", "question", "read_as", "answer", "best_guess", "error"}
@@ -188,9 +189,60 @@ def _unguard(text: str) -> str:
     return text[1:] if text.startswith("'") and _FORMULA.match(text[1:]) else text
 
 
+@dataclass(frozen=True)
+class Earlier:
+    """A record an earlier run wrote: its line and id, the Done it stands for (None for an error
+    record, which is asked again), and what is written back when it is kept."""
+
+    line: int
+    id: str | None
+    done: Done | None
+    written: object
+
+
+_RECORD_START = '{"id": '  # how every record the batch writes begins (json_dumps of a dict, "id" first)
+
+
+def _json_record(raw: str) -> Earlier | None:
+    """The record a JSON line of a batch output holds, or None when it is not one: an object with
+    a positive `line`, an `id`, and an `error` (text) or a `question` (text) and its `answer`."""
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict) or type(record.get("line")) is not int or record["line"] < 1:
+        return None
+    id_, line = record.get("id", 0), record["line"]
+    if "error" in record:
+        ok = isinstance(record["error"], str) and (id_ is None or isinstance(id_, str))
+        return Earlier(line, id_, None, raw) if ok else None
+    if not isinstance(id_, str) or "answer" not in record:
+        return None
+    done = _done(line, id_, record.get("question"), record["answer"], record, raw)
+    return None if done is None else Earlier(line, id_, done, raw)
+
+
+def _csv_record(row: list[str]) -> Earlier | None:
+    """The record a CSV row of a batch output holds, or None when it is not one."""
+    if len(row) != len(CSV_COLUMNS):
+        return None
+    cells = dict(zip(CSV_COLUMNS, row))
+    if not cells["line"].isdigit() or int(cells["line"]) < 1:
+        return None
+    line, id_ = int(cells["line"]), _unguard(cells["id"])
+    if cells["verdict"] == "error":
+        return Earlier(line, id_ or None, None, row)
+    if cells["verdict"] not in VERDICTS or cells["error"]:
+        return None
+    answer = (_unguard(cells["answer"]) if cells["verdict"] == "answered"
+              else _unguard(cells["best_guess"]) if cells["verdict"] == "not sure" else None)
+    done = Done(line, id_, _unguard(cells["question"]), answer, row, _unguard(cells["read_as"]) or None)
+    return Earlier(line, id_, done, row)
+
+
 def _done(line: int, id_, question, answer, record: dict, raw: str) -> Done | None:
-    """A Done for a JSON record that is an answer (not an error), else None."""
-    if "error" in record or not isinstance(id_, str) or not isinstance(question, str):
+    """A Done for a JSON answer record, else None."""
+    if not isinstance(id_, str) or not isinstance(question, str):
         return None
     read_as = record.get("read_as") if isinstance(record.get("read_as"), str) else None
     if answer is None:
@@ -199,6 +251,21 @@ def _done(line: int, id_, question, answer, record: dict, raw: str) -> Done | No
         return Done(line, id_, question, remembered, raw, read_as)
     if isinstance(answer, dict) and isinstance(answer.get("text"), str):
         return Done(line, id_, question, answer["text"], raw, read_as)
+    return None
+
+
+def not_of_input(records: Iterable[Earlier], input_ids: Mapping[int, str | None]) -> str | None:
+    """Why `records` are not the output of the input whose lines have `input_ids` (line → id of
+    each line that is not blank), or None when they are: every record is on a line of the input,
+    and an answer has that line's id (an error record is retried, whatever its line holds now)."""
+    for record in records:
+        if record.line not in input_ids:
+            return f"its line for input line {record.line}, which the questions do not have"
+        expected = input_ids[record.line]
+        if record.done is not None and record.id != expected:
+            shown = "no id" if expected is None else f'id "{printable(expected)}"'
+            return (f'its answer for input line {record.line} has id "{printable(record.id)}", '
+                    f"and that line of the questions has {shown}")
     return None
 
 
@@ -233,9 +300,13 @@ class BatchOutput:
 
     @classmethod
     def open(cls, target: str, *, csv: bool = False, resume: bool = False,
-             protected: Iterable[Protected | None] = (), stdout_closed: bool = False) -> "BatchOutput":
+             protected: Iterable[Protected | None] = (),
+             input_ids: Mapping[int, str | None] | None = None, stdout_closed: bool = False) -> "BatchOutput":
         """Check and claim the output. Raises OutputError, before any answering starts.
-        `stdout_closed`: the process was started with its standard output closed (`>&-`)."""
+
+        `input_ids` (line → id of every input line that is not blank) lets `--resume` check that
+        the output is this input's; without it only its records' form is checked. `stdout_closed`:
+        the process was started with its standard output closed (`>&-`)."""
         fmt = CsvFormat() if csv else JsonLinesFormat()
         protected = list(protected)
         if target == "-":
@@ -246,7 +317,7 @@ class BatchOutput:
         try:
             exists = os.path.lexists(path)
             if resume and exists:
-                return cls._resumed(fmt, path, target, protected)
+                return cls._resumed(fmt, path, target, protected, input_ids)
             out = cls._plain(fmt, path, target, protected)
             out._created = None if exists else path
             return out
@@ -289,29 +360,18 @@ class BatchOutput:
         return out
 
     @classmethod
-    def _resumed(cls, fmt, path: str, target: str, protected) -> "BatchOutput":
-        real = os.path.realpath(path)
-        if os.path.isdir(real):
-            raise OutputError(f"{printable(target)} is a folder; --output needs a file")
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    def _resumed(cls, fmt, path: str, target: str, protected, input_ids=None) -> "BatchOutput":
+        fd = _open_to_resume(path, target)
         out = None
         try:
             info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise OutputError(f"--resume needs a regular file, and {printable(target)} is not one")
             _same_file(info, target, protected)
             _lock(fd, target)
             if info.st_size > MAX_PREVIOUS_BYTES:
                 raise OutputError(f"{printable(target)} is too large to resume ({info.st_size} bytes)")
-            text = _read_all(fd).decode("utf-8", errors="replace")
-            other = JsonLinesFormat() if isinstance(fmt, CsvFormat) else CsvFormat()
-            if text.strip() and not fmt.looks_like(text):
-                if other.looks_like(text):
-                    hint = "without --csv" if isinstance(other, JsonLinesFormat) else "with --csv"
-                    raise OutputError(f"{printable(target)} holds {other.name}, not {fmt.name}; resume it {hint}")
-                raise OutputError(f"{printable(target)} is not an article-qa batch output, and --resume would "
-                                  "replace it; choose another --output")
-            folder, base = os.path.split(real)
+            records = _earlier_records(fmt, _read_all(fd).decode("utf-8", errors="replace"), target, input_ids)
+            folder, base = os.path.split(path)
+            folder = folder or "."
             _remove_dead_temps(folder, base)
             temp_fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{base}.{os.getpid()}.", suffix=".tmp")
             try:
@@ -324,11 +384,12 @@ class BatchOutput:
                 raise
             out = cls(fmt, stream, target, to_file=True)
             out._fds += [fd, temp_fd]
-            out._temp, out._target = temp, real
-            for line, (done, written) in fmt.read(text).items():
-                out._earlier[line] = written
-                if done is not None:
-                    out.previous[line] = done
+            out._temp, out._target = temp, path  # renamed over the path itself: a link there is replaced, never followed
+            for record in records:
+                if record.line not in out._earlier or (record.line not in out.previous and record.done is not None):
+                    out._earlier[record.line] = record.written
+                    if record.done is not None:
+                        out.previous[record.line] = record.done
             return out
         except BaseException:
             if out is None:
@@ -407,6 +468,52 @@ def _lock(fd: int, name: str) -> None:
     except BlockingIOError:
         raise OutputError(f"{printable(name)} is being written by another article-qa batch; wait for it "
                           "to finish or choose another --output") from None
+
+
+def _open_to_resume(path: str, target: str) -> int:
+    """A read-only descriptor of the output to resume: a regular file, never through a symbolic
+    link (a link planted in a shared folder would have its target replaced), and never blocking
+    (a FIFO is refused at once instead of waiting for a writer)."""
+    name = printable(target)
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        raise OutputError(f"{name} is a symbolic link; --resume never writes through one (it would replace "
+                          "the file it points to): give the file's own path")
+    if stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{name} is a folder; --output needs a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputError(f"--resume needs a regular file, and {name} is not one")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    opened = os.fstat(fd)
+    if (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino) or not stat.S_ISREG(opened.st_mode):
+        os.close(fd)
+        raise OutputError(f"{name} changed while it was being opened; run the batch again")
+    return fd
+
+
+def _earlier_records(fmt, text: str, target: str, input_ids) -> list[Earlier]:
+    """The records of the output to resume; OutputError unless every line is one of fmt's records
+    (and, when `input_ids` is given, of this input): anything else would be lost by the rewrite."""
+    name = printable(target)
+    if not text.strip():
+        return []
+    if not fmt.looks_like(text):
+        other = JsonLinesFormat() if isinstance(fmt, CsvFormat) else CsvFormat()
+        if other.looks_like(text) and other.read(text)[1] is None:
+            hint = "without --csv" if isinstance(other, JsonLinesFormat) else "with --csv"
+            raise OutputError(f"{name} holds {other.name}, not {fmt.name}; resume it {hint}")
+        raise OutputError(f"{name} is not an article-qa batch output, and --resume would replace it; "
+                          "choose another --output")
+    records, bad = fmt.read(text)
+    if bad is not None:
+        raise OutputError(f"{name} is not an article-qa batch output (its line {bad} is not a batch record), "
+                          "and --resume would replace it; choose another --output")
+    why = None if input_ids is None else not_of_input(records, input_ids)
+    if why:
+        raise OutputError(f"{name} is not the batch output of these questions ({why}), and --resume would "
+                          "replace it; choose another --output")
+    return records
 
 
 def _read_all(fd: int) -> bytes:

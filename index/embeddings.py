@@ -31,6 +31,7 @@ class Embedder:
         self.export_dir = export_dir  # where the ONNX export lives (None: never export)
         self.runtime = runtime  # "auto", "onnx" or "torch"
         self._tokenizer = None
+        self._export_error: Exception | None = None
         self._backend = Loading(self._make_backend)
 
     # -- tokenizer (cheap: the `tokenizers` library only) --------------------------------------
@@ -77,10 +78,17 @@ class Embedder:
         return None if backend is None else backend.name
 
     def export(self) -> Path | None:
-        """Write the ONNX export if it is missing; None when this model cannot be exported."""
+        """Write the ONNX export if it is missing; None when this model cannot be exported. An
+        export that failed is not tried again by this embedder: its error is raised again."""
         if self.export_dir is None or self.model.sha256 is None or self.runtime == "torch":
             return None
-        return export_embedder(self.model, self.export_dir)
+        if self._export_error is not None:
+            raise self._export_error
+        try:
+            return export_embedder(self.model, self.export_dir)
+        except Exception as err:
+            self._export_error = err
+            raise
 
     def start_loading(self) -> None:
         """Load the runtime in a background thread; a failure shows where the model is next used."""
@@ -91,7 +99,7 @@ class Embedder:
 
     def _make_backend(self):
         """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise
-        (`index.onnx_export.fastest`, the rule the reader loads by too)."""
+        (`index.onnx_export.fastest`, the rule the reader loads by too; a failed export is said once)."""
         from article_qa.index.onnx_export import OnnxEncoder, exported_model_path, fastest
 
         path = None
@@ -178,18 +186,23 @@ MIN_COSINE = 0.999
 
 
 def export_embedder(model: ModelRef, export_dir: Path) -> Path:
-    """Export the model's transformer, check it against sentence-transformers, then publish it."""
-    with TORCH_WORK:
-        return _export_embedder(model, export_dir)
-
-
-def _export_embedder(model: ModelRef, export_dir: Path) -> Path:
-    import torch
-
-    from article_qa.index.onnx_export import ExportError, OnnxEncoder, export_graph, exported_model_path, publish
+    """The model's export: the published one when it is there (torch is not imported then), else
+    the transformer exported, checked against sentence-transformers, then published."""
+    from article_qa.index.onnx_export import exported_model_path
 
     path = exported_model_path(model, export_dir)
     if path.is_file():
+        return path
+    with TORCH_WORK:
+        return _export_embedder(model, path)
+
+
+def _export_embedder(model: ModelRef, path: Path) -> Path:
+    import torch
+
+    from article_qa.index.onnx_export import ExportError, OnnxEncoder, export_graph, publish
+
+    if path.is_file():  # another thread published it while this one waited for TORCH_WORK
         return path
     reference = TorchEncoder(model)
     transformer = reference.st[0].auto_model.eval()

@@ -22,6 +22,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
@@ -63,8 +64,9 @@ def fastest(path: Path | None, runtime: str, onnx: Callable[[], Model], export: 
             torch: Callable[[], Model]) -> Model:
     """A model by the one rule for the encoder and the reader alike: `onnx()` when the export at
     `path` loads; else, when it fails to load (damaged on disk; ONNX Runtime's errors vary), it is
-    discarded and `export()` makes it again; else `torch()`. `path` None (no cache to keep exports
-    in) and `runtime` "torch" go straight to `torch()`; with "onnx" a failed export raises."""
+    discarded and `export()` makes it again; else `torch()`, after saying once why the export failed
+    (`export_failed`). `path` None (no cache to keep exports in) and `runtime` "torch" go straight
+    to `torch()`; with "onnx" a failed export raises."""
     if runtime != "torch" and path is not None:
         if path.is_file():
             try:
@@ -74,9 +76,10 @@ def fastest(path: Path | None, runtime: str, onnx: Callable[[], Model], export: 
         try:
             export()
             return onnx()
-        except Exception:  # noqa: BLE001 - a failed export only costs speed
+        except Exception as err:  # noqa: BLE001 - a failed export only costs speed, and is said
             if runtime == "onnx":
                 raise
+            export_failed(err)
     return torch()
 
 
@@ -90,6 +93,41 @@ class ExportChanged(ExportError):
 
 class ExportWarning(UserWarning):
     """A cached export was found changed and is made again."""
+
+
+class ExportFailedWarning(UserWarning):
+    """A model could not be exported (a full disk, …); PyTorch answers instead."""
+
+
+_FAILURE_SAID = threading.Lock()
+_failure_said = False
+
+
+def export_failed(err: BaseException) -> None:
+    """Say that a model could not be exported to ONNX, and why, in one line and once per process
+    (the encoder and the reader fail together on a full disk); the callers answer with PyTorch."""
+    global _failure_said
+    with _FAILURE_SAID:
+        if _failure_said:
+            return
+        _failure_said = True
+    # Said while holding TORCH_WORK: the exports silence torch's warnings with catch_warnings(),
+    # which changes the filters of every thread, and would swallow this line said meanwhile.
+    with TORCH_WORK:
+        warnings.warn(f"could not export the models to ONNX ({failure_reason(err)}); answering with "
+                      "PyTorch (slower) until they can be exported", ExportFailedWarning)
+
+
+def failure_reason(err: BaseException) -> str:
+    """Why an export failed, in a few words: the OSError behind it when there is one (torch wraps
+    them), else the first line of its message."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    return printable(first[:200])
 
 
 # An export is a folder: the graph, and its weights beside it as external data, which ONNX Runtime
@@ -305,7 +343,7 @@ class OnnxEncoder:
 
 def export_graph(module, path: Path, names: list[str], outputs: list[str]) -> Path:
     """Trace `module` to a temporary ONNX file beside the folder of `path` (the caller checks it,
-    then publishes it)."""
+    then publishes it); when tracing or writing fails, the temporary file is removed."""
     import torch
 
     dummy = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
@@ -315,10 +353,14 @@ def export_graph(module, path: Path, names: list[str], outputs: list[str]) -> Pa
     fd, name = tempfile.mkstemp(dir=export_dir, prefix=f"{path.parent.name}.{os.getpid()}.", suffix=".raw.onnx")
     os.close(fd)
     tmp = Path(name)
-    with TORCH_WORK, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, dummy, str(tmp), input_names=names, output_names=outputs,
-            dynamic_axes=axes, opset_version=17, dynamo=False,
-        )
+    try:
+        with TORCH_WORK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, dummy, str(tmp), input_names=names, output_names=outputs,
+                dynamic_axes=axes, opset_version=17, dynamo=False,
+            )
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not stay full of a half-written export
+        raise
     return tmp

@@ -340,8 +340,11 @@ def _make_private_dir(folder: Path) -> None:
 
 
 def _export_quietly(embedder: Embedder) -> None:
-    """Export the encoder for fast later questions; a failed export only costs speed."""
+    """Export the encoder for fast later questions; a failed export only costs speed, and is said
+    once (`export_failed`)."""
     try:
         embedder.export()
     except Exception as err:  # noqa: BLE001 - any exporter failure falls back to PyTorch
-        warnings.warn(f"could not export the model to ONNX ({err}); questions will use PyTorch", IndexWarning)
+        from article_qa.index.onnx_export import export_failed
+
+        export_failed(err)

@@ -63,7 +63,8 @@ def test_the_output_may_not_be_the_questions_or_the_article(files, tmp_path, how
         target = tmp_path / "hard.txt"
         os.link(questions, target)
     before = questions.read_bytes(), article.read_bytes()
-    with pytest.raises(OutputError, match="is the same file as the (questions|article)"):
+    refusal = "is a symbolic link" if resume and "symlink" in how else "is the same file as the (questions|article)"
+    with pytest.raises(OutputError, match=refusal):
         BatchOutput.open(str(target), resume=resume, protected=guarded(files))
     assert (questions.read_bytes(), article.read_bytes()) == before
 
@@ -106,6 +107,96 @@ def test_a_read_only_folder_is_refused(tmp_path):
             BatchOutput.open(str(tmp_path / "out.jsonl"))
     finally:
         tmp_path.chmod(0o700)
+
+
+def run_batch(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """`article-qa batch` as a real process, with an empty cache: a refusal must come before any
+    model or index is touched (timeout 60 s: a FIFO that blocked would hang here)."""
+    env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(tmp_path / "cache"), "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "batch", *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+NOT_OUTPUTS = {
+    "a questions file": '{"id": "q1", "question": "Who?"}\n{"id": "q2", "question": "Where?"}\n',
+    "an application's JSON log": '{"level": "info", "msg": "started"}\n{"level": "warn", "msg": "slow"}\n',
+    "a log with line and id": '{"id": 7, "line": 3, "msg": "opened"}\n',
+    "an output a user appended a note to": json.dumps(answer(1)) + "\n" + '{"note": "check line 1"}\n',
+    "an output with a line of text": json.dumps(answer(1)) + "\nTODO: rerun the rest\n",
+    "one object without a newline": '{"question": "Who?"}',
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_OUTPUTS))
+def test_resume_refuses_json_that_is_not_batch_records(tmp_path, kind):
+    """Any file whose text started with `{` was taken for a batch output and rewritten."""
+    path = tmp_path / "file.jsonl"
+    path.write_text(NOT_OUTPUTS[kind], encoding="utf-8")
+    with pytest.raises(OutputError, match="is not an article-qa batch output.*--resume would replace it") as caught:
+        BatchOutput.open(str(path), resume=True)
+    assert "\n" not in str(caught.value)
+    assert path.read_text(encoding="utf-8") == NOT_OUTPUTS[kind]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.jsonl"]
+
+
+def test_resume_of_a_questions_file_is_one_line_and_leaves_it_untouched(tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"id": "q1", "question": "Who?"}\n', encoding="utf-8")
+    copy = tmp_path / "answers.jsonl"  # the user named the wrong file as the output
+    copy.write_text('{"id": "q1", "question": "Who?"}\n{"id": "q2", "question": "Where?"}\n', encoding="utf-8")
+    before = copy.read_bytes()
+    done = run_batch(tmp_path, str(questions), "-o", str(copy), "--resume")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"article-qa: error: {copy} is not an article-qa batch output (its line 1 is not a batch record), "
+        "and --resume would replace it; choose another --output"]
+    assert copy.read_bytes() == before
+
+
+def test_resume_refuses_the_output_of_other_questions(tmp_path):
+    """Records are this input's when each is on one of its lines, and each answer has its line's id."""
+    output = tmp_path / "out.jsonl"
+    earlier_run(output, [json.dumps(answer(1, id_="a")) + "\n", json.dumps(error(2)) + "\n"])
+    before = output.read_bytes()
+    for input_ids, why in (({1: "b", 2: "2"}, 'its answer for input line 1 has id "a", and that line of the '
+                            'questions has id "b"'),
+                           ({1: "a"}, "its line for input line 2, which the questions do not have")):
+        with pytest.raises(OutputError) as caught:
+            BatchOutput.open(str(output), resume=True, input_ids=input_ids)
+        assert str(caught.value) == (f"{output} is not the batch output of these questions ({why}), and "
+                                     "--resume would replace it; choose another --output")
+        assert output.read_bytes() == before
+    # A failed line whose input was fixed since (now with an id) is this input's: it is retried.
+    resumed = BatchOutput.open(str(output), resume=True, input_ids={1: "a", 2: "fixed"})
+    assert sorted(resumed.previous) == [1]
+    resumed.close(complete=False)
+
+
+def test_csv_resume_refuses_rows_that_are_not_records(tmp_path):
+    path = tmp_path / "out.csv"
+    out = BatchOutput.open(str(path), csv=True)
+    out.write(answer(1))
+    out.close(complete=True)
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        f.write("total,,,,,,,,,,,\r\n")  # a row a spreadsheet user added
+    before = path.read_bytes()
+    with pytest.raises(OutputError, match=r"is not an article-qa batch output \(its line 3 is not a batch record\)"):
+        BatchOutput.open(str(path), csv=True, resume=True)
+    assert path.read_bytes() == before
+
+
+def test_resume_of_another_questions_output_is_refused_by_the_cli(tmp_path):
+    output = tmp_path / "out.jsonl"
+    earlier_run(output, [json.dumps(answer(1, id_="q1")) + "\n"])
+    questions = tmp_path / "other.jsonl"
+    questions.write_text('{"id": "x9", "question": "Who?"}\n', encoding="utf-8")
+    done = run_batch(tmp_path, str(questions), "-o", str(output), "--resume")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        f'article-qa: error: {output} is not the batch output of these questions (its answer for input line 1 '
+        'has id "q1", and that line of the questions has id "x9"), and --resume would replace it; choose another '
+        "--output"]
+    assert output.read_text(encoding="utf-8") == json.dumps(answer(1, id_="q1")) + "\n"
 
 
 def test_resume_refuses_a_file_that_is_not_a_batch_output(tmp_path):
@@ -192,7 +283,6 @@ def test_resume_reads_answers_by_line_and_drops_errors_duplicates_and_a_cut_line
         json.dumps(error(2)) + "\n",  # an old resume appended the failed line again
         json.dumps(answer(3, "Where?", None)) + "\n",
         json.dumps(answer(3, "Where?", None)) + "\n",
-        "not json at all\n",
         '{"id": "5", "line": 5, "quest',  # cut by the interruption
     ])
     out = BatchOutput.open(str(path), resume=True)
@@ -225,7 +315,7 @@ def test_an_interrupted_resume_keeps_the_earlier_records_it_did_not_reach(tmp_pa
 
 def test_a_resume_that_fails_before_answering_leaves_the_output_as_it_was(tmp_path):
     path = tmp_path / "out.jsonl"
-    earlier_run(path, [json.dumps(answer(2)) + "\n", json.dumps(answer(1)) + "\n", '{"cut'])
+    earlier_run(path, [json.dumps(answer(2)) + "\n", json.dumps(answer(1)) + "\n", '{"id": "3", "li'])
     before = path.read_bytes()
     BatchOutput.open(str(path), resume=True).close(complete=False)
     assert path.read_bytes() == before
@@ -249,17 +339,44 @@ def test_resume_keeps_the_outputs_permissions_and_removes_dead_runs_temp_files(t
     assert not stale.exists() and users.exists()
 
 
-def test_resume_through_a_link_rewrites_the_file_it_points_to(tmp_path):
+def test_resume_never_writes_through_a_link(tmp_path):
+    """A link planted where the output goes (in a shared /tmp) had its target replaced, even with
+    fs.protected_symlinks=1, because --resume resolved it with realpath()."""
     real = tmp_path / "real.jsonl"
     earlier_run(real, [json.dumps(answer(1)) + "\n"])
+    before = real.read_bytes()
     link = tmp_path / "latest.jsonl"
     link.symlink_to(real)
-    out = BatchOutput.open(str(link), resume=True)
+    with pytest.raises(OutputError) as caught:
+        BatchOutput.open(str(link), resume=True)
+    assert str(caught.value) == (f"{link} is a symbolic link; --resume never writes through one (it would "
+                                 "replace the file it points to): give the file's own path")
+    assert link.is_symlink() and real.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.jsonl", "real.jsonl"]  # no temp file
+
+
+def test_resume_renames_over_the_path_it_was_given(tmp_path, monkeypatch):
+    """Relative paths too: the temporary file goes beside the output, in the folder of the path."""
+    monkeypatch.chdir(tmp_path)
+    earlier_run(tmp_path / "out.jsonl", [json.dumps(answer(1)) + "\n"])
+    out = BatchOutput.open("out.jsonl", resume=True)
     out.write(out.previous[1])
     out.write(answer(2))
     out.close(complete=True)
-    assert link.is_symlink()
-    assert len(real.read_text(encoding="utf-8").splitlines()) == 2
+    assert [json.loads(x)["line"] for x in (tmp_path / "out.jsonl").read_text().splitlines()] == [1, 2]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_resume_on_a_fifo_says_it_needs_a_regular_file_at_once(tmp_path):
+    """`-o FIFO --resume` blocked for ever, waiting for a writer; now one line, in a real process."""
+    fifo = tmp_path / "answers.jsonl"
+    os.mkfifo(fifo)
+    questions = tmp_path / "q.txt"
+    questions.write_text("Who?\n", encoding="utf-8")
+    done = run_batch(tmp_path, str(questions), "-o", str(fifo), "--resume")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"article-qa: error: --resume needs a regular file, and {fifo} is not one"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
 # -- CSV -----------------------------------------------------------------------------------------------
@@ -285,6 +402,32 @@ def test_csv_rows_for_spreadsheets(tmp_path):
     assert rows[2]["verdict"] == "error" and rows[2]["error"].startswith("invalid JSON")
     assert rows[3]["answer"] == "a line\nbreak" and rows[3]["conversation"] == "c"
     assert rows[3]["read_as"] == "And then, Zelensky?"
+
+
+@pytest.mark.parametrize("cell", ["\uff1d1+1 full-width equals?", " =1+1 after a space?", "\u00a0=1+1 after a no-break space?",
+                                  "\u3000=HYPERLINK(\"x\") after an ideographic space?", "\t =1+1?",
+                                  "\ufeff=1+1 after a byte-order mark?", "\uff0b1 full-width plus?", "\uff20SUM(A1)?"])
+def test_csv_guards_formulas_behind_spaces_and_in_full_width(tmp_path, cell):
+    """A spreadsheet runs `＝1+1` and ` =1+1` as formulas too; only `=` at the very start was guarded."""
+    path = tmp_path / "out.csv"
+    out = BatchOutput.open(str(path), csv=True)
+    out.write(answer(1, cell, cell))
+    out.close(complete=True)
+    (row,) = csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline=""))
+    assert row["question"] == "'" + cell and row["answer"] == "'" + cell
+    resumed = BatchOutput.open(str(path), csv=True, resume=True)
+    assert resumed.previous[1].question == cell and resumed.previous[1].answer == cell  # read back as given
+    resumed.close(complete=False)
+
+
+@pytest.mark.parametrize("cell", ["  plain words after spaces", "a = b inside", "'quoted start", "\u00a0no formula"])
+def test_csv_leaves_cells_that_are_not_formulas_alone(tmp_path, cell):
+    path = tmp_path / "out.csv"
+    out = BatchOutput.open(str(path), csv=True)
+    out.write(answer(1, cell, "x"))
+    out.close(complete=True)
+    (row,) = csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline=""))
+    assert row["question"] == cell
 
 
 def test_csv_resume_reads_its_rows_back(tmp_path):

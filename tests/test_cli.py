@@ -459,3 +459,28 @@ def test_chat_history_follows_index_dir_and_is_never_written_through_a_link(cli_
     assert not history.is_symlink() and ":quit" in history.read_text()
     assert stat.S_IMODE(history.stat().st_mode) == 0o600
     assert (default_history.read_bytes() if default_history.exists() else None) == before
+
+
+# -- issue #22, item 14 ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_indexing_a_new_article_with_the_export_made_never_imports_torch(cli_env, default_qa, tmp_path):
+    """Every new article's index imported torch (+1.3 s, +160 MB) before seeing that the encoder's
+    export was already there."""
+    import subprocess
+    import sys
+
+    default_qa.ask("Where were the peace talks held?")  # both exports exist in the shared cache
+    article = tmp_path / "new.md"
+    article.write_text("# Orchards\n\nThe apple orchard in Kent was planted in 1921 by the Hale family.\n",
+                       encoding="utf-8")
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('torch imported:', 'torch' in sys.modules, file=sys.stderr))\n"
+            "from article_qa import cli; cli.main()")
+    done = subprocess.run([sys.executable, "-c", code, "index", "--article", str(article), "--json"],
+                          capture_output=True, text=True, env={**os.environ, "ARTICLE_QA_INDEX_DIR": str(cli_env)},
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["action"] == "built"
+    assert done.stderr.splitlines()[-1] == "torch imported: False"

@@ -3,6 +3,7 @@ optimised export against the checked one, background loading against loading in 
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
@@ -308,3 +309,62 @@ def test_encoder_weights_overwritten_in_place_are_exported_again(default_qa, tmp
     assert embedder.runtime_in_use == "onnx"
     assert weights.read_bytes() == (good / WEIGHTS_FILE).read_bytes()
     np.testing.assert_allclose(vectors, default_qa.index.embedder.encode(["Where were the peace talks held?"]), atol=1e-5)
+
+
+# -- a full cache disk --------------------------------------------------------------------------------
+
+_WRITES_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv.pop(1)),) * 2)
+"""
+
+
+def test_an_export_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
+    """A failed export left its raw file (87 MB for the encoder) in the cache for ever."""
+    import subprocess
+    import sys
+
+    code = _WRITES_LIMITED + """
+import torch
+from pathlib import Path
+from article_qa.index.onnx_export import export_graph
+try:
+    export_graph(torch.nn.Embedding(1000, 256), Path(sys.argv[1]) / "encoder-0123456789abcdef" / "model.onnx",
+                 ["input_ids"], ["hidden"])
+except OSError as err:
+    print(err.strerror)
+"""
+    onnx_dir = tmp_path / "onnx"
+    done = subprocess.run([sys.executable, "-c", code, "100000", str(onnx_dir)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "File too large"  # the 1 MB graph could not be written
+    assert sorted(p.name for p in onnx_dir.iterdir()) == [".article-qa-cache"]
+
+
+@pytest.mark.slow
+def test_when_the_exports_cannot_be_written_it_says_so_once_and_answers(default_qa, tmp_path):
+    """Exports failing for lack of space: the raw exports stayed, nothing said why, and every later
+    run failed the same way under the "once, ~15 s" message. Writes here stop at 20 MB (the raw
+    exports are ~90 MB each), as on a cache disk with 20 MB left."""
+    import shutil
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    shutil.copytree(default_qa.index.status.path, cache / default_qa.index.status.path.name)  # no indexing
+    env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(cache), "NO_COLOR": "1"}
+    code = _WRITES_LIMITED + "from article_qa import cli; cli.main()"
+    done = subprocess.run([sys.executable, "-c", code, str(20 * 2**20), "ask", "Who is the Ukrainian president?",
+                           "--json"], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Zelensky" in json.loads(done.stdout)["answer"]["text"]
+    assert done.stderr.splitlines() == [
+        "Preparing the models for first use (once, ~15 s)…",
+        "article-qa: warning: could not export the models to ONNX (File too large); answering with PyTorch "
+        "(slower) until they can be exported",
+    ]
+    left = [p.name for p in (cache / "onnx").iterdir()]
+    assert [n for n in left if n.endswith((".tmp", ".onnx")) or n.startswith(("encoder-", "reader-"))] == [], left

@@ -411,14 +411,17 @@ def test_disk_full_keeps_old_index_and_leaves_no_temp_files(article, index_dir, 
     assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "reused"
 
 
-def test_failed_export_only_warns(article, index_dir):
+def test_failed_export_only_warns(article, index_dir, monkeypatch):
+    import article_qa.index.onnx_export as onnx_export
+
+    monkeypatch.setattr(onnx_export, "_failure_said", False)  # said once per process: not yet in this test
     fake = FakeEmbedder()
 
     def broken():
         raise RuntimeError("exporter exploded")
 
     fake.export = broken
-    with pytest.warns(IndexWarning, match="exporter exploded"):
+    with pytest.warns(onnx_export.ExportFailedWarning, match=r"could not export the models to ONNX \(exporter exploded\)"):
         idx = open_index(article, fake, A, index_dir)
     assert idx.status.action == "built"
     assert open_quietly(article, FakeEmbedder(), A, index_dir).status.action == "reused"
