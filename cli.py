@@ -8,6 +8,7 @@ the commands, so `--help` and argument errors answer at once.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -206,7 +207,8 @@ def batch(
             protect("the article", None, 0) if article == "-" else
             protect("the article", default_article_path() if article is None else article),
         ]
-        input_ids = input_line_ids(input_path, input_format) if resume else None
+        resuming = resume and os.path.lexists(os.path.expanduser(output))  # an output to check against the input
+        input_ids = input_line_ids(input_path, input_format) if resuming else None
         out = BatchOutput.open(output, csv=csv_output, resume=resume, protected=protected, input_ids=input_ids,
                                stdout_closed=closed("stdout"))
         complete = False
@@ -422,13 +424,19 @@ def text_command(
     encoding: str = EncodingOpt,
 ) -> None:
     """Print the article's text as article-qa reads it: the text every offset counts in (for
-    Markdown, HTML and PDF, the text a person sees, not the file's markup)."""
+    Markdown, HTML and PDF, the text a person sees, not the file's markup). On a terminal, control
+    characters and escape sequences are shown as `\\x1b` escapes, as everywhere else."""
     from article_qa.index.article import load_article
 
     with user_errors():
         if article == "-" and sys.stdin.isatty():
             typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
-        sys.stdout.write(load_article(article, encoding=encoding).text)
+        text = load_article(article, encoding=encoding).text
+        if sys.stdout.isatty():
+            from article_qa.terminal.render import visible
+
+            text = visible(text)  # a pipe gets the exact text; a terminal must not obey it
+        sys.stdout.write(text)
 
 
 def main() -> None:

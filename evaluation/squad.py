@@ -128,7 +128,8 @@ def load_squad(path) -> list[EvalDocument]:
     is dropped (the text is still kept for scoring). Questions marked is_impossible, or without
     answers, are unanswerable (answers []); "plausible_answers" are ignored. Duplicate answer texts
     and spans (several annotators agreeing) are kept once.
-    Raises ValueError (one line) when the file is not SQuAD-shaped.
+    Raises ValueError (one line) when the file is not SQuAD-shaped (or not JSON, nested too deeply
+    included).
     """
     path = Path(path)
     try:
@@ -136,6 +137,8 @@ def load_squad(path) -> list[EvalDocument]:
             raw = json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not JSON (nested too deeply)") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text ({e.reason})") from None
     try:
@@ -207,7 +210,8 @@ def load_chats(path) -> list[dict]:
     """Read JSON Lines of follow-up questions: objects with id, conversation, question, answers.
 
     `answers` is a list of acceptable texts (empty = unanswerable). Blank lines are skipped; lines
-    keep their order (a conversation's turns are in order). Raises ValueError (one line) on a bad line.
+    keep their order (a conversation's turns are in order). Raises ValueError (one line) on a bad line
+    (one nested too deeply included).
     """
     path = Path(path)
     chats: list[dict] = []
@@ -220,6 +224,8 @@ def load_chats(path) -> list[dict]:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{where}: not JSON ({e.msg})") from None
+            except RecursionError:
+                raise ValueError(f"{where}: not JSON (nested too deeply)") from None
             if not isinstance(obj, dict):
                 raise ValueError(f"{where}: expected a JSON object")
             missing = [k for k in ("id", "conversation", "question", "answers") if k not in obj]

@@ -442,3 +442,32 @@ def test_answered_wrong_counts_a_wrong_amount():
     summary = board.summary()
     assert summary["f1"] == 50.0  # SQuAD's own F1 is kept as it is
     assert summary["answered_wrong"] == 1
+
+
+# --------------------------------------------------------------------------- issue #22, item 9
+
+
+def _eval(tmp_path, *args):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(tmp_path / "cache")}  # nothing may be indexed first
+    return subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "eval", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_eval_on_deeply_nested_json_is_one_line(tmp_path):
+    """A SQuAD file or a chats line nested 100,000 deep ended in a RecursionError traceback."""
+    deep = "[" * 100_000 + "]" * 100_000
+    squad = tmp_path / "deep.json"
+    squad.write_text(deep, encoding="utf-8")
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(json.dumps({"id": "1", "conversation": "c", "question": "Who?", "answers": []}) + "\n"
+                     + deep + "\n", encoding="utf-8")
+    for args, line in (([str(squad)], f"{squad}: not JSON (nested too deeply)"),
+                       (["--chats", str(chats)], f"{chats}:2: not JSON (nested too deeply)")):
+        done = _eval(tmp_path, *args)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr.splitlines() == [f"article-qa: error: {line}"]
+    assert not (tmp_path / "cache").exists()  # refused before any model or index

@@ -243,3 +243,22 @@ def test_escapes_in_an_article_are_shown_literally_on_a_terminal(term_env, tmp_p
     assert "Answer: " in screen and "Geneva" in screen
     assert "\\x1b[2J" in screen and "\\x1b]0;pwned\\x07" in screen  # visible as text
     assert term.screen.title != "pwned"  # the escape never reached the terminal
+
+
+def test_the_text_view_shows_an_articles_escapes_literally_on_a_terminal(tmp_path):
+    """`article-qa text` wrote the article's escape sequences raw (a window title, colours, U+202E)."""
+    article = tmp_path / "evil.txt"
+    article.write_text("Title \x1b]0;pwned\x07 here.\n\x1b[31mRed\x1b[0m and kept.\r\nReversed: \u202etxt.exe\n",
+                       encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES", "FORCE_COLOR")}
+    term = Terminal(["text", "--article", str(article)], {**env, "TERM": "xterm-256color"})
+    assert term.finish() == 0
+    assert term.lines()[:3] == ["Title \\x1b]0;pwned\\x07 here.", "\\x1b[31mRed\\x1b[0m and kept.",
+                                "Reversed: \\u202etxt.exe"]
+    assert term.screen.title != "pwned"
+    assert b"\x1b" not in term.raw and "\u202e".encode() not in term.raw  # nothing for the terminal to obey
+    import subprocess
+
+    piped = subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "text", "--article", str(article)],
+                           capture_output=True, env=env, timeout=60)
+    assert piped.stdout == article.read_bytes()  # a pipe still gets the exact text every offset counts in
