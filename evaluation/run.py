@@ -122,8 +122,8 @@ def evaluate_chats(path: Path, *, article: Path | None = None, index_dir=None, m
     """Follow-up conversations, each turn asked after the previous turns of its conversation,
     exactly as `chat` and `batch` ask them. A turn is about its line's `"article"` (a path relative
     to the conversations file), else `article` (default: the shipped one). Turns whose references
-    are nowhere in their article are counted in a note: the wrong article was given. A bad chats
-    file is reported before any article is indexed."""
+    are nowhere in their article are counted in a note: the wrong article was given. A bad
+    conversations file is reported before any article is indexed."""
     opened: dict[Path | None, ArticleQA] = {}
 
     def pipeline(turn) -> ArticleQA:

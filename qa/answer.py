@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from article_qa.qa.confidence import Calibrator, features
+from article_qa.qa.confidence import Calibrator, amount_near, answer_type, features, states_number
 from article_qa.qa.reader import Span
 from article_qa.qa.retrieve import Hit
 
@@ -144,13 +144,34 @@ def ranked_candidates(article_text: str, spans: list[Span], hits: list[Hit], dec
     return ranked
 
 
+AMOUNT_RERANK_LOGITS = 3.0  # how far behind the best a number may be and still be chosen for its context
+
+
+def ordered_candidates(question: str, article_text: str, spans: list[Span], hits: list[Hit],
+                       decision: Decision) -> list[Span]:
+    """`ranked_candidates`, except that for a question asking how many or how much, the number whose
+    surrounding words match the question best (`amount_near`) comes first among the numbers the
+    reader ranks within AMOUNT_RERANK_LOGITS of its best: the price, not the break-up fee beside it."""
+    ranked = ranked_candidates(article_text, spans, hits, decision)
+    if len(ranked) < 2 or answer_type(question) != "number":
+        return ranked
+    top = _evidence(ranked[0], hits, decision)
+    close = [i for i, s in enumerate(ranked[:5])
+             if top - _evidence(s, hits, decision) <= AMOUNT_RERANK_LOGITS
+             and states_number(article_text[s.start:s.end])]
+    if not close:
+        return ranked
+    chosen = max(close, key=lambda i: (amount_near(question, article_text, ranked[i]), -i))
+    return [ranked[chosen]] + ranked[:chosen] + ranked[chosen + 1:]
+
+
 def decide(question: str, article_text: str, spans: list[Span], hits: list[Hit], decision: Decision,
            reading: str | None = None) -> Answer:
     """The answer, a best guess, or none, from the reader's candidate spans.
 
     `reading` is the question as the reader read it (a rewritten follow-up); features use it.
     """
-    ranked = ranked_candidates(article_text, spans, hits, decision)
+    ranked = ordered_candidates(reading or question, article_text, spans, hits, decision)
     if not ranked:
         return Answer(question, None, None, None, 0.0, tuple(hits))
     best = ranked[0]

@@ -37,7 +37,10 @@ FEATURES = (
     "echo",  # share of the answer's words that are the question's own
     "negation_unmatched",  # the question is negative ("not", "n't", "never") and the answer's sentence is not
     "qualifier_unmatched",  # qualifiers of the question ("first", "largest", "before", ...) absent near the answer
+    "amount_near",  # for an answer stating a number: the question's words right around it (its noun or owner); else 0
 )
+_CLAUSE_END = re.compile(r"[,;:—–()]|\$?\d[\d,.]*|\band\b")
+NEAR_WORDS = 6  # words either side of a number that say what it counts ("$1 billion buyout of Instagram")
 
 _WORD = re.compile(r"\w+")
 _STOP = STOP_WORDS
@@ -129,6 +132,35 @@ def _qualifiers_unmatched(question: str, around: str) -> float:
     return float(min(2, len(asked - present)))
 
 
+def states_number(answer: str) -> bool:
+    return any(c.isdigit() for c in answer) or bool({w.lower() for w in _WORD.findall(answer)} & _NUMBER_WORDS)
+
+
+def amount_near(question: str, article_text: str, span) -> float:
+    """For an answer that states a number: the share of the question's words (names count twice)
+    among the NEAR_WORDS words either side of it in its sentence, which say whose number it is and
+    of what ("How much did the Instagram deal cost?": "$1 billion buyout of Instagram", not "$3
+    billion deal to buy Oculus"). 0 for any other answer."""
+    answer = article_text[span.start:span.end]
+    if not states_number(answer):
+        return 0.0
+    passage = span.passage
+    sentences = sentence_spans(passage.text)
+    at = span.start - passage.start
+    s0, e0 = next(((passage.start + s, passage.start + e) for s, e in sentences if s <= at < e),
+                  (passage.start, passage.end))
+    # The number's own clause: up to another number or a comma, semicolon or dash either side.
+    before = _WORD.findall(_CLAUSE_END.split(article_text[s0:span.start])[-1])[-NEAR_WORDS:]
+    after = _WORD.findall(_CLAUSE_END.split(article_text[span.end:max(e0, span.end)])[0])[:NEAR_WORDS]
+    near = {_stem(w.lower()) for w in before + after}
+    words = _WORD.findall(question)
+    weighted = [(_stem(w.lower()), 2.0 if i > 0 and w[:1].isupper() else 1.0)
+                for i, w in enumerate(words) if w.lower() not in _STOP]
+    if not weighted:
+        return 0.0
+    return sum(weight for stem, weight in weighted if stem in near) / sum(weight for _, weight in weighted)
+
+
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
@@ -170,6 +202,7 @@ def features(question: str, article_text: str, ranked: list, best: int, hits: li
         echo,
         _negation_unmatched(question, _sentence_around(passage.text, span.start - passage.start, 0)),
         _qualifiers_unmatched(question, around),
+        amount_near(question, article_text, span),
     ]
 
 

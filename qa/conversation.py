@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from article_qa.qa.words import MONTHS, TIME_WORDS_OF_DATES
 
 MAX_READINGS = 4
+WH_PHRASE_WORDS = 8  # "how much of the profits from the new shoots is she giving away"
 _AUX = frozenset(
     "is are was were am be been being do does did has have had will would can could should shall may might must".split()
 )
@@ -47,10 +48,34 @@ _VERBS = frozenset(
     "hold meet speak talk sign agree win lose play start end die live work run build write lead send sell buy "
     "transfer drop join pursue face plan expect frame react respond view consider argue claim believe help "
     "refuse reject accept allow move cause create begin show".split()
+    # common verbs in their bare form, which follow do/does/did and will/would/can/...:
+    # "did Facebook pay for WhatsApp", "will the opposition try again"
+    + "try pay cost vote ban kill die fail decide matter mean open close reopen stop keep put set bring carry "
+      "change turn grow rise fall raise reach remain stay return visit travel fly arrive attack invade fight "
+      "protect threaten warn order force push pull break destroy save spend earn owe lend borrow invest "
+      "develop discover invent design produce publish release launch approve pass block cancel delay "
+      "postpone resign retire hire fire arrest charge accuse sue judge rule vote elect appoint name own "
+      "control manage serve treat cure test study learn teach read watch hear feel look seem appear "
+      "need like love hate prefer hope wish fear worry agree deny admit confirm report reveal suggest "
+      "propose promise expect predict estimate measure count".split()
     # irregular participles: "were the talks held", "was the treaty written"
     + "held done given taken seen known shown written built sent met led won lost told found brought thought "
       "paid kept left begun chosen spoken broken driven drawn grown thrown sold bought put set cut hit let "
       "born worn torn sworn struck caught taught fought sought".split()
+)
+_BARE_VERB_AUX = frozenset("do does did will would can could should shall may might must".split())
+_PARTICIPLES = frozenset(
+    "held done given taken seen known shown written built sent met led won lost told found brought thought "
+    "paid kept left begun chosen spoken broken driven drawn grown thrown sold bought born".split()
+)
+# Last words that make a capitalised name a place, an event or an organisation, not a person.
+_NOT_PERSON = frozenset(
+    "show museum university institute party company corporation corp inc ltd media parliament street "
+    "boulevard avenue road city council court house hall center centre school college church bank group "
+    "news times post journal agency ministry department office army navy police fund foundation union "
+    "league club association committee commission republic kingdom states state island river sea ocean "
+    "airport station square park bridge tower palace hotel festival fair war games cup prize award code "
+    "act law biology science review magazine".split()
 )
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|but|so|also|then|ok|okay|well)\b[\s,]*", re.IGNORECASE)
 _FRAME = re.compile(r"^\s*(?:(?:and\s+)?(?:what|how)\s+about|and)\s+(?P<topic>.+?)\s*[?.!]*\s*$", re.IGNORECASE)
@@ -97,11 +122,15 @@ def _is_fragment(question: str) -> bool:
     """"When?", "To whom?", "From which countries?": a question word and at most two more, no verb
     ("Who announced it?" and "Who won?" are whole questions)."""
     words = [w.lower().strip(",") for w in _words(question)]
-    if not words or len(words) > 4:
+    if not words or len(words) > 4 or words[1:2] == ["about"]:  # "What about X?" asks about X
         return False
     if words[0] in _PREPOSITIONS:
         words = words[1:]
     return bool(words) and words[0] in _WH and not any(w in _AUX or _is_verb(w) for w in words[1:])
+
+
+def _is_participle(word: str) -> bool:
+    return (len(word) > 4 and word.endswith(("ing", "ed"))) or word in _PARTICIPLES
 
 
 def _is_verb(word: str) -> bool:
@@ -122,10 +151,11 @@ def _split_wh(question: str) -> tuple[str, str, bool]:
         return "", " ".join(words), False
     head = words[i].lower()
     i += 1
-    # "which countries", "how many people", "what kind of": the phrase runs to the auxiliary.
+    # "which countries", "how many people", "how much of the profits from the new shoots": the
+    # phrase runs to the auxiliary.
     if head in {"which", "what", "whose", "how"}:
         j = i
-        while j < len(words) and j - i < 3 and words[j].lower() not in _AUX:
+        while j < len(words) and j - i < WH_PHRASE_WORDS and words[j].lower() not in _AUX:
             j += 1
         if j < len(words) and words[j].lower() in _AUX:
             i = j
@@ -136,6 +166,8 @@ def _split_wh(question: str) -> tuple[str, str, bool]:
 def _subject(rest: str) -> str | None:
     """The noun phrase after the auxiliary: "were the peace talks held" -> "the peace talks"."""
     words = rest.split()[1:]
+    if words and _is_participle(words[0].lower().strip(",")):
+        return None  # "is suing Facebook": the question word is the subject, there is no other
     taken = []
     for word in words:
         bare = word.lower().strip(",")
@@ -143,7 +175,8 @@ def _subject(rest: str) -> str | None:
                       or (len(bare) > 4 and bare.endswith(("ing", "ed")))):
             break
         taken.append(word)
-    if len(taken) > 1 and len(taken) == len(words) and rest.split()[0].lower() in {"do", "does", "did"}:
+    if len(taken) > 1 and len(taken) == len(words) and rest.split()[0].lower() in _BARE_VERB_AUX \
+            and not any(w.lower().strip(",") in _VERBS for w in taken):
         taken.pop()  # "did the library reopen": after do, the last word is the verb
     return " ".join(taken) or None
 
@@ -169,7 +202,8 @@ def _names(text: str) -> list[str]:
     for m in _NAME.finditer(text):
         name = m.group().strip()
         words = name.split()
-        while words and (words[0].lower() in _WH or words[0].lower() in _AUX or words[0].lower() in _TITLES):
+        while words and (words[0].lower() in _WH or words[0].lower() in _AUX or words[0].lower() in _TITLES
+                         or (m.start() == 0 and words[0].lower() in _PREPOSITIONS)):
             words = words[1:]
         if words and not all(w.isupper() for w in words) and not _is_time(" ".join(words)):
             found.append(" ".join(words))
@@ -177,11 +211,14 @@ def _names(text: str) -> list[str]:
 
 
 def _looks_like_person(text: str | None) -> bool:
+    """A capitalised name of one to six words that is not a time, an acronym, or a place, event or
+    organisation by its last word ("Paris Motor Show", "Columbia University")."""
     if not text:
         return False
     words = text.split()
     return 1 <= len(words) <= 6 and all(w[:1].isupper() or w.lower() in _NAME_PARTICLES for w in words) \
-        and not all(w.isupper() for w in words) and not _is_time(text)
+        and not all(w.isupper() for w in words) and not _is_time(text) \
+        and words[-1].lower().strip(".,;:'’\"") not in _NOT_PERSON
 
 
 def last_name(name: str) -> str:
@@ -200,7 +237,8 @@ def _people(history: list[Turn]) -> list[str]:
     people: list[str] = []
     for turn in reversed(history[-3:]):
         candidates = []
-        if _looks_like_person(turn.answer_text):
+        asked_where = _split_wh(turn.reading)[0].lower().split()[-1:] == ["where"]
+        if _looks_like_person(turn.answer_text) and not asked_where:
             candidates.append(turn.answer_text)
         candidates += [n for n in _names(turn.reading) if _looks_like_person(n)]
         for c in candidates:
@@ -220,7 +258,7 @@ def _things(history: list[Turn]) -> list[str]:
         # A reason, a manner or an amount ("Why?" → "because …", "How?" → "via WhatsApp", "How much
         # did the renovation cost?" → "$14 million") is not what "it" stands for; the subject is.
         explains = bool(wh) and wh.lower().split()[-1] in {"why", "how", "much", "many", "long", "old", "far", "often"}
-        if turn.answer_text and not explains and not _is_time(turn.answer_text) and len(turn.answer_text.split()) <= 12:
+        if turn.answer_text and not explains and not _is_time(turn.answer_text) and _is_noun_phrase(turn.answer_text):
             candidates.append(turn.answer_text)
         subject = _subject(rest) if inverted else None
         if subject and subject.lower() not in {"he", "she", "they", "it", "you", "we", "i"}:
@@ -229,6 +267,25 @@ def _things(history: list[Turn]) -> list[str]:
             if c not in things:
                 things.append(c)
     return things
+
+
+_DETERMINERS = frozenset(
+    "the a an his her their its this that these those some many all each every no one two three four five "
+    "six seven eight nine ten several both".split()
+)
+
+
+def _is_noun_phrase(text: str) -> bool:
+    """Whether an answer can stand for "it" or "they": a name, or a short phrase with no verb in it
+    ("the peace talks", "bilateral guarantees"; not "perform a direction discrimination task" or
+    "very disappointing"). A phrase that starts with a determiner or a capital may be longer."""
+    words = [w.strip(".,;:'’\"“”") for w in text.split()]
+    if not words or len(words) > 12 or any(w.lower() in _AUX for w in words):
+        return False
+    first = words[0]
+    if first[:1].isupper() or first.lower() in _DETERMINERS or first[:1].isdigit() or first[:1] in "$€£":
+        return True
+    return len(words) <= 4 and not any(_is_verb(w.lower()) or w.lower().endswith("ing") for w in words)
 
 
 def _points_outside(question: str, pattern: re.Pattern) -> bool:
@@ -283,15 +340,47 @@ def _fragment_readings(fragment: str, previous: Turn) -> list[str]:
     return [f"{words} {rest}?"]
 
 
-def _frame_readings(topic: str, previous: Turn) -> list[str]:
+def _frame_readings(topic: str, history: list[Turn]) -> list[str]:
+    """"And X?" / "What about X?": the previous question with X in place of the phrase X stands in
+    for, of the same kind, most plausible first. A phrase with a preposition replaces the previous
+    phrase of that preposition ("by guns" → "by terrorism") or, with none, is added at the end ("in
+    2014"); a gerund replaces the gerund ("breaking the Flag Code" → "burning the flag"); a noun
+    phrase replaces the subject, or a name ("WhatsApp" → "Instagram"). X is never put beside the
+    phrase it replaces. A pronoun in X ("his approval rating") stands for the person last named."""
+    previous = history[-1]
     wh, rest, inverted = _split_wh(previous.reading)
+    if not wh and rest.split()[:1] and rest.split()[0].lower() in _AUX:
+        inverted = True  # a yes/no question: "Are there penalties for breaking the Flag Code?"
+    if not rest or not (wh or inverted):  # a yes/no question ("Are there penalties for …?") has no wh
+        return []
+    if _points_outside(topic, _PERSON_PRONOUN) and _people(history):
+        topic = _substitute(topic, _PERSON_PRONOUN, _people(history)[0])
+    first = topic.split()[0].lower()
     readings = []
-    subject = _subject(rest) if inverted else None
-    if wh and subject:
-        readings.append(f"{wh} {rest.replace(subject, topic, 1)}?")
-    elif wh and rest:
-        readings.append(f"{wh} {rest} {topic}?")
-    return readings
+    if first in _PREPOSITIONS:
+        same = re.search(rf"\b{re.escape(first)}\s+[^,;?]+?(?=[,;]|\s+(?:{'|'.join(_PREPOSITIONS)})\s|$)",
+                         rest, re.IGNORECASE)
+        if same:
+            readings.append(f"{wh} {rest[:same.start()]}{topic}{rest[same.end():]}?")
+        else:
+            readings.append(f"{wh} {rest} {topic}?")
+    elif len(first) > 4 and first.endswith("ing"):
+        gerund = re.search(r"\b\w{2,}ing\b[^,;?]*", rest)
+        if gerund:
+            readings.append(f"{wh} {rest[:gerund.start()]}{topic}{rest[gerund.end():]}?")
+    else:
+        subject = _subject(rest) if inverted else None
+        if subject:
+            readings.append(f"{wh} {rest.replace(subject, topic, 1)}?")
+        for name in reversed(_names(rest)):
+            if (not subject or name not in subject) and name in rest:
+                readings.append(f"{wh} {rest.replace(name, topic, 1)}?")
+        if not readings:
+            readings.append(f"{wh} {rest} {topic}?")
+        if wh and wh.lower() not in {"what", "which", "who", "whom"} and not _looks_like_person(topic) \
+                and not topic.lower().endswith("s") and not any(w.lower() in _PREPOSITIONS for w in topic.split()):
+            readings.append(f"What is {topic}?")  # "When will they vote again?" then "And his approval rating?"
+    return [r.strip() for r in readings]
 
 
 def readings(question: str, history: list[Turn]) -> list[Contextual]:
@@ -303,10 +392,14 @@ def readings(question: str, history: list[Turn]) -> list[Contextual]:
     candidates: list[str] = []
     frame = _FRAME.match(question)
     if _is_fragment(stripped):
-        candidates += _fragment_readings(stripped, previous)
+        # "To whom?" after "How much is she giving away?": the pronoun the frame brings along is
+        # someone the conversation named.
+        people = _people(history)
+        candidates += [_substitute(r, _PERSON_PRONOUN, people[0]) if people and _points_outside(r, _PERSON_PRONOUN)
+                       else r for r in _fragment_readings(stripped, previous)]
     elif frame and not _split_wh(frame.group("topic"))[0] and len(frame.group("topic").split()) <= 6 \
             and not any(w.lower() in _AUX for w in frame.group("topic").split()):
-        candidates += _frame_readings(frame.group("topic"), previous)
+        candidates += _frame_readings(frame.group("topic"), history)
     else:
         base = stripped[:1].upper() + stripped[1:] if stripped != question else question
         if previous.answer_text and _is_time(previous.answer_text) and _TIME_PRONOUN.search(base):

@@ -143,35 +143,3 @@ def test_training_can_make_near_miss_negatives(articles):
     assert all(ex.question not in originals for ex in near)  # the question itself was changed
     assert all(ex.question in originals for ex in made if ex.kind == "answerable")  # nothing could be made
 
-
-def test_rows_come_from_the_evidence_the_answers_are_decided_from():
-    """The calibrator is fitted on the answering path users get (`ArticleQA.evidence_many`): the
-    features weigh the question as the reader read it (here shortened), over the passages read."""
-    from article_qa.index.passages import Passage
-    from article_qa.qa.answer import ranked_candidates
-    from article_qa.qa.confidence import features
-    from article_qa.qa.conversation import Contextual
-    from article_qa.qa.pipeline import Evidence, Settings
-    from article_qa.qa.reader import Span
-    from article_qa.qa.retrieve import Hit
-    from training.calibrate import CalibrationDocument, CalibrationQuestion, document_rows
-
-    text = "The talks were held in Brussels on Sunday."
-    passage = Passage(0, 0, len(text), text)
-    hits = [Hit(passage, 0.9, 0.8, 1.0)]
-    spans = [Span(text.index("Brussels"), text.index("Brussels") + 8, 3.0, passage, -2.0)]
-    asked = "I read the news and wonder: where were the talks held?"
-    read = Contextual("where were the talks held?", asked)
-
-    class FakeQA:
-        settings = Settings()
-
-        def evidence_many(self, questions):
-            assert questions == [asked]
-            return [(Evidence(asked, Contextual(asked, asked), read, spans, hits), None)]
-
-    doc = CalibrationDocument("7", text, [CalibrationQuestion(asked, ["Brussels"], "answerable")])
-    (row,) = document_rows(FakeQA(), doc)
-    ranked = ranked_candidates(text, spans, hits, Settings().decision)
-    assert row["candidates"] == [(features(read.question, text, ranked, 0, hits), True, "Brussels")]
-    assert row["document"] == "7" and row["kind"] == "answerable" and row["golds"] == ["Brussels"]

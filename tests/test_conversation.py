@@ -214,3 +214,51 @@ def test_after_do_the_last_word_is_the_verb_not_the_subject():
     reopened = Turn("When did the library reopen?", "Saturday")
     assert first_reading("Who announced it?", [reopened]).question == "Who announced the library?"
     assert first_reading("Where?", [reopened]).question == "Where did the library reopen?"
+
+
+def test_and_a_phrase_replaces_the_phrase_of_its_kind_never_beside_it():
+    guns = Turn("How many people have been killed by guns, according to Obama?", "tens of thousands")
+    assert first_reading("And by terrorism?", [guns]).question == \
+        "How many people have been killed by terrorism, according to Obama?"
+    flag = Turn("Are there penalties for breaking the Flag Code?", "there are no rules for punishment")
+    assert first_reading("What about burning the flag?", [flag]).question == "Are there penalties for burning the flag?"
+    tourism = Turn("How much does tourism matter to the economy?", "15 percent")
+    assert first_reading("And what about in 2014?", [tourism]).question == \
+        "How much does tourism matter to the economy in 2014?"
+
+
+def test_and_a_name_stands_in_for_a_name_of_the_previous_question():
+    paid = Turn("How much did Facebook pay for WhatsApp?", "$19 billion")
+    options = [c.question for c in readings("And Instagram?", [paid])]
+    assert "How much did Facebook pay for Instagram?" in options
+    assert all("for WhatsApp" not in o or "Instagram pay" in o for o in options)  # never "Instagram for WhatsApp"
+
+
+def test_a_pronoun_inside_the_topic_is_the_person_last_named():
+    history = [Turn("Why did the impeachment of Yoon fail?", "members left"),
+               Turn("When will the opposition try again?", "Wednesday")]
+    options = [c.question for c in readings("And his approval rating?", history)]
+    assert "What is Yoon's approval rating?" in options
+    assert not any(o.startswith("When will Yoon's approval rating?") for o in options)
+
+
+def test_a_participle_after_the_auxiliary_is_no_subject():
+    suing = Turn("Who is suing Facebook?", "ZeniMax Media")
+    assert first_reading("What do they accuse it of?", [suing]).question == "What do ZeniMax Media accuse it of?"
+
+
+def test_a_place_or_an_organisation_is_not_he():
+    history = [Turn("Who invented neon lights?", "Georges Claude"),
+               Turn("Where did Claude first show it off?", "Paris Motor Show")]
+    assert first_reading("When did he die?", history).question == "When did Claude die?"
+
+
+def test_a_verb_phrase_answer_is_not_they():
+    history = [Turn("What were the volunteers asked to do?", 'perform a "direction discrimination" task')]
+    assert all("perform" not in c.question for c in readings("How did they show it?", history))
+
+
+def test_a_fragment_brings_the_person_of_the_conversation_along():
+    giving = Turn("How much of the profits from the new shoots is she giving away?", "15 percent")
+    history = [Turn("Who took the photo?", "Vanessa Hicks"), giving]
+    assert first_reading("To whom?", history).question == "To whom is Hicks giving away?"

@@ -33,6 +33,9 @@ GUESS_FLOOR = 0.1  # below this a best guess is noise (measured: right well unde
 # still reported (`f1_best_threshold`) to show the trade-off.
 ANSWER_THRESHOLD = 0.5
 CHECK_SHARE = 0.25  # of the held-out articles: kept out of the fit to measure it
+# How much of the fit each source of questions weighs (see `row_weights`): real news, where users
+# ask; SQuAD 2.0's people-written near misses; held-out SQuAD 1.0 articles with made-up negatives.
+SOURCE_SHARES = {"news": 0.35, "pool": 0.35, "squad": 0.30}
 
 
 @dataclass(frozen=True)
@@ -130,9 +133,13 @@ def _without_answers(paragraphs, items: list[Item]):
 
 
 def collect(documents: list[CalibrationDocument], reader: str | None, index_dir, k: int = 3):
-    """Per question: the feature vectors of its top candidates and whether each is right, grouped
-    by document (so the fit/check split can keep articles apart)."""
+    """Per question: the feature vector of the candidate the answering path weighs and whether it
+    is right, grouped by document (so the fit/check split can keep articles apart). Questions go
+    through `ArticleQA.evidence_many`, the path users get (the wider look included)."""
+    from article_qa.evaluation.squad import is_right
     from article_qa.index.article import article_from_text
+    from article_qa.qa.answer import ordered_candidates
+    from article_qa.qa.confidence import features
     from article_qa.qa.pipeline import ArticleQA
 
     rows = []
@@ -145,46 +152,56 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
             qa.use_reader(shared.reader)
         qa = qa.with_settings(k=k)
         shared = qa
-        rows += document_rows(qa, doc)
+        for q, (evidence, _) in zip(doc.questions, qa.evidence_many([q.question for q in doc.questions])):
+            reading = evidence.read.question
+            ranked = ordered_candidates(reading, doc.text, evidence.spans, evidence.hits, qa.settings.decision)
+            candidates = [
+                (features(reading, doc.text, ranked, i, evidence.hits), is_right(doc.text[c.start:c.end], q.golds),
+                 doc.text[c.start:c.end])
+                for i, c in enumerate(ranked[:1])  # the span decide() weighs
+            ]
+            document = doc.title if ":" in doc.title else doc.title.split("-")[0]  # "12-cut" is article 12
+            rows.append({"document": document, "kind": q.kind, "golds": q.golds,
+                         "candidates": candidates})
         print(f"collected {n + 1}/{len(documents)} documents, {len(rows)} questions", flush=True)
     return rows
 
 
-def document_rows(qa, doc: CalibrationDocument) -> list[dict]:
-    """The rows of one document's questions, from the evidence the answering path decides from
-    (`ArticleQA.evidence_many`: the question as the reader reads it, shortened when too long, and
-    the wider second look before abstaining), so that the calibrator is fitted on what users get."""
-    from article_qa.evaluation.squad import is_right
-    from article_qa.qa.answer import ranked_candidates
-    from article_qa.qa.confidence import features
-
-    rows = []
-    decided = qa.evidence_many([q.question for q in doc.questions])
-    for q, (evidence, _) in zip(doc.questions, decided):
-        ranked = ranked_candidates(doc.text, evidence.spans, evidence.hits, qa.settings.decision)
-        candidates = [
-            (features(evidence.read.question, doc.text, ranked, i, evidence.hits),
-             is_right(doc.text[c.start:c.end], q.golds), doc.text[c.start:c.end])
-            for i, c in enumerate(ranked[:1])  # the span decide() weighs
+def squad2_documents(path: Path, titles: set[str] | None, prefix: str) -> list[CalibrationDocument]:
+    """SQuAD 2.0 articles (all, or those titled `titles`) with their own questions, answerable and
+    unanswerable as their writers made them; an article is its paragraphs joined by a blank line."""
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    documents = []
+    for article in data:
+        if titles is not None and article.get("title") not in titles:
+            continue
+        text = "\n\n".join(p["context"] for p in article["paragraphs"])
+        questions = [
+            CalibrationQuestion(qa["question"], [] if qa.get("is_impossible") else
+                                list(dict.fromkeys(a["text"] for a in qa["answers"])),
+                                f"{prefix} unanswerable" if qa.get("is_impossible") else f"{prefix} answerable")
+            for p in article["paragraphs"] for qa in p["qas"]
         ]
-        rows.append({"document": doc.title.split("-")[0], "kind": q.kind, "golds": q.golds,
-                     "candidates": candidates})
-    return rows
+        documents.append(CalibrationDocument(f"{prefix}:{article.get('title', '')}", text, questions))
+    return documents
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 50):
-    """Logistic regression by Newton's method on standardised features, L2 on the weights."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 50,
+                 weights: np.ndarray | None = None):
+    """Logistic regression by Newton's method on standardised features, L2 on the weights;
+    `weights` weigh the rows (default: 1 each)."""
     means = x.mean(axis=0)
     scales = x.std(axis=0)
     scales[scales < 1e-6] = 1.0
     z = np.hstack([np.ones((len(x), 1)), (x - means) / scales])
+    r = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
     w = np.zeros(z.shape[1])
     penalty = np.full(z.shape[1], l2)
     penalty[0] = 0.0
     for _ in range(iterations):
         p = 1 / (1 + np.exp(-np.clip(z @ w, -50, 50)))
-        gradient = z.T @ (p - y) + penalty * w
-        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(w))
+        gradient = z.T @ (r * (p - y)) + penalty * w
+        hessian = (z * (r * p * (1 - p))[:, None]).T @ z + np.diag(penalty) + 1e-9 * np.eye(len(w))
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if np.abs(step).max() < 1e-8:
@@ -192,17 +209,37 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int 
     return means, scales, w[1:], float(w[0])
 
 
+def source(row) -> str:
+    """Where a calibration question comes from: "news", "pool" (SQuAD 2.0's own unanswerable
+    questions) or "squad" (held-out SQuAD 1.0 articles with made-up negatives)."""
+    prefix = row["document"].split(":")[0]
+    return prefix if prefix in SOURCE_SHARES else "squad"
+
+
+def row_weights(rows) -> np.ndarray:
+    """Each source weighs SOURCE_SHARES of the fit (among the sources present), however many
+    questions it has: 120 news questions count as much as their share, not as 120 of 5,000."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[source(r)] = counts.get(source(r), 0) + len(r["candidates"])
+    total_share = sum(SOURCE_SHARES[s] for s in counts)
+    size = sum(counts.values())
+    per_row = {s: SOURCE_SHARES[s] / total_share * size / n for s, n in counts.items()}
+    return np.array([per_row[source(r)] for r in rows for _ in r["candidates"]], dtype=float)
+
+
 def _calibrator(rows):
     from article_qa.qa.confidence import FEATURES, Calibrator
 
     x = np.array([f for r in rows for f, _, _ in r["candidates"]], dtype=float)
     y = np.array([right for r in rows for _, right, _ in r["candidates"]], dtype=float)
-    means, scales, weights, bias = fit_logistic(x, y)
+    means, scales, weights, bias = fit_logistic(x, y, weights=row_weights(rows))
     return Calibrator(FEATURES, tuple(map(float, means)), tuple(map(float, scales)), tuple(map(float, weights)), bias)
 
 
 def outcomes(rows, calibrator, threshold: float) -> dict:
-    """SQuAD-style scores of deciding `rows` with `calibrator` at `threshold`, and the ECE."""
+    """SQuAD-style scores of deciding `rows` with `calibrator` (or a calibrator per document) at
+    `threshold`, and the ECE."""
     from article_qa.evaluation.squad import best_scores, calibration_error
 
     f1s, probabilities, right, answered_wrong, refused = [], [], [], 0, 0
@@ -210,7 +247,8 @@ def outcomes(rows, calibrator, threshold: float) -> dict:
         if not r["candidates"]:
             f1s.append(float(not r["golds"]))
             continue
-        p, (_, is_right_, text) = max(((calibrator.probability(c[0]), c) for c in r["candidates"]),
+        own = calibrator[r["document"]] if isinstance(calibrator, dict) else calibrator
+        p, (_, is_right_, text) = max(((own.probability(c[0]), c) for c in r["candidates"]),
                                       key=lambda pc: pc[0])
         probabilities.append(p)
         right.append(is_right_)
@@ -228,6 +266,16 @@ def outcomes(rows, calibrator, threshold: float) -> dict:
     }
 
 
+def each_left_out(rows, kind: str, threshold: float) -> dict | None:
+    """Outcomes on the documents of source `kind`, each decided by a calibrator fitted without it:
+    what the confidence does on a news story it has not seen."""
+    documents = sorted({r["document"] for r in rows if source(r) == kind})
+    if len(documents) < 2:
+        return None
+    calibrators = {d: _calibrator([r for r in rows if r["document"] != d]) for d in documents}
+    return outcomes([r for r in rows if r["document"] in calibrators], calibrators, threshold)
+
+
 def best_threshold(rows, calibrator) -> float:
     grid = [round(t, 2) for t in np.arange(0.2, 0.81, 0.05)]
     return max(grid, key=lambda t: (outcomes(rows, calibrator, t)["f1"], -abs(t - 0.5)))
@@ -238,6 +286,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="the SQuAD 1.x training JSON the reader trained on")
     parser.add_argument("--reader", type=Path, required=True, help="the trained reader folder (runs/reader)")
     parser.add_argument("--per-article", type=int, default=40, help="answerable questions per held-out article")
+    parser.add_argument("--pool", type=Path, default=None,
+                        help="SQuAD 2.0 JSON of people-written unanswerable questions (its articles the reader "
+                             "held out, or all of them for a reader never trained on it)")
+    parser.add_argument("--news", type=Path, default=None,
+                        help="a folder of news articles' SQuAD 2.0 files (*.squad.json), fitted on too")
     parser.add_argument("--rows", type=Path, default=None, help="reuse (or save) the collected features here")
     parser.add_argument("--index-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -262,9 +315,17 @@ def main(argv: list[str] | None = None) -> None:
            "held_out_articles": config.get("held_out_articles", [])}
     exclude = seen_by_init(articles, [own, *state.get("init_trained_on", [])])
     documents = calibration_documents(articles, held_out, exclude, config["seed"], args.per_article)
+    if args.pool is not None:
+        titles = config.get("pool_held_out_articles")
+        documents += squad2_documents(args.pool, set(titles) if titles else None, "pool")
+    if args.news is not None:
+        for news in sorted(args.news.glob("*.squad.json")):
+            documents += squad2_documents(news, None, "news")
     # Saved rows from before a kind of question existed: collect only the documents of that kind.
     collected_kinds = {r["kind"] for r in rows}
-    missing = [d for d in documents if not {q.kind for q in d.questions} & collected_kinds]
+    collected_documents = {r["document"] for r in rows}
+    missing = [d for d in documents if not {q.kind for q in d.questions} & collected_kinds
+               or (":" in d.title and d.title not in collected_documents)]
     if missing:
         with tempfile.TemporaryDirectory() as cache:
             rows += collect(missing, str(args.reader), args.index_dir or cache)
@@ -280,6 +341,10 @@ def main(argv: list[str] | None = None) -> None:
     report = {"fit": outcomes(fit_rows, trial, threshold), "check": outcomes(check_rows, trial, threshold),
               "threshold_on_fit": threshold, "f1_best_threshold": best,
               "check_at_f1_best_threshold": outcomes(check_rows, trial, best)}
+    for kind in ("news", "pool"):
+        left_out = each_left_out(rows, kind, threshold)
+        if left_out is not None:
+            report[f"{kind}_each_article_left_out"] = left_out
     final = _calibrator(rows)
     kinds = {}
     for r in rows:
