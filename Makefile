@@ -5,7 +5,7 @@ PYTHON ?= python3
 TORCH  ?= torch==2.13.0
 BIN     = $(VENV)/bin
 
-.PHONY: setup chat serve test bench clean
+.PHONY: setup chat serve test lint bench clean
 
 $(BIN)/article-qa: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ serve: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check
 
 bench: setup
 	$(BIN)/python -m bench

@@ -28,7 +28,7 @@ Rows:
   big         a 5 MB article (made here from the default one, every paragraph numbered and its
               words shuffled, so no two passages are alike): `article-qa index` into a folder with
               the ONNX exports, against embedding its passages alone (bench/embed_only.py), with
-              peak memory; then cold `article-qa ask` on it, time and peak memory (issue #10)
+              peak memory; then cold `article-qa ask` on it, time and peak memory
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from article_qa.index.cache_layout import EXPORTS
 from bench.naive import SCRIPT as NAIVE_SCRIPT
 from bench.questions import big_article, perturbed_article, seed_questions, variants
 
@@ -65,7 +66,7 @@ CHAT_P95_MAX_MS = 200.0
 BATCH_MIN_QPS = 25.0
 INDEX_MAX_S = 60.0
 MEMORY_MAX_MB = 600.0  # decimal megabytes (10^6 bytes), the stricter reading
-# Targets of issue #10 for a 5 MB article.
+# Targets for a 5 MB article.
 BIG_ARTICLE_CHARS = 5_000_000
 BIG_INDEX_MAX_RATIO = 3.0  # index time / embedding time
 BIG_INDEX_MAX_MB = 1500.0
@@ -236,7 +237,7 @@ class Bench:
         found = shutil.which("article-qa")
         if found:
             return [found]
-        return [sys.executable, "-c", "from cli import main; main()"]
+        return [sys.executable, "-c", "from article_qa.cli import main; main()"]
 
     def run(self, args: list[str], what: str, cwd: Path | None = None) -> Proc:
         return run_timed(args, self.env, cwd or self.run_dir).check(what)
@@ -252,11 +253,11 @@ class Bench:
         return {"index_s": round(index.seconds, 2), "ask_s": round(ask.seconds, 2), "exports": exports}
 
     def exports(self) -> list[str]:
-        folder = self.cache / "onnx"
+        folder = self.cache / EXPORTS
         return sorted(p.parent.name for p in folder.glob("*/model.onnx")) if folder.is_dir() else []
 
     def default_index_folder(self) -> Path:
-        from index.article import load_article
+        from article_qa.index.article import load_article
 
         sha = load_article(None).sha256
         for sidecar in self.cache.glob("*/index.json"):
@@ -387,7 +388,7 @@ class Bench:
     def _big_article(self) -> Path:
         path = self.work / "big.txt"
         if not path.exists():
-            from index.article import load_article
+            from article_qa.index.article import load_article
 
             path.write_text(big_article(load_article(None).text, self.index_chars), encoding="utf-8")
         return path
@@ -401,7 +402,7 @@ class Bench:
 
     def row_index(self) -> Result:
         article = self._big_article()
-        exports = self.cache / "onnx"
+        exports = self.cache / EXPORTS
         if not exports.is_dir():
             raise RuntimeError(f"no ONNX exports in {exports} (the warm-up failed?)")
         before = sorted(p.name for p in exports.iterdir())
@@ -409,11 +410,11 @@ class Bench:
         for i in range(self.repeat):
             folder = self.work / f"index-{i}"
             folder.mkdir()
-            _copy_tree(exports, folder / "onnx")
+            _copy_tree(exports, folder / EXPORTS)
             log(f"index of {article.stat().st_size / 1e6:.2f} MB into a fresh folder with ONNX exports, "
                 f"run {i + 1}/{self.repeat}")
             proc, info = self._index_once(folder, article, "article-qa index")
-            after = sorted(p.name for p in (folder / "onnx").iterdir())
+            after = sorted(p.name for p in (folder / EXPORTS).iterdir())
             if after != before:
                 log(f"WARNING: index exported again ({after}); the timing includes an export")
             seconds.append(proc.seconds)
@@ -480,17 +481,17 @@ class Bench:
     def row_big(self) -> Result:
         from bench.embed_only import RESULT_MARKER
 
-        from index.article import load_article
+        from article_qa.index.article import load_article
 
         article = self.work / "big.txt"
         article.write_text(perturbed_article(load_article(None).text, self.big_chars), encoding="utf-8")
         size = article.stat().st_size
-        exports = self.cache / "onnx"
+        exports = self.cache / EXPORTS
         if not exports.is_dir():
             raise RuntimeError(f"no ONNX exports in {exports} (the warm-up failed?)")
         folder = self.work / "index-big"
         folder.mkdir()
-        _copy_tree(exports, folder / "onnx")
+        _copy_tree(exports, folder / EXPORTS)
         log(f"big article: embedding its passages alone ({size / 1e6:.2f} MB)")
         embed = run_timed([sys.executable, "-m", "bench.embed_only", str(article), str(folder)], self.env, ROOT)
         embed.check("bench.embed_only")

@@ -18,14 +18,15 @@ RESULT_MARKER = "BENCH-EMBED "
 def main(argv: list[str]) -> None:
     from pathlib import Path
 
-    from index.article import load_article
-    from index.embedding_model import HASH_CACHE_FILE, resolve_model
-    from index.embeddings import Embedder
-    from index.passages import Chunking, split_passages
+    from article_qa.index.article import load_article
+    from article_qa.index.cache_layout import CacheLayout
+    from article_qa.index.embedding_model import resolve_model
+    from article_qa.index.embeddings import Embedder
+    from article_qa.index.passages import Chunking, split_passages
 
-    article_path, index_dir = argv[0], Path(argv[1])
+    article_path, cache = argv[0], CacheLayout(Path(argv[1]))
     article = load_article(article_path)
-    embedder = Embedder(resolve_model(None, hash_cache=index_dir / HASH_CACHE_FILE), export_dir=index_dir / "onnx")
+    embedder = Embedder(resolve_model(None, hash_cache=cache.hash_cache), export_dir=cache.exports)
     chunking = Chunking()
     limit = min(chunking.max_tokens, embedder.max_tokens - 2)
     passages = split_passages(article.text, embedder.token_spans,

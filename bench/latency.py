@@ -17,7 +17,7 @@ RESULT_MARKER = "BENCH-LATENCY "
 
 def main(argv: list[str]) -> None:
     from bench.questions import chat_turns, seed_questions, variants
-    from qa.pipeline import ArticleQA
+    from article_qa.qa.pipeline import ArticleQA
 
     index_dir, passes = argv[0], int(argv[1])
     seed = seed_questions()

@@ -22,9 +22,9 @@ import torch
 from sentence_transformers import SentenceTransformer
 from transformers import AutoTokenizer
 
-from index.article import load_article
-from index.embedding_model import resolve_model
-from qa.reader_models import SHIPPED_READER, merged_network, shipped_config
+from article_qa.index.article import load_article
+from article_qa.index.embedding_model import resolve_model
+from article_qa.qa.reader_loading import SHIPPED_READER, merged_network, shipped_config
 
 MAX_ANSWER_TOKENS = 30
 

@@ -27,7 +27,7 @@ def merged_squad(files: list[Path], into: Path) -> Path:
 
 
 def run_sets(folder: Path, reader: str | None, details_dir: Path | None, only: set[str] | None) -> dict[str, dict]:
-    from evaluation.run import evaluate_chats, evaluate_file
+    from article_qa.evaluation.run import evaluate_chats, evaluate_file
 
     news = folder / "news_dev"
     results: dict[str, dict] = {}

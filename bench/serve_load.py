@@ -38,7 +38,7 @@ def client_questions(clients: int, per_client: int) -> list[list[str]]:
 
 
 def in_process(index_dir: str, work: list[list[str]]) -> tuple[list[float], list[list[dict]], float]:
-    from qa.pipeline import ArticleQA
+    from article_qa.qa.pipeline import ArticleQA
 
     qa = ArticleQA.open(None, index_dir=index_dir)
     for question in ["Warm-up: " + q for q in work[0][:4]]:

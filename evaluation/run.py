@@ -13,10 +13,11 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from evaluation.squad import Scoreboard, best_scores, is_right, load_chats, load_squad
-from index.article import article_from_text, load_article
-from qa.conversation import Contextual
-from qa.pipeline import ArticleQA, turn_after
+from article_qa.evaluation.squad import Scoreboard, best_scores, is_right, load_chats, load_squad
+from article_qa.index.article import article_from_text, load_article
+from article_qa.index.printable import printable, quoted
+from article_qa.qa.conversation import Contextual, Conversations
+from article_qa.qa.pipeline import ArticleQA
 
 CHUNK = 32
 RECALL_DEPTH = 5
@@ -61,7 +62,7 @@ def evaluate_file(
     if article_id is not None:
         documents = [d for d in documents if d.title == article_id]
         if not documents:
-            raise ValueError(f"no article titled {article_id!r} in {path}")
+            raise ValueError(f"no article titled {quoted(article_id)} in {printable(str(path))}")
     total = sum(len(d.questions) for d in documents)
     if limit is not None:
         total = min(total, limit)
@@ -135,7 +136,7 @@ def evaluate_chats(path: Path, *, article: Path | None = None, index_dir=None, m
             opened[where] = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
         return opened[where]
 
-    histories: dict[str, list] = {}
+    conversations: Conversations | None = None
     board = Scoreboard()
     turns = load_chats(path)
     missing = 0
@@ -143,10 +144,12 @@ def evaluate_chats(path: Path, *, article: Path | None = None, index_dir=None, m
         qa = pipeline(turn)
         if turn["answers"] and not any(a in qa.article.text for a in turn["answers"]):
             missing += 1
-        history = histories.setdefault(str(turn["conversation"]), [])
+        if conversations is None:
+            conversations = qa.conversations()
+        conversation = conversations.named(str(turn["conversation"]))
+        conversation.qa = qa  # a turn is asked about its own article
         started = time.perf_counter()
-        answer = qa.ask_in_context([turn["question"]], [history])[0]
-        history.append(turn_after(answer))
+        answer = conversation.ask(turn["question"])
         _add(board, answer, turn["answers"], None, [], time.perf_counter() - started)
         f1 = best_scores(answer.text, turn["answers"])[1]
         read = f" (read as {answer.read_as!r})" if answer.read_as else ""

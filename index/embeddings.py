@@ -17,8 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from index.embedding_model import ModelRef, load_error
-from index.parallel import TORCH_WORK, Loading
+from article_qa.index.embedding_model import ModelRef, load_error
+from article_qa.index.parallel import TORCH_WORK, Loading
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -98,25 +98,19 @@ class Embedder:
         return self._backend.get()
 
     def _make_backend(self):
-        """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise."""
-        if self.runtime != "torch" and self.export_dir is not None and self.model.sha256:
-            from index.onnx_export import OnnxEncoder, discard, export_failed, exported_model_path
+        """ONNX when an export exists or can be made (once, keyed by sha256); PyTorch otherwise
+        (`index.onnx_export.fastest`, the rule the reader loads by too; a failed export is said once)."""
+        from article_qa.index.onnx_export import OnnxEncoder, exported_model_path, fastest
 
+        path = None
+        if self.export_dir is not None and self.model.sha256:
             path = exported_model_path(self.model, self.export_dir)
-            onnx_encoder = lambda: OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model))  # noqa: E731
-            if path.is_file():
-                try:
-                    return onnx_encoder()
-                except Exception:  # noqa: BLE001 - damaged on disk (ORT's errors vary): made again below
-                    discard(path)
-            try:
-                self.export()
-                return onnx_encoder()
-            except Exception as err:  # noqa: BLE001 - a failed export only costs speed, and is said
-                if self.runtime == "onnx":
-                    raise
-                export_failed(err)
-        return TorchEncoder(self.model)
+        return fastest(
+            path, self.runtime,
+            onnx=lambda: OnnxEncoder(path, self.tokenizer, self.max_tokens, _pooling(self.model)),
+            export=self.export,
+            torch=lambda: TorchEncoder(self.model),
+        )
 
 
 class TorchEncoder:
@@ -194,7 +188,7 @@ MIN_COSINE = 0.999
 def export_embedder(model: ModelRef, export_dir: Path) -> Path:
     """The model's export: the published one when it is there (torch is not imported then), else
     the transformer exported, checked against sentence-transformers, then published."""
-    from index.onnx_export import exported_model_path
+    from article_qa.index.onnx_export import exported_model_path
 
     path = exported_model_path(model, export_dir)
     if path.is_file():
@@ -206,7 +200,7 @@ def export_embedder(model: ModelRef, export_dir: Path) -> Path:
 def _export_embedder(model: ModelRef, path: Path) -> Path:
     import torch
 
-    from index.onnx_export import ExportError, OnnxEncoder, export_graph, publish
+    from article_qa.index.onnx_export import ExportError, OnnxEncoder, export_graph, publish
 
     if path.is_file():  # another thread published it while this one waited for TORCH_WORK
         return path

@@ -25,25 +25,62 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 
-from index.cache_files import (
+from article_qa.index.private_files import (
     private_folder,
     read_regular,
     remove_stale_temps,
     subfolder_problem,
     write_atomic,
 )
-from index.embedding_model import HASH_CACHE_FILE, ModelRef, cached_sha256, file_sha256, remember_sha256
-from index.parallel import TORCH_WORK, map_in_threads, usable_cores
-from index.printable import printable
+from article_qa.index.cache_layout import HASH_CACHE_FILE
+from article_qa.index.embedding_model import ModelRef, cached_sha256, file_sha256, remember_sha256
+from article_qa.index.parallel import TORCH_WORK, map_in_threads, usable_cores
+from article_qa.index.printable import printable
 
 # ONNX Runtime keeps a telemetry database (SQLite, with a device id) under ~/.cache/Microsoft and
 # writes it at every session start and exit (~25 ms here). A tool run per question should neither
 # record its users' usage nor pay for it; a user may still set ORT_DISABLE_TELEMETRY=0.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
+ENV_RUNTIME = "ARTICLE_QA_RUNTIME"
+RUNTIMES = ("auto", "onnx", "torch")
+Model = TypeVar("Model")
+
+
+def chosen_runtime() -> str:
+    """`ARTICLE_QA_RUNTIME`: "auto" (ONNX when it can be exported, else PyTorch; the default),
+    "onnx" (an export that fails is an error) or "torch" (no exports: the reference to check
+    them against)."""
+    runtime = os.environ.get(ENV_RUNTIME, "auto").strip().lower() or "auto"
+    return runtime if runtime in RUNTIMES else "auto"
+
+
+def fastest(path: Path | None, runtime: str, onnx: Callable[[], Model], export: Callable[[], None],
+            torch: Callable[[], Model]) -> Model:
+    """A model by the one rule for the encoder and the reader alike: `onnx()` when the export at
+    `path` loads; else, when it fails to load (damaged on disk; ONNX Runtime's errors vary), it is
+    discarded and `export()` makes it again; else `torch()`, after saying once why the export failed
+    (`export_failed`). `path` None (no cache to keep exports in) and `runtime` "torch" go straight
+    to `torch()`; with "onnx" a failed export raises."""
+    if runtime != "torch" and path is not None:
+        if path.is_file():
+            try:
+                return onnx()
+            except Exception:  # noqa: BLE001 - damaged on disk: made again below
+                discard(path)
+        try:
+            export()
+            return onnx()
+        except Exception as err:  # noqa: BLE001 - a failed export only costs speed, and is said
+            if runtime == "onnx":
+                raise
+            export_failed(err)
+    return torch()
 
 
 class ExportError(RuntimeError):

@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from index.sentences import sentence_spans
+from article_qa.index.sentences import sentence_spans
 
 # Word-piece character spans of a text, e.g. from the embedding model's tokenizer.
 TokenSpans = Callable[[str], list[tuple[int, int]]]
@@ -41,7 +41,14 @@ class Chunking:
 
 
 # Hard-wrapped text keeps one paragraph over several short lines; longer lines are paragraphs.
-_WRAPPED_LINE_CHARS = 100
+WRAPPED_LINE_CHARS = 100
+
+
+def hard_wrapped(line_lengths: list[int]) -> bool:
+    """Whether a run of consecutive lines is one hard-wrapped paragraph: more than one line, every
+    one at most WRAPPED_LINE_CHARS long. The index and the web page's layout (`web/blocks.py`) both
+    cut paragraphs by this rule, so that an answer is marked in the block it was read from."""
+    return len(line_lengths) > 1 and all(n <= WRAPPED_LINE_CHARS for n in line_lengths)
 
 
 # A run of white space holding a blank line separates paragraphs.
@@ -66,7 +73,7 @@ def paragraph_spans(text: str) -> list[tuple[int, int]]:
         if b_start >= b_end:
             continue
         lines = list(_LINE.finditer(text, b_start, b_end))
-        if len(lines) > 1 and all(m.end() - m.start() <= _WRAPPED_LINE_CHARS for m in lines):
+        if hard_wrapped([m.end() - m.start() for m in lines]):
             spans.append((b_start, b_end))
             continue
         for m in lines:

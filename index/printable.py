@@ -33,8 +33,37 @@ def printable(text: str) -> str:
     return _UNSAFE.sub(lambda m: escape_char(m.group()), text)
 
 
+def quoted(name: object) -> str:
+    """A name (a file, a model, a host, an encoding) in quotes for a message: `'notes.md'`, its
+    controls made visible as everywhere (`printable`), never Python's `repr`."""
+    return f"'{printable(str(name))}'"
+
+
 def json_dumps(value, **kwargs) -> str:
     """`json.dumps(value, ensure_ascii=False)` with C1 controls, DEL, bidi controls, the Unicode
     line separators and lone surrogates written as `\\u` escapes (json escapes C0 controls itself)."""
     text = json.dumps(value, ensure_ascii=False, **kwargs)
     return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def os_error(err: OSError, name: object = None, *, verb: str = "read", thing: str = "file") -> str:
+    """A file error in the words every message of the tool uses, not Python's `[Errno 2] …`.
+
+    `name` is the file as the user named it (default: the error's own file name), shown through
+    `printable`; `verb` what was being done ("read", "write", "clear"); `thing` what the file was
+    for ("article", "question file"), in "article not found: notes.md".
+    """
+    shown = printable(str(name if name is not None else err.filename if err.filename is not None else thing))
+    writing = verb != "read"
+    if isinstance(err, FileNotFoundError):
+        return f"cannot {verb} {shown}: its folder does not exist" if writing else f"{thing} not found: {shown}"
+    if isinstance(err, NotADirectoryError):
+        if writing:
+            return f"cannot {verb} {shown}: a parent in the path is not a folder"
+        return f"{thing} not found: {shown} (a parent in the path is a file)"
+    if isinstance(err, IsADirectoryError):
+        kind = thing if thing.endswith("file") else f"{thing} file"
+        return f"{shown} is a directory, not {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+    if isinstance(err, PermissionError):
+        return f"cannot {verb} {shown}: permission denied"
+    return f"cannot {verb} {shown}: {err.strerror or err}"

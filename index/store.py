@@ -8,7 +8,7 @@ crash-safe: the data files go to new names, then the sidecar is swapped in by re
 files are removed; a process killed at any point leaves the old index or the new one, never a mix.
 Two processes building the same index take turns on a file lock. No pickle is read or written.
 When the cache cannot be written (read-only, disk full) or must not be used (another user's folder,
-one others may write to, a symbolic link; see `index/cache_files.py`) the index lives in memory,
+one others may write to, a symbolic link; see `index/private_files.py`) the index lives in memory,
 with a warning.
 
 A big article is what this layout is for: a 5 MB article has ~18,000 passages, whose vectors
@@ -30,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from index.article import Article
-from index.cache_files import (
-    folder_problem,
+from article_qa.index import cache_layout
+from article_qa.index.article import Article
+from article_qa.index.cache_layout import INDEX_LOCK, SIDECAR, CacheLayout
+from article_qa.index.private_files import (
     open_regular,
     private_folder,
     read_regular,
@@ -40,16 +41,14 @@ from index.cache_files import (
     subfolder_problem,
     write_atomic,
 )
-from index.embeddings import Embedder, Progress
-from index.lexical import BM25
-from index.passages import Chunking, Passage, split_passages
-from index.printable import printable
+from article_qa.index.embeddings import Embedder, Progress
+from article_qa.index.lexical import BM25
+from article_qa.index.passages import Chunking, Passage, split_passages
+from article_qa.index.printable import printable
 
 FORMAT = "article-qa-index"
 VERSION = 2  # 2: BM25 postings saved beside the vectors
-SIDECAR = "index.json"
 LOCK_TIMEOUT_S = 600
-ENV_INDEX_DIR = "ARTICLE_QA_INDEX_DIR"
 MAX_SIDECAR_BYTES = 64 * 1024 * 1024  # a 20 MB article's passage offsets take ~2 MB
 # The only data files a sidecar may name: the tool's own names, inside the key folder. A sidecar
 # naming "/dev/zero" or "../../somewhere" is an incomplete index, not an instruction.
@@ -58,15 +57,6 @@ DATA_FILES = {
     "lexical": re.compile(r"lexical-[0-9a-f]{16}\.bin"),
 }
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def default_index_dir() -> Path:
-    """`$ARTICLE_QA_INDEX_DIR`, else the per-user cache folder (e.g. ~/.cache/article-qa)."""
-    if os.environ.get(ENV_INDEX_DIR):
-        return Path(os.environ[ENV_INDEX_DIR]).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("article-qa", appauthor=False))
 
 
 @dataclass(frozen=True)
@@ -101,13 +91,8 @@ class IndexWarning(UserWarning):
 
 
 def index_key(article: Article, embedder: Embedder) -> str:
-    model = hashlib.sha256(embedder.model.name.encode()).hexdigest()[:8]
-    return f"{article.sha256[:16]}-{model}"
-
-
-def cache_problem(index_dir: Path | str | None = None) -> str | None:
-    """Why the cache folder must not be used (see `index/cache_files.py`), or None."""
-    return folder_problem(Path(index_dir or default_index_dir()))
+    """The name of the article's index folder in the cache (`CacheLayout.index_folder`)."""
+    return cache_layout.index_key(article.sha256, embedder.model.name)
 
 
 def open_index(
@@ -120,13 +105,14 @@ def open_index(
 ) -> ArticleIndex:
     """The article's index: loaded from the cache when still valid, otherwise built and saved."""
     started = time.monotonic()
-    root = Path(index_dir or default_index_dir())
-    problem = folder_problem(root)
+    layout = CacheLayout.at(index_dir)
+    root = layout.root
+    problem = layout.problem()
     if problem:
         warnings.warn(f"not using the cache folder {printable(str(root))}: {problem}; the index is kept "
                       "in memory and the models are not exported (slower)", IndexWarning)
         return _in_memory(article, embedder, chunking, progress, problem, started)
-    folder = root / index_key(article, embedder)
+    folder = layout.index_folder(article.sha256, embedder.model.name)
     expected = _expected_meta(article, embedder, chunking)
     if not rebuild:
         loaded, reason = _try_load(folder, expected, article, embedder, chunking, started)
@@ -138,7 +124,7 @@ def open_index(
         _make_private_dir(folder)
         from filelock import FileLock
 
-        lock = FileLock(str(folder / ".lock"), timeout=LOCK_TIMEOUT_S)
+        lock = FileLock(str(folder / INDEX_LOCK), timeout=LOCK_TIMEOUT_S)
         lock.acquire()
     except OSError as err:
         return _cannot_write(folder, err, article, embedder, chunking, progress, None, started)
@@ -359,6 +345,6 @@ def _export_quietly(embedder: Embedder) -> None:
     try:
         embedder.export()
     except Exception as err:  # noqa: BLE001 - any exporter failure falls back to PyTorch
-        from index.onnx_export import export_failed
+        from article_qa.index.onnx_export import export_failed
 
         export_failed(err)

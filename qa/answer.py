@@ -1,8 +1,10 @@
 """The answer a user sees: a span of the article with its evidence, or an honest "no answer".
 
-Abstaining is a decision, not a fallback: the reader's best span must beat its own "no answer"
-option by a margin tuned on SQuAD 2.0 development questions (half of them unanswerable). Returning
-the nearest sentence when nothing answers would be a made-up answer with a straight face.
+Abstaining is a decision, not a fallback: the reader's best span is the answer only when the
+probability that it is right (`qa/confidence.py`) reaches the reader's answer threshold; below that
+it is shown as a labelled best guess, or not at all. Returning the nearest sentence when nothing
+answers would be a made-up answer with a straight face. What a verdict is called and how a
+probability is said are decided here, once, for the terminal, the JSON, the CSV and the page.
 """
 
 from __future__ import annotations
@@ -10,12 +12,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from qa.confidence import Calibrator, amount_near, answer_type, features, states_number
-from qa.reader import Span
-from qa.retrieve import Hit
+from article_qa.qa.confidence import Calibrator, amount_near, answer_type, features, states_number
+from article_qa.qa.reader import Span
+from article_qa.qa.retrieve import Hit
 
 NO_ANSWER_TEXT = "The article does not say."
 NOT_SURE_TEXT = "Not sure."
+CLOSEST_TEXT = "The closest the article comes:"  # before a best guess, after NOT_SURE_TEXT
+VERDICTS = ("answered", "not sure", "not in the article")
+
+
+def percent(probability: float) -> str:
+    """A probability as a percentage that never claims certainty: '>99%' and '<1%' at the ends."""
+    if probability >= 0.995:
+        return ">99%"
+    if probability < 0.005:
+        return "<1%"
+    return f"{round(probability * 100)}%"
 
 
 @dataclass(frozen=True)
@@ -67,16 +80,23 @@ class Answer:
             return "answered"
         return "not sure" if self.best_guess is not None else "not in the article"
 
+    @property
+    def confidence(self) -> str | None:
+        """The probability of the answer (or of the best guess) as people are shown it."""
+        return percent(self.score) if self.answered or self.best_guess is not None else None
+
     def to_dict(self) -> dict:
-        """The JSON shape of `--json` and batch output."""
+        """The JSON shape of `--json`, batch output and the web API."""
         answer = None
         if self.answered:
             answer = Candidate(self.text, self.start, self.end, self.score).to_dict()
         out = {"question": self.question}
         if self.read_as is not None and self.read_as != self.question:
             out["read_as"] = self.read_as
+        out["verdict"] = self.verdict
         out["answer"] = answer
         out["best_guess"] = self.best_guess.to_dict() if self.best_guess else None
+        out["confidence"] = self.confidence
         out["passages"] = [
             {"text": h.passage.text, "start": h.passage.start, "end": h.passage.end, "score": round(h.score, 4)}
             for h in self.hits

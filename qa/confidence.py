@@ -16,7 +16,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from index.sentences import sentence_spans
+from article_qa.index.sentences import sentence_spans
+from article_qa.qa.words import STOP_WORDS, TIME_WORDS_OF_ANSWERS
 
 FEATURES = (
     "margin",  # best span logit minus its window's null logit
@@ -42,11 +43,7 @@ _CLAUSE_END = re.compile(r"[,;:—–()]|\$?\d[\d,.]*|\band\b")
 NEAR_WORDS = 6  # words either side of a number that say what it counts ("$1 billion buyout of Instagram")
 
 _WORD = re.compile(r"\w+")
-_STOP = frozenset(
-    "a an the of in on at to for by with from and or is was were are be been being what which who whom whose "
-    "when where why how did does do that this these those as it its his her their they he she them him there "
-    "has have had will would can could should may might must about into than then so not no s".split()
-)
+_STOP = STOP_WORDS
 _NUMBER_WORDS = frozenset(
     "one two three four five six seven eight nine ten eleven twelve hundred thousand million billion dozen "
     "half first second third percent".split()
@@ -62,10 +59,7 @@ _QUALIFIERS = frozenset(
     "public private ancient modern upper lower early late strongest weakest richest poorest cheapest "
     "supported opposed entered arrived departed born died".split()
 )
-_TIME_WORDS = frozenset(
-    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
-    "august september october november december century decade year years today yesterday morning night".split()
-)
+_TIME_WORDS = TIME_WORDS_OF_ANSWERS
 
 
 def _stem(word: str) -> str:

@@ -14,14 +14,22 @@ its own, the way a person would hear it:
 - a leading "And"/"So" before a question that is complete is dropped.
 
 Without a parser such rewrites are guesses, so a follow-up gets a few readings, most plausible
-first, and the conversation keeps the one the article answers most confidently (see
-`ArticleQA.ask_in_context`). A question with no follow-up cue is read as it is.
+first, and the conversation keeps the one the article answers most confidently (`ask_in_context`).
+A question with no follow-up cue is read as it is.
+
+What a conversation remembers lives here too, once for every front end: a `Conversation` (the
+chat's, one web page's, one batch conversation's) and `Conversations`, the keeper of conversations
+by id that batch, eval and the web server ask through.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
+
+from article_qa.qa.words import MONTHS, TIME_WORDS_OF_DATES
 
 MAX_READINGS = 4
 WH_PHRASE_WORDS = 8  # "how much of the profits from the new shoots is she giving away"
@@ -76,10 +84,7 @@ _THING_PRONOUN = re.compile(r"\b(they|them|their|theirs|it|its)\b", re.IGNORECAS
 _TIME_PRONOUN = re.compile(r"(?<!^)\b(?:then|at that time|at that point|that day)\b", re.IGNORECASE)
 _POSSESSIVES = frozenset({"his", "her", "hers", "their", "theirs", "its"})
 _WORD = re.compile(r"[\w’'.-]+")
-_TIME_WORDS = frozenset(
-    "monday tuesday wednesday thursday friday saturday sunday today yesterday tomorrow january february march "
-    "april may june july august september october november december week month year".split()
-)
+_TIME_WORDS = TIME_WORDS_OF_DATES
 _NAME_PARTICLES = frozenset({"de", "van", "von", "der", "den", "da", "di", "du", "del", "la", "le", "al", "bin", "ibn"})
 _TITLES = frozenset(
     "president chancellor minister prime envoy secretary general king queen prince senator governor mayor "
@@ -181,8 +186,7 @@ def _when(time: str) -> str:
     first = time.split()[0].lower()
     if first in {"on", "in", "at", "by", "during", "since", "until", "before", "after"}:
         return time
-    if first.isdigit() and len(first) == 4 or first in {"january", "february", "march", "april", "may", "june", "july",
-                                                         "august", "september", "october", "november", "december"}:
+    if first.isdigit() and len(first) == 4 or first in MONTHS:
         return f"in {time}"
     return f"on {time}"
 
@@ -257,7 +261,7 @@ def _things(history: list[Turn]) -> list[str]:
         if turn.answer_text and not explains and not _is_time(turn.answer_text) and _is_noun_phrase(turn.answer_text):
             candidates.append(turn.answer_text)
         subject = _subject(rest) if inverted else None
-        if subject and not subject.lower() in {"he", "she", "they", "it", "you", "we", "i"}:
+        if subject and subject.lower() not in {"he", "she", "they", "it", "you", "we", "i"}:
             candidates.append(subject)
         for c in candidates:
             if c not in things:
@@ -429,3 +433,114 @@ def is_follow_up(question: str) -> bool:
         _points_outside(question, _PERSON_PRONOUN) or _points_outside(question, _THING_PRONOUN)
         or _FRAME.match(question) or _LEADING_CONJUNCTION.match(question) or _is_fragment(question)
     )
+
+
+# --- conversations ---------------------------------------------------------------------------------
+
+READING_PREFERENCE = 0.05  # probability a later (less plausible) reading of a follow-up gives up per rank
+
+
+def ask_in_context(qa, questions: list[str], histories: list[list[Turn]]) -> list:
+    """Answers to questions asked after their conversations' `histories`, from `qa.ask_many`.
+
+    A follow-up may have several readings (`readings`); all are answered in one batch and the one
+    the article answers most confidently is kept, the more plausible reading winning a near tie, so
+    "they" becomes whatever the article can say something about.
+    """
+    options = [readings(q, h) for q, h in zip(questions, histories)]
+    asked = [q for q, opts in zip(questions, options) for _ in opts]
+    answers = iter(qa.ask_many(asked, [c for opts in options for c in opts]))
+    chosen = []
+    for opts in options:
+        candidates = [next(answers) for _ in opts]
+        chosen.append(max(enumerate(candidates), key=lambda ra: ra[1].score - READING_PREFERENCE * ra[0])[1])
+    return chosen
+
+
+def turn_after(answer) -> Turn:
+    """What a conversation remembers of a question: its answer, or the best guess the user was
+    shown ("Not sure. The closest the article comes: NATO allies"), which is what a follow-up
+    such as "To whom?" or "What did they do?" then builds on."""
+    return Turn(answer.question, answer.remembered_text, answer.read_as)
+
+
+class Conversation:
+    """Questions asked one after another, each read in the light of the previous turns, with the
+    pipeline `qa` (it may be swapped for another view of it, as the chat's `:k` does). The last
+    `max_turns` turns are kept (None: all); a follow-up looks back only a few."""
+
+    def __init__(self, qa, max_turns: int | None = None):
+        self.qa = qa
+        self.max_turns = max_turns
+        self.turns: list[Turn] = []
+
+    def ask(self, question: str):
+        answer = ask_in_context(self.qa, [question], [self.turns])[0]
+        self.remember(turn_after(answer))
+        return answer
+
+    def remember(self, turn: Turn) -> None:
+        """Add a finished turn (one answered here, or one an earlier batch run answered)."""
+        self.turns.append(turn)
+        if self.max_turns is not None:
+            del self.turns[: -self.max_turns]
+
+    def reset(self) -> None:
+        self.turns.clear()
+
+
+class Conversations:
+    """Conversations by id, all with the pipeline `qa`: the lines of a batch file that share a
+    "conversation", the turns of an eval chat, the web page's clients.
+
+    The `max_conversations` most recently used are kept (None: all), the least recently used
+    dropped first; each keeps its last `max_turns` turns. Not thread-safe: one thread asks.
+    """
+
+    def __init__(self, qa, *, max_conversations: int | None = None, max_turns: int | None = None):
+        self.qa = qa
+        self.max_conversations = max_conversations
+        self.max_turns = max_turns
+        self._by_id: OrderedDict[str, Conversation] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def new(self) -> str:
+        """Start a conversation under a new random, unguessable id, and return the id."""
+        conversation_id = secrets.token_urlsafe(12)
+        self.named(conversation_id)
+        return conversation_id
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        """The conversation of this id (now the most recently used), or None: unknown or dropped."""
+        conversation = self._by_id.get(conversation_id)
+        if conversation is not None:
+            self._by_id.move_to_end(conversation_id)
+        return conversation
+
+    def named(self, conversation_id: str) -> Conversation:
+        """The conversation of this id, started when there is none (ids a batch file or chats file
+        gives)."""
+        conversation = self.get(conversation_id)
+        if conversation is None:
+            conversation = self._by_id[conversation_id] = Conversation(self.qa, self.max_turns)
+            while self.max_conversations is not None and len(self._by_id) > self.max_conversations:
+                self._by_id.popitem(last=False)  # the least recently used
+        return conversation
+
+    def ask_many(self, asked: list[tuple[str | None, str]]) -> list:
+        """Answers to (conversation id, question) pairs, in order, in one batched call; a question
+        without an id stands alone. One call holds at most one question of a conversation: a
+        conversation's turns depend on each other, so they are asked in calls one after another."""
+        conversations = [None if cid is None else self.named(cid) for cid, _ in asked]
+        ids = [cid for cid, _ in asked if cid is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("one call asks at most one question of each conversation")
+        answers = ask_in_context(self.qa, [q for _, q in asked], [c.turns if c else [] for c in conversations])
+        if len(answers) != len(asked):  # zip would drop questions silently
+            raise RuntimeError(f"{len(answers)} answers for {len(asked)} questions")
+        for conversation, answer in zip(conversations, answers):
+            if conversation is not None:
+                conversation.remember(turn_after(answer))
+        return answers

@@ -8,28 +8,26 @@ from drifting apart.
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from index.article import Article, load_article
-from index.embedding_model import HASH_CACHE_FILE, resolve_model
-from index.embeddings import Embedder, Progress
-from index.parallel import Loading
-from index.passages import Chunking
-from index.store import ArticleIndex, cache_problem, default_index_dir, open_index
-from qa.answer import Answer, Decision, decide
-from qa.confidence import Calibrator
-from qa.conversation import Contextual, Turn, readings
-from qa.question import language_notice, shorten_question
-from qa.reader import MAX_QUESTION_TOKENS, Reader, Span, truncate_question
-from qa.reader_models import load_reader, shipped_config
-from qa.retrieve import DENSE_WEIGHT, Hit, retrieve
+from article_qa.index.article import Article, load_article
+from article_qa.index.cache_layout import CacheLayout
+from article_qa.index.embedding_model import resolve_model
+from article_qa.index.embeddings import Embedder, Progress
+from article_qa.index.parallel import Loading
+from article_qa.index.passages import Chunking
+from article_qa.index.store import ArticleIndex, open_index
+from article_qa.qa.answer import Answer, Decision, decide
+from article_qa.qa.confidence import Calibrator
+from article_qa.qa.conversation import Contextual, Conversation, Conversations, Turn, ask_in_context
+from article_qa.qa.question import language_notice, shorten_question
+from article_qa.qa.reader import MAX_QUESTION_TOKENS, Reader, Span, truncate_question
+from article_qa.qa.reader_loading import load_reader, shipped_config
+from article_qa.qa.retrieve import DENSE_WEIGHT, Hit, retrieve
 
 DEFAULT_K = 3
-READING_PREFERENCE = 0.05  # probability a later (less plausible) reading of a follow-up gives up per rank
-ENV_RUNTIME = "ARTICLE_QA_RUNTIME"
 
 
 class QuestionWarning(UserWarning):
@@ -71,7 +69,7 @@ class Evidence:
 def default_decision(reader_name: str | None) -> Decision:
     """The decision stored with a reader of ours (reader.json: its calibrator and thresholds, or an
     older reader's margin threshold); "the span must beat no answer" for any other reader."""
-    from qa.reader_models import READER_CONFIG, SHIPPED_READER
+    from article_qa.qa.reader_loading import READER_CONFIG, SHIPPED_READER
 
     folder = SHIPPED_READER if reader_name is None else Path(reader_name).expanduser()
     try:
@@ -102,22 +100,21 @@ def first_use(model: str | None = None, reader: str | None = None, index_dir: st
     Front ends say so before the wait instead of showing a silent screen. Models that are never
     exported (by hub name, or ARTICLE_QA_RUNTIME=torch) load slowly every time: not a first use.
     """
-    from index.onnx_export import MANIFEST_FILE, exported_model_path
-    from qa.reader_models import export_path
+    from article_qa.index.onnx_export import MANIFEST_FILE, chosen_runtime, exported_model_path
+    from article_qa.qa.reader_loading import export_path
 
-    if os.environ.get(ENV_RUNTIME, "auto") == "torch":
+    if chosen_runtime() == "torch":
         return False
-    root = Path(index_dir) if index_dir else default_index_dir()
-    if cache_problem(root):  # a cache folder that is not used gets no exports either
+    cache = CacheLayout.at(index_dir)
+    if cache.problem():  # a cache folder that is not used gets no exports either
         return False
-    hash_cache = root / HASH_CACHE_FILE
     try:
-        encoder = resolve_model(model, hash_cache=hash_cache)
+        encoder = resolve_model(model, hash_cache=cache.hash_cache)
     except Exception:  # noqa: BLE001 - opening the model reports it properly
         return False
-    paths = [export_path(reader, root / "onnx", hash_cache)]
+    paths = [export_path(reader, cache)]
     if encoder.sha256:
-        paths.append(exported_model_path(encoder, root / "onnx"))
+        paths.append(exported_model_path(encoder, cache.exports))
     # An export made before exports had manifests is made again too (see index/onnx_export.py).
     return any(path is not None and not (path.parent / MANIFEST_FILE).is_file() for path in paths)
 
@@ -126,12 +123,13 @@ class ArticleQA:
     """Question answering over one article. Cheap to construct; models load on first use."""
 
     def __init__(self, index: ArticleIndex, reader_name: str | None = None, settings: Settings | None = None,
-                 export_dir: Path | None = None):
+                 cache: CacheLayout | None = None, runtime: str = "auto"):
         self.index = index
         self.reader_name = reader_name
         self.settings = settings or Settings(decision=default_decision(reader_name))
-        self.export_dir = export_dir
-        self._reader: Loading[Reader] = Loading(lambda: load_reader(reader_name, export_dir))
+        self.cache = cache  # where the reader's export and checksums are kept (None: nowhere)
+        self.runtime = runtime
+        self._reader: Loading[Reader] = Loading(lambda: load_reader(reader_name, cache, runtime))
 
     @classmethod
     def open(
@@ -149,17 +147,17 @@ class ArticleQA:
         """Open an article (a path, an `Article`, or None for the shipped one) and its index."""
         if not isinstance(article, Article):
             article = load_article(article)
-        root = Path(index_dir) if index_dir else default_index_dir()
-        # ARTICLE_QA_RUNTIME=torch skips the ONNX exports: the reference for checking them.
-        runtime = os.environ.get(ENV_RUNTIME, "auto")
+        from article_qa.index.onnx_export import chosen_runtime
+
+        layout = CacheLayout.at(index_dir)
+        runtime = chosen_runtime()
         # A cache folder that is not safely the user's own is not written at all: no hash cache, no
         # exports (open_index says so, once, and keeps the index in memory).
-        usable = cache_problem(root) is None
-        hash_cache = root / HASH_CACHE_FILE if usable else None
-        export_dir = root / "onnx" if usable else None
-        embedder = Embedder(resolve_model(model, hash_cache=hash_cache), export_dir=export_dir, runtime=runtime)
-        index = open_index(article, embedder, chunking, root, progress=progress, rebuild=rebuild)
-        return cls(index, reader, settings, export_dir=None if runtime == "torch" else export_dir)
+        cache = layout if layout.problem() is None else None
+        embedder = Embedder(resolve_model(model, hash_cache=cache.hash_cache if cache else None),
+                            export_dir=cache.exports if cache else None, runtime=runtime)
+        index = open_index(article, embedder, chunking, layout.root, progress=progress, rebuild=rebuild)
+        return cls(index, reader, settings, cache=cache, runtime=runtime)
 
     @property
     def article(self) -> Article:
@@ -168,6 +166,11 @@ class ArticleQA:
     @property
     def reader(self) -> Reader:
         return self._reader.get()
+
+    @property
+    def loaded_reader(self) -> Reader | None:
+        """The reader if it is loaded already; never waits or loads."""
+        return self._reader.loaded
 
     def use_reader(self, reader) -> None:
         """Read with this reader instead (anything with Reader's `read_many`), e.g. one already loaded."""
@@ -186,7 +189,7 @@ class ArticleQA:
 
     def with_settings(self, **changes) -> "ArticleQA":
         """A view with other settings (e.g. k) sharing the loaded index and models."""
-        view = ArticleQA(self.index, self.reader_name, replace(self.settings, **changes), self.export_dir)
+        view = ArticleQA(self.index, self.reader_name, replace(self.settings, **changes), self.cache, self.runtime)
         view._reader = self._reader
         return view
 
@@ -245,7 +248,8 @@ class ArticleQA:
         return replace(answer, read_as=c.question if c.question != q else None)
 
     def ask_in_context(self, questions: list[str], histories: list[list[Turn]]) -> list[Answer]:
-        """Answers to questions asked after their conversations' `histories` (see `ask_in_context`)."""
+        """Answers to questions asked after their conversations' `histories`
+        (`qa.conversation.ask_in_context`)."""
         return ask_in_context(self, questions, histories)
 
     def _reader_questions(self, questions: list[str], contexts: list[Contextual]) -> list[Contextual]:
@@ -289,45 +293,10 @@ class ArticleQA:
         ]
         return self.reader.read_many([c.question for c in contexts], worth_reading)
 
-    def conversation(self) -> "Conversation":
+    def conversation(self) -> Conversation:
+        """A new conversation with this pipeline: follow-ups read in the light of earlier turns."""
         return Conversation(self)
 
-
-def ask_in_context(qa, questions: list[str], histories: list[list[Turn]]) -> list[Answer]:
-    """Answers to questions asked after their conversations' `histories`, from `qa.ask_many`.
-
-    A follow-up may have several readings (`qa.conversation.readings`); all are answered in one
-    batch and the one the article answers most confidently is kept, the more plausible reading
-    winning a near tie, so "they" becomes whatever the article can say something about.
-    """
-    options = [readings(q, h) for q, h in zip(questions, histories)]
-    asked = [q for q, opts in zip(questions, options) for _ in opts]
-    answers = iter(qa.ask_many(asked, [c for opts in options for c in opts]))
-    chosen = []
-    for opts in options:
-        candidates = [next(answers) for _ in opts]
-        chosen.append(max(enumerate(candidates), key=lambda ra: ra[1].score - READING_PREFERENCE * ra[0])[1])
-    return chosen
-
-
-def turn_after(answer: Answer) -> Turn:
-    """What a conversation remembers of a question: its answer, or the best guess the user was
-    shown ("Not sure. The closest the article comes: NATO allies"), which is what a follow-up
-    such as "To whom?" or "What did they do?" then builds on."""
-    return Turn(answer.question, answer.remembered_text, answer.read_as)
-
-
-class Conversation:
-    """A chat: each question is read in the light of the previous turns."""
-
-    def __init__(self, qa: ArticleQA):
-        self.qa = qa
-        self.turns: list[Turn] = []
-
-    def ask(self, question: str) -> Answer:
-        answer = self.qa.ask_in_context([question], [self.turns])[0]
-        self.turns.append(turn_after(answer))
-        return answer
-
-    def reset(self) -> None:
-        self.turns.clear()
+    def conversations(self, **limits) -> Conversations:
+        """A keeper of conversations by id (`qa.conversation.Conversations`) answering with this pipeline."""
+        return Conversations(self, **limits)

@@ -6,7 +6,9 @@ server all take questions a person typed or pasted, and they must treat them the
 
 - Cleaning: a question is echoed back to terminals and log files, so terminal escape sequences and
   control characters are removed (a pasted colour code is not part of the question), and line
-  breaks become spaces so that words never run together.
+  breaks become spaces so that words never run together. A question longer than
+  MAX_QUESTION_CHARS is refused, the same way by every front end: it is a pasted document, not
+  a question.
 - Shortening: the reader reads at most 64 word pieces of question. People who write long questions
   put the context first and the question last ("I read ... and I wonder, in which city were the
   talks held?"), so the interrogative sentence is kept, not the beginning.
@@ -23,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable
 
-from index.sentences import sentence_spans
+from article_qa.index.sentences import sentence_spans
 
 # Terminal escape sequences, 7-bit (ESC ...) and 8-bit (C1) forms:
 # - CSI: ESC [ or U+009B, parameter bytes, intermediate bytes, one final byte ("\x1b[31m");
@@ -40,13 +42,15 @@ _SPACE_CONTROLS = re.compile(r"[\t\n\v\f\r\x85]")
 _OTHER_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Lone surrogates (possible through JSON "\ud800" escapes) cannot be written out as UTF-8.
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
+MAX_QUESTION_CHARS = 2000
 
 
 def clean_question(text: str) -> str:
     """Return `text` without terminal escapes and control characters, tabs as spaces, stripped.
 
     Line breaks and other white-space controls become spaces too, so words never run together; lone
-    surrogates become U+FFFD. Raises ValueError("empty question") when nothing is left.
+    surrogates become U+FFFD. Raises ValueError (one line, for the user) when nothing is left or
+    when what is left is longer than MAX_QUESTION_CHARS.
     """
     text = _ESCAPE_SEQUENCE.sub("", text)
     text = _SPACE_CONTROLS.sub(" ", text)
@@ -54,6 +58,8 @@ def clean_question(text: str) -> str:
     text = _SURROGATES.sub("\ufffd", text).strip()
     if not text:
         raise ValueError("empty question")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValueError(f"question is {len(text):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
     return text
 
 

@@ -1,8 +1,8 @@
 """Read retrieved passages and pick the answer span, or the reader's "no answer" option.
 
 An extractive reader scores every word piece as the start and the end of the answer; the [CLS]
-position stands for "this passage does not say". The span's margin over that null score is what
-decides between answering and abstaining. All passages of a question (and all questions of a batch)
+position stands for "this passage does not say". Each candidate span keeps its margin over that
+null score and the null score itself: the confidence (`qa/confidence.py`) weighs both. All passages of a question (and all questions of a batch)
 go through the network in one padded forward pass. Spans are mapped back through the tokenizer's
 character offsets, so an answer is always an exact slice of the article.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.parallel import map_in_threads
-from index.passages import Passage
+from article_qa.index.parallel import map_in_threads
+from article_qa.index.passages import Passage
 
 MAX_ANSWER_TOKENS = 30
 MAX_QUESTION_TOKENS = 64  # longer questions are cut before pairing with a passage

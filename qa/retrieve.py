@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.passages import Passage
-from index.store import ArticleIndex
+from article_qa.index.passages import Passage
+from article_qa.index.store import ArticleIndex
 
 DENSE_WEIGHT = 0.5
 

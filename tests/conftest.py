@@ -25,7 +25,7 @@ def index_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def default_qa(index_dir):
-    from qa.pipeline import ArticleQA
+    from article_qa.qa.pipeline import ArticleQA
 
     return ArticleQA.open(None, index_dir=index_dir)
 

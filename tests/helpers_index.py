@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embedding_model import ModelRef
+from article_qa.index.embedding_model import ModelRef
 
 FAKE_SHA = "f" * 64
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -116,9 +116,9 @@ def _install_pause(spec: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from index.article import load_article
-    from index.passages import Chunking
-    from index.store import open_index
+    from article_qa.index.article import load_article
+    from article_qa.index.passages import Chunking
+    from article_qa.index.store import open_index
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--article", required=True)

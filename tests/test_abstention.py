@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from qa.answer import NO_ANSWER_TEXT, Decision
-from qa.confidence import FEATURES, Calibrator
-from qa.pipeline import ArticleQA
-from qa.reader_models import READER_CONFIG, SHIPPED_READER, shipped_config, weights_file
+from article_qa.qa.answer import NO_ANSWER_TEXT, Decision
+from article_qa.qa.confidence import FEATURES, Calibrator
+from article_qa.qa.pipeline import ArticleQA
+from article_qa.qa.reader_loading import READER_CONFIG, SHIPPED_READER, shipped_config, weights_file
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ def test_questions_the_article_cannot_answer_get_no_answer(default_qa):
 
 def test_cli_says_the_article_does_not_say(cli_env):
     """README: `answer` is null in --json, and the plain answer is "The article does not say."."""
-    from cli import app
+    from article_qa.cli import app
 
     runner = CliRunner()
     as_json = runner.invoke(app, ["ask", OFF_TOPIC[0], "--json"])
@@ -142,7 +142,7 @@ def test_articleqa_uses_the_decision_stored_with_the_shipped_reader(default_qa):
 def open_with_reader_json(request, index_dir, tmp_path, monkeypatch):
     """Open ArticleQA over the shipped article with the shipped reader's weights and a reader.json of
     our own: named as `reader=FOLDER`, or put where the shipped reader is looked for."""
-    import qa.reader_models as reader_models
+    import article_qa.qa.reader_loading as reader_loading
 
     counter = iter(range(100))
 
@@ -150,7 +150,7 @@ def open_with_reader_json(request, index_dir, tmp_path, monkeypatch):
         folder = reader_copy(tmp_path / f"reader-{next(counter)}", config)
         if request.param == "--reader folder":
             return ArticleQA.open(None, reader=str(folder), index_dir=index_dir)
-        monkeypatch.setattr(reader_models, "SHIPPED_READER", folder)
+        monkeypatch.setattr(reader_loading, "SHIPPED_READER", folder)
         return ArticleQA.open(None, index_dir=index_dir)
 
     return open_qa

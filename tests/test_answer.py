@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from index.passages import Passage
-from qa.answer import NO_ANSWER_TEXT, Answer, Decision, decide, sigmoid
-from qa.reader import Span
-from qa.retrieve import Hit
+from article_qa.index.passages import Passage
+from article_qa.qa.answer import NO_ANSWER_TEXT, Answer, Candidate, Decision, decide, sigmoid
+from article_qa.qa.reader import Span
+from article_qa.qa.retrieve import Hit
 
 ARTICLE = (
     "Ukraine news.\n\n"
@@ -130,8 +130,9 @@ def test_retrieval_weight_can_lift_a_span_over_the_threshold():
 def test_to_dict_answered_shape():
     answer = decide("Where?", ARTICLE, [BRUSSELS], HITS, Decision())
     d = answer.to_dict()
-    assert set(d) == {"question", "answer", "best_guess", "passages"}
+    assert set(d) == {"question", "verdict", "answer", "best_guess", "confidence", "passages"}
     assert d["question"] == "Where?" and d["best_guess"] is None
+    assert d["verdict"] == "answered" and d["confidence"] == "88%"  # sigmoid(2.0), as people see it
     assert d["answer"] == {
         "text": "Brussels",
         "start": BRUSSELS.start,
@@ -152,10 +153,22 @@ def test_to_dict_unanswered_shape():
     d = answer.to_dict()
     assert d == {
         "question": "Who won?",
+        "verdict": "not in the article",
         "answer": None,
         "best_guess": None,
+        "confidence": None,
         "passages": [{"text": P0.text, "start": P0.start, "end": P0.end, "score": 0.1235}],
     }
+
+
+def test_to_dict_says_the_verdict_and_the_confidence_as_shown():
+    """The JSON carries what the terminal shows, so the CSV and the page do not work it out again:
+    the verdict, and the probability as a percentage that never claims certainty."""
+    guess = Candidate("Brussels", BRUSSELS.start, BRUSSELS.end, 0.28)
+    d = Answer("Where?", None, None, None, 0.28, (), best_guess=guess).to_dict()
+    assert d["verdict"] == "not sure" and d["confidence"] == "28%"
+    sure = Answer("Where?", "Brussels", BRUSSELS.start, BRUSSELS.end, 0.999, ()).to_dict()
+    assert sure["verdict"] == "answered" and sure["confidence"] == ">99%"
 
 
 def test_to_dict_says_how_a_rewritten_follow_up_was_read():
@@ -166,7 +179,7 @@ def test_to_dict_says_how_a_rewritten_follow_up_was_read():
 
 
 def test_unpaired_quotes_and_brackets_at_the_edges_are_trimmed():
-    from qa.answer import _trim
+    from article_qa.qa.answer import _trim
 
     text = 'leaders called the path “irreversible.” Then (in 2022) “a lot of progress was made” he said'
     start = text.index("“irreversible")
@@ -180,7 +193,7 @@ def test_unpaired_quotes_and_brackets_at_the_edges_are_trimmed():
 
 
 def test_negated_and_qualified_questions_are_marked_when_the_answer_sentence_does_not_match():
-    from qa.confidence import _negation_unmatched, _qualifiers_unmatched
+    from article_qa.qa.confidence import _negation_unmatched, _qualifiers_unmatched
 
     sentence = "The first emperor, Charlemagne, was crowned in 800."
     assert _negation_unmatched("Who wasn't crowned in 800?", sentence) == 1.0

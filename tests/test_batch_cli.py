@@ -1,4 +1,4 @@
-"""`article-qa batch` as a real process, as users run it (issue #10; issue #13 item 4): interrupted
+"""`article-qa batch` as a real process, as users run it: interrupted
 with SIGINT or SIGTERM mid-run it keeps every finished line and `--resume` completes the job with
 exactly one record per input line, in order; it never destroys its input; one writer at a time;
 bad outputs and closed streams are one line, before any indexing; progress on a terminal.
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from bench.questions import seed_questions, variants
-from index.article import load_article
+from article_qa.index.article import load_article
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-c", "import cli; cli.main()"]
+CLI = [sys.executable, "-c", "from article_qa import cli; cli.main()"]
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""Tests for qa.batch_input: one record per input line, in order, whatever the bytes."""
+"""Tests for batch/input.py: one record per input line, in order, whatever the bytes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.batch_input import (
+from article_qa.qa.question import MAX_QUESTION_CHARS
+from article_qa.batch.input import (
     MAX_LINE_BYTES,
-    MAX_QUESTION_CHARS,
     BatchError,
     BatchQuestion,
     clean_question,
@@ -81,15 +81,15 @@ def test_json_lines_file_good_and_bad_lines_one_record_each_in_order():
     assert by_line[13] == BatchError(13, "c", '"conversation" must be a string or a number, got array')
     assert by_line[14] == BatchError(14, None, "invalid UTF-8 at byte 5")
     assert by_line[15] == BatchError(
-        15, "long", f"question is {MAX_QUESTION_CHARS + 1} characters; the limit is {MAX_QUESTION_CHARS}"
+        15, "long", f"question is {MAX_QUESTION_CHARS + 1:,} characters; the limit is {MAX_QUESTION_CHARS:,}"
     )
     # Line 16's id "12" is line 12's implicit id, but line 12 is an error without an id: no clash.
     assert by_line[16] == BatchQuestion(16, "Last one?", "12", "conv-1")
 
 
 def test_plain_text_file_questions_may_start_with_quotes_brackets_or_braces():
-    """Issue #12: a plain question starting with `"` or `[` was rejected as invalid JSON, and a
-    blank line in a plain question file gave an error record (and exit status 1)."""
+    """A plain question may start with `"` or `[` (it is not broken JSON), and a blank line in a
+    plain question file is skipped, not an error record (and exit status 1)."""
     data = (
         b'What year was it built?\n\n"Quoted" titles: who wrote them?\n   \n[draft] Who signed it?\n'
         b'{not json} but a question?\n42\n\n'
@@ -118,8 +118,8 @@ def test_format_can_be_given():
 
 
 def test_an_id_given_twice_makes_the_later_line_an_error():
-    """Issue #10: with --resume keyed on ids, a duplicate id (or an explicit "5" next to the
-    id-less line 5) left a later line silently never answered."""
+    """With --resume keyed on ids, a duplicate id (or an explicit "5" next to the id-less line 5)
+    would leave a later line silently never answered: it is an error record instead."""
     data = (
         b'{"question": "first?", "id": "a"}\n'
         b'{"question": "again?", "id": "a"}\n'
@@ -224,7 +224,7 @@ def test_line_length_boundary():
     at_limit = b"x" * MAX_LINE_BYTES
     over = b"x" * (MAX_LINE_BYTES + 1)
     # Exactly MAX_LINE_BYTES is a valid line (then too long as a question); one byte more is not.
-    too_many_chars = BatchError(1, None, "question is 1000000 characters; the limit is 2000")
+    too_many_chars = BatchError(1, None, "question is 1,000,000 characters; the limit is 2,000")
     too_long = BatchError(1, None, "line is 1000001 bytes; the limit is 1000000 bytes")
     after = BatchQuestion(2, "next?", "2", None)
     for end in (b"\n", b"\r\n"):
@@ -240,7 +240,7 @@ def test_question_length_limit_applies_to_plain_text_too():
     ok = "q" * MAX_QUESTION_CHARS
     assert records(ok.encode()) == [BatchQuestion(1, ok, "1", None)]
     got = records((ok + "q").encode())
-    assert got == [BatchError(1, None, f"question is {MAX_QUESTION_CHARS + 1} characters; the limit is 2000")]
+    assert got == [BatchError(1, None, f"question is {MAX_QUESTION_CHARS + 1:,} characters; the limit is 2,000")]
 
 
 # --- parse_line ----------------------------------------------------------------------------------

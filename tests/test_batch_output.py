@@ -1,5 +1,5 @@
-"""Tests for qa.batch_output: a batch never destroys or duplicates (issue #10), and writes CSV for
-spreadsheet users (issue #12). No models: records are written by hand."""
+"""Tests for batch/output.py: a batch never destroys or duplicates, and writes CSV for
+spreadsheet users. No models: records are written by hand."""
 
 from __future__ import annotations
 
@@ -13,14 +13,18 @@ import sys
 
 import pytest
 
-from qa.batch import Done
-from qa.batch_output import BatchOutput, OutputError, protect
+from article_qa.batch.output import BatchOutput, OutputError, protect
+from article_qa.batch.run import Done
 
 
-def answer(line: int, question: str = "q?", text: str | None = "an answer", id_: str | None = None) -> dict:
-    record = {"id": id_ or str(line), "line": line, "question": question,
+def answer(line: int, question: str = "q?", text: str | None = "an answer", id_: str | None = None,
+           best_guess: dict | None = None) -> dict:
+    """A record as `batch.run.answer_records` writes it: the line's id and number, and the answer's
+    `to_dict()`."""
+    verdict = "answered" if text is not None else "not sure" if best_guess else "not in the article"
+    record = {"id": id_ or str(line), "line": line, "question": question, "verdict": verdict,
               "answer": None if text is None else {"text": text, "start": 0, "end": len(text), "score": 0.9},
-              "best_guess": None, "passages": []}
+              "best_guess": best_guess, "passages": []}
     return record
 
 
@@ -67,7 +71,7 @@ def test_the_output_may_not_be_the_questions_or_the_article(files, tmp_path, how
 
 def test_standard_output_may_not_be_the_questions(files):
     questions, _ = files
-    code = ("import sys; from qa.batch_output import BatchOutput, OutputError, protect\n"
+    code = ("import sys; from article_qa.batch.output import BatchOutput, OutputError, protect\n"
             "try:\n    BatchOutput.open('-', protected=[protect('the questions', sys.argv[1])])\n"
             "except OutputError as e:\n    print(e, file=sys.stderr); sys.exit(2)\n")
     with open(questions, "ab") as appended:  # `batch q.txt >> q.txt`
@@ -109,7 +113,7 @@ def run_batch(tmp_path, *args: str) -> subprocess.CompletedProcess:
     """`article-qa batch` as a real process, with an empty cache: a refusal must come before any
     model or index is touched (timeout 60 s: a FIFO that blocked would hang here)."""
     env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(tmp_path / "cache"), "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", "batch", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "batch", *args], capture_output=True,
                           text=True, env=env, timeout=60)
 
 
@@ -382,7 +386,7 @@ def test_csv_rows_for_spreadsheets(tmp_path):
     path = tmp_path / "out.csv"
     out = BatchOutput.open(str(path), csv=True)
     out.write(answer(1, 'Who said "no"?', "Volodymyr Zelensky, in Kyiv"))
-    out.write({**answer(2, "=1+1 where?", None), "best_guess": {"text": "-maybe", "start": 3, "end": 9, "score": 0.2}})
+    out.write(answer(2, "=1+1 where?", None, best_guess={"text": "-maybe", "start": 3, "end": 9, "score": 0.2}))
     out.write(error(4, "invalid JSON: Expecting value at column 1"))
     out.write({**answer(5, "And then?", "a line\nbreak"), "conversation": "c", "read_as": "And then, Zelensky?"})
     out.close(complete=True)
@@ -449,8 +453,8 @@ def test_csv_resume_reads_its_rows_back(tmp_path):
 
 def test_resume_remembers_the_best_guess_a_not_sure_line_showed(tmp_path):
     """A follow-up after a "not sure" line builds on the guess the user saw, also after a resume."""
-    guessed = dict(answer(1, "Who then transfers the weapons?", None),
-                   best_guess={"text": "NATO allies", "start": 5, "end": 16, "score": 0.46})
+    guessed = answer(1, "Who then transfers the weapons?", None,
+                     best_guess={"text": "NATO allies", "start": 5, "end": 16, "score": 0.46})
     for csv_output in (False, True):
         path = tmp_path / ("out.csv" if csv_output else "out.jsonl")
         out = BatchOutput.open(str(path), csv=csv_output)

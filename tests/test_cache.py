@@ -12,9 +12,9 @@ import sys
 
 from typer.testing import CliRunner
 
-from cli import app
-from index.cache import cache_usage, clear_cache
-from index.cache_files import MARKER, is_marked, private_folder
+from article_qa.cli import app
+from article_qa.index.cache import cache_usage, clear_cache
+from article_qa.index.private_files import MARKER, is_marked, private_folder
 
 runner = CliRunner()
 HELPER = pathlib.Path(__file__).with_name("helpers_index.py")
@@ -45,7 +45,7 @@ def marker_bytes(folder: pathlib.Path) -> bytes:
 
 def run_cli(*args: str, cwd: pathlib.Path | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "ARTICLE_QA_INDEX_DIR"}
-    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", *args], capture_output=True,
                           text=True, env=env, cwd=cwd, timeout=120)
 
 
@@ -86,7 +86,7 @@ def test_cache_command_shows_and_clears(tmp_path: pathlib.Path, monkeypatch):
     assert as_json["path"] == str(tmp_path) and as_json["kinds"]["models"]["count"] == 1
     cleared = runner.invoke(app, ["cache", "clear"])
     assert cleared.exit_code == 0, cleared.output
-    assert cleared.stdout.startswith(f"removed 53.") and f" kB from {tmp_path}" in cleared.stdout
+    assert cleared.stdout.startswith("removed 53.") and f" kB from {tmp_path}" in cleared.stdout
     assert "kept" in cleared.stdout and "chat history" in cleared.stdout
     assert not (tmp_path / "onnx").exists() and (tmp_path / "my-notes.txt").exists()
 
@@ -203,7 +203,7 @@ def test_clear_says_what_it_kept_and_why(tmp_path: pathlib.Path, monkeypatch):
 
 
 def _start_build(tmp_path: pathlib.Path, cache: pathlib.Path, log: pathlib.Path) -> subprocess.Popen:
-    from index.article import load_article
+    from article_qa.index.article import load_article
 
     article = tmp_path / "article.txt"
     article.write_bytes(load_article(None).text.encode("utf-8"))
@@ -243,9 +243,9 @@ def test_clear_leaves_an_index_being_built_and_the_build_ends_saved(tmp_path: pa
 def test_what_the_tool_writes_is_marked_and_cleared(tmp_path: pathlib.Path):
     """Marked by the real write path (open_index), not by hand: a fresh cache clears to its marker."""
     from helpers_index import FakeEmbedder
-    from index.article import load_article
-    from index.passages import Chunking
-    from index.store import open_index
+    from article_qa.index.article import load_article
+    from article_qa.index.passages import Chunking
+    from article_qa.index.store import open_index
 
     cache = tmp_path / "cache"
     built = open_index(load_article(None), FakeEmbedder(), Chunking(max_tokens=200), cache)

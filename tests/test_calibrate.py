@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.confidence import FEATURES, Calibrator
+from article_qa.qa.confidence import FEATURES, Calibrator
 from training.calibrate import (
     best_threshold,
     calibration_documents,
@@ -142,3 +142,4 @@ def test_training_can_make_near_miss_negatives(articles):
     originals = {it.qa["question"] for it in items[:40]}
     assert all(ex.question not in originals for ex in near)  # the question itself was changed
     assert all(ex.question in originals for ex in made if ex.kind == "answerable")  # nothing could be made
+

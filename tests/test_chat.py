@@ -6,10 +6,10 @@ import builtins
 
 import pytest
 
-import cli
-from index.article import article_from_text
-from qa.answer import Answer
-from qa.pipeline import Settings
+from article_qa.terminal import chat
+from article_qa.index.article import article_from_text
+from article_qa.qa.answer import Answer
+from article_qa.qa.pipeline import Settings
 
 ARTICLE = article_from_text("The talks were held in Brussels.\n")
 
@@ -54,7 +54,7 @@ def run_chat(monkeypatch, lines: list[str], qa=None):
             raise EOFError from None
 
     monkeypatch.setattr(builtins, "input", fake_input)
-    cli._Chat(qa, opener=None, interactive=False, sources=False).run()
+    chat.Chat(qa, opener=None, interactive=False, sources=False).run()
     return qa
 
 
@@ -80,14 +80,14 @@ def test_show_before_any_answer_says_so(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("line, word, expected", [
-    (":", ":", list(cli.CHAT_COMMANDS)),
+    (":", ":", list(chat.CHAT_COMMANDS)),
     (":so", ":so", [":sources"]),
     (":sh", ":sh", [":show "]),
     (":O", ":O", [":open "]),
     ("Who is :s", ":s", []),  # only at the start of the line
 ])
 def test_tab_completes_colon_commands(line, word, expected):
-    got = cli.chat_completions(line, word)
+    got = chat.chat_completions(line, word)
     assert [g.strip() for g in got] == [e.strip() for e in expected]
 
 
@@ -95,4 +95,12 @@ def test_tab_completes_file_names_after_open(tmp_path):
     (tmp_path / "notes.md").write_text("x")
     (tmp_path / "notebook").mkdir()
     word = str(tmp_path / "note")
-    assert cli.chat_completions(f":open {word}", word) == [str(tmp_path / "notebook") + "/", str(tmp_path / "notes.md")]
+    assert chat.chat_completions(f":open {word}", word) == [str(tmp_path / "notebook") + "/", str(tmp_path / "notes.md")]
+
+
+def test_a_question_over_the_length_limit_is_refused_and_the_chat_goes_on(monkeypatch, capsys):
+    """The same limit and words as `ask`, `batch` and the web page (`qa.question.clean_question`)."""
+    qa = run_chat(monkeypatch, ["x" * 5000, "Where were the talks?"])
+    assert qa.conv.asked == ["Where were the talks?"]
+    err = capsys.readouterr().err
+    assert "article-qa: error: question is 5,000 characters; the limit is 2,000" in err

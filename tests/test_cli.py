@@ -9,7 +9,7 @@ import stat
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from article_qa.cli import app
 from conftest import DATA
 
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ def test_short_help_and_version(cli_env):
 
 def test_ask_on_own_article_file(cli_env, tmp_path):
     """A Markdown article is read as the text a person sees: offsets count in that text."""
-    from index.article import load_article
+    from article_qa.index.article import load_article
 
     article = tmp_path / "note.md"
     article.write_text(
@@ -176,7 +176,7 @@ def test_batch_answers_every_line_once_in_order(cli_env, tmp_path):
     out = tmp_path / "out.jsonl"
     result = run("batch", str(source), "--output", str(out))
     assert result.exit_code == 1  # some lines failed
-    records = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["line"] for r in records] == [1, 2, 3, 5, 6, 7]  # the blank line 4 is skipped
     assert [r["id"] for r in records][:3] == ["a", None, "3"]
     errors = [r for r in records if "error" in r]
@@ -207,7 +207,7 @@ def test_batch_from_stdin_many_lines(cli_env):
     questions = ["Where were the peace talks held?", "Who is the Ukrainian president?"] * 30
     result = run("batch", input="\n".join(questions) + "\n")
     assert result.exit_code == 0, result.output
-    records = [json.loads(l) for l in result.stdout.splitlines()]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(records) == 60
     assert [r["line"] for r in records] == list(range(1, 61))
     assert all(r["question"] == q for r, q in zip(records, questions))
@@ -232,7 +232,7 @@ def test_index_is_reused_then_rebuilt(cli_env, tmp_path):
         (["ask", "\x1b[31m\x07"], "empty question"),  # only control characters
         (["ask", "Why?", "--article", "/nonexistent/file.txt"], "article not found: /nonexistent/file.txt"),
         (["ask", "Why?", "--article", str(DATA)], f"{DATA} is a directory, not an article file"),
-        (["batch", "/nonexistent/q.jsonl"], "input not found: /nonexistent/q.jsonl"),
+        (["batch", "/nonexistent/q.jsonl"], "question file not found: /nonexistent/q.jsonl"),
         (["batch", "--resume"], "--resume needs --output FILE to know what was already answered"),
         (["eval", "/nonexistent.json"], "file not found: /nonexistent.json"),
         (["eval", str(DATA)], f"{DATA} is a directory, not a file"),
@@ -270,7 +270,7 @@ def test_console_script_answers_whole_without_importing_torch(default_qa, index_
 
     default_qa.ask("Where were the peace talks held?")  # the exports exist, as after a first question
     env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(index_dir), "NO_COLOR": "1"}
-    command = [sys.executable, "-X", "importtime", "-c", "import cli; cli.main()"]
+    command = [sys.executable, "-X", "importtime", "-c", "from article_qa import cli; cli.main()"]
     done = subprocess.run([*command, "ask", "Where were the peace talks held?", "--json"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -280,7 +280,7 @@ def test_console_script_answers_whole_without_importing_torch(default_qa, index_
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "onnxruntime" in imported
     assert not {"torch", "transformers", "sentence_transformers"} & imported
-    assert not {"starlette", "uvicorn", "web"} & imported  # only `serve` needs the web server
+    assert not {"starlette", "uvicorn", "article_qa.web"} & imported  # only `serve` needs the web server
 
     failed = subprocess.run([*command, "ask", "   "], capture_output=True, text=True, env=env, timeout=120)
     assert failed.returncode == 2
@@ -299,26 +299,26 @@ def test_first_question_with_both_exports_missing_exports_both_and_answers(defau
 
     shutil.copytree(default_qa.index.status.path, tmp_path / default_qa.index.status.path.name)
     env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(tmp_path), "NO_COLOR": "1"}
-    done = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "ask", "Who is the Ukrainian president?",
+    done = subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "ask", "Who is the Ukrainian president?",
                            "--json"], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     answer = json.loads(done.stdout)["answer"]
     assert "Zelensky" in answer["text"]
     # What was slow is said, once, in one plain line (stderr is not a terminal here).
     assert done.stderr.splitlines() == ["Preparing the models for first use (once, ~15 s)…"]
-    again = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "ask", "Who is the Ukrainian president?",
+    again = subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "ask", "Who is the Ukrainian president?",
                             "--json"], capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0 and again.stderr == ""
     exports = sorted(p.parent.name.split("-")[0] for p in (tmp_path / "onnx").glob("*/model.onnx"))
     assert exports == ["encoder", "reader"]
     # What the tool made there it recorded making (its marker), so `cache clear` removes all of it.
-    cleared = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "cache", "clear"],
+    cleared = subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "cache", "clear"],
                              capture_output=True, text=True, env=env, timeout=120)
     assert cleared.returncode == 0, cleared.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [".article-qa-cache"], cleared.stdout
 
 
-# -- issue #10: one line where a traceback was --------------------------------------------------------
+# -- one line, never a traceback -----------------------------------------------------------------------
 
 
 def test_more_bad_input_is_one_line_error(cli_env, tmp_path):
@@ -386,7 +386,7 @@ def test_chat_banner_shows_a_hostile_file_name_escaped(cli_env, tmp_path):
     article.write_text("The lighthouse on Gull Rock was built in 1882 by the Harbour Board.\n", encoding="utf-8")
     leader, follower = pty.openpty()
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "chat", "--article", str(article)],
+    proc = subprocess.Popen([sys.executable, "-c", "from article_qa import cli; cli.main()", "chat", "--article", str(article)],
                             stdin=follower, stdout=follower, stderr=follower, cwd=root,
                             env={**os.environ, "PYTHONPATH": str(root), "TERM": "dumb"})
     os.close(follower)
@@ -418,7 +418,7 @@ def _chat_in_a_terminal(args: list[str], env: dict, lines: list[bytes]) -> str:
 
     leader, follower = pty.openpty()
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "chat", *args],
+    proc = subprocess.Popen([sys.executable, "-c", "from article_qa import cli; cli.main()", "chat", *args],
                             stdin=follower, stdout=follower, stderr=follower, cwd=root,
                             env={**env, "PYTHONPATH": str(root), "TERM": "dumb"})
     os.close(follower)
@@ -477,7 +477,7 @@ def test_indexing_a_new_article_with_the_export_made_never_imports_torch(cli_env
                        encoding="utf-8")
     code = ("import atexit, sys\n"
             "atexit.register(lambda: print('torch imported:', 'torch' in sys.modules, file=sys.stderr))\n"
-            "import cli; cli.main()")
+            "from article_qa import cli; cli.main()")
     done = subprocess.run([sys.executable, "-c", code, "index", "--article", str(article), "--json"],
                           capture_output=True, text=True, env={**os.environ, "ARTICLE_QA_INDEX_DIR": str(cli_env)},
                           timeout=600)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.conversation import Contextual, Turn, is_follow_up, readings
+from article_qa.qa.conversation import Contextual, Turn, is_follow_up, readings
 
 
 def first_reading(question: str, history: list[Turn]) -> Contextual:
@@ -131,7 +131,7 @@ class _ScoringQA:
         self.scores = scores
 
     def ask_many(self, questions, contexts):
-        from qa.answer import Answer
+        from article_qa.qa.answer import Answer
 
         return [Answer(q, c.question, 0, 1, self.scores.get(c.question, 0.2), (), read_as=c.question)
                 for q, c in zip(questions, contexts)]
@@ -142,7 +142,7 @@ HISTORY = [Turn("What is Kiev seeking?", "security guarantees"),
 
 
 def test_the_reading_the_article_answers_most_confidently_is_kept():
-    from qa.pipeline import ask_in_context
+    from article_qa.qa.conversation import ask_in_context
 
     sure = "What are security guarantees intended to do?"
     answer = ask_in_context(_ScoringQA({sure: 0.9}), ["What are they intended to do?"], [HISTORY])[0]
@@ -150,7 +150,7 @@ def test_the_reading_the_article_answers_most_confidently_is_kept():
 
 
 def test_a_near_tie_keeps_the_more_plausible_reading():
-    from qa.pipeline import READING_PREFERENCE, ask_in_context
+    from article_qa.qa.conversation import READING_PREFERENCE, ask_in_context
 
     options = [c.question for c in readings("What are they intended to do?", HISTORY)]
     first, second = options[0], options[1]
@@ -171,8 +171,8 @@ def test_a_pronoun_whose_antecedent_is_in_the_question_is_left_alone():
 
 
 def test_a_not_sure_turn_is_remembered_by_the_guess_it_showed():
-    from qa.answer import Answer, Candidate
-    from qa.pipeline import turn_after
+    from article_qa.qa.answer import Answer, Candidate
+    from article_qa.qa.conversation import turn_after
 
     shown = Answer("Who then transfers the weapons?", None, None, None, 0.46, (),
                    best_guess=Candidate("NATO allies", 10, 21, 0.46))

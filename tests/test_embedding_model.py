@@ -1,4 +1,5 @@
-"""Tests for index.embedding_model: the default weights are used only if they are the official release.
+"""Tests for index/embedding_model.py: the default weights are used only if they are the official
+release, and a model the user names is found, or refused in one line (never a traceback).
 
 The installed package is never touched: `default_model_path` is pointed at a folder of our own
 holding a small stand-in weights file, which is what a tampered or half-written install looks like.
@@ -12,8 +13,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-import index.embedding_model as embedding_model
-from index.embedding_model import DEFAULT_MODEL_SHA256, WEIGHTS_FILE, ModelError, resolve_model
+import article_qa.index.embedding_model as embedding_model
+from article_qa.index.embedding_model import DEFAULT_MODEL_SHA256, WEIGHTS_FILE, ModelError, load_error, resolve_model
 
 FAKE_WEIGHTS = b"not the weights of all-MiniLM-L6-v2"
 FAKE_SHA256 = hashlib.sha256(FAKE_WEIGHTS).hexdigest()
@@ -77,7 +78,7 @@ def test_missing_default_weights_are_a_clear_error(fake_default_model):
 
 def test_cli_refuses_them_in_one_line_with_exit_2(fake_default_model, tmp_path, monkeypatch):
     """What a user sees: one `article-qa: error:` line, exit 2, no traceback, nothing on stdout."""
-    from cli import app
+    from article_qa.cli import app
 
     monkeypatch.setenv("ARTICLE_QA_INDEX_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("NO_COLOR", "1")
@@ -88,3 +89,34 @@ def test_cli_refuses_them_in_one_line_with_exit_2(fake_default_model, tmp_path, 
     assert line.startswith("article-qa: error: default model weights at ")
     assert README_MESSAGE.search(line)
     assert "Traceback" not in result.output
+
+
+# -- a model the user names ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["./no-such-folder", "../elsewhere/model", "/abs/missing", "~/missing-model",
+                                  "a/b/c", "bad name", "-dash"])
+def test_a_path_that_does_not_exist_is_not_taken_for_a_hub_name(name):
+    with pytest.raises(ModelError, match="model folder not found"):
+        resolve_model(name)
+
+
+def test_an_empty_or_foreign_folder_is_not_a_model(tmp_path):
+    with pytest.raises(ModelError, match="is not a model folder"):
+        resolve_model(str(tmp_path))
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ModelError, match=r"it has no config\.json or modules\.json"):
+        resolve_model(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")
+    assert resolve_model(str(tmp_path)).path == str(tmp_path.resolve())
+
+
+def test_hub_names_stay_hub_names():
+    ref = resolve_model("sentence-transformers/all-mpnet-base-v2")
+    assert ref.path == "sentence-transformers/all-mpnet-base-v2" and ref.sha256 is None
+
+
+def test_a_load_failure_is_one_line_with_escapes_shown():
+    err = load_error("owner/\x1b[31mname", OSError("We couldn't connect to 'https://huggingface.co'.\nCheck your connection.\n"))
+    assert "\n" not in str(err) and "\x1b" not in str(err)
+    assert "We couldn't connect" in str(err) and "needs network access" in str(err)

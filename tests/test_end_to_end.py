@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from qa.render import MARK_CLOSE, MARK_OPEN, View, plain
-from evaluation.squad import best_scores, load_chats, load_squad
+from article_qa.evaluation.squad import best_scores, load_chats, load_squad
+from article_qa.terminal.render import MARK_CLOSE, MARK_OPEN, View, answer_lines, plain_text
 
 from conftest import DATA
 
@@ -20,7 +20,7 @@ def test_brussels_answer_is_an_exact_highlighted_span(default_qa):
     assert answer.answered
     assert "Brussels" in answer.text
     assert article[answer.start : answer.end] == answer.text
-    shown = plain(answer, article, View(sources=True))
+    shown = plain_text(answer_lines(answer, article, View(sources=True)))
     assert shown.count(f"{MARK_OPEN}{answer.text}{MARK_CLOSE}") == 2  # in its sentence and in its passage
     for hit in answer.hits:
         assert article[hit.passage.start : hit.passage.end] == hit.passage.text

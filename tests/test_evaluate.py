@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.run import evaluate_chats, evaluate_file
-from evaluation.squad import Scoreboard, load_squad
-from index.article import article_from_text
-from qa.conversation import Turn, readings
-from qa.pipeline import ArticleQA
+from article_qa.evaluation.run import evaluate_chats, evaluate_file
+from article_qa.evaluation.squad import Scoreboard, load_squad
+from article_qa.index.article import article_from_text
+from article_qa.qa.conversation import Turn, readings
+from article_qa.qa.pipeline import ArticleQA
 
 DATA = Path(__file__).parent / "data"
 pytestmark = pytest.mark.slow

@@ -7,8 +7,8 @@ import pathlib
 
 import pytest
 
-from index.article import ArticleError, load_article
-from index.formats import detect, html_text, markdown_text
+from article_qa.index.article import ArticleError, load_article
+from article_qa.index.formats import detect, html_text, markdown_text
 from tests.helpers_pdf import make_pdf
 
 
@@ -130,7 +130,7 @@ def test_formats_are_imported_only_for_their_files(tmp_path: pathlib.Path):
 
     plain = tmp_path / "a.txt"
     plain.write_text("Plain text.\n", encoding="utf-8")
-    code = ("import sys; from index.article import load_article; load_article(sys.argv[1]); "
+    code = ("import sys; from article_qa.index.article import load_article; load_article(sys.argv[1]); "
             "print(sorted(m for m in ('markdown_it', 'inscriptis', 'pypdf', 'lxml') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code, str(plain)], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

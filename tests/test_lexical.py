@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.lexical import BM25, terms
+from article_qa.index.lexical import BM25, terms
 
 DOCS = [
     "The talks continued in Brussels and the talks were long.",

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.article import load_article
-from index.passages import Chunking, Passage, paragraph_spans, split_passages
+from article_qa.index.article import load_article
+from article_qa.index.passages import Chunking, Passage, paragraph_spans, split_passages
 
 
 @lru_cache(maxsize=1)

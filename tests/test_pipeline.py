@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from index.passages import Passage
-from qa.conversation import Contextual
-from qa.pipeline import ArticleQA, Settings
-from qa.retrieve import Hit
+from article_qa.index.passages import Passage
+from article_qa.qa.conversation import Contextual
+from article_qa.qa.pipeline import ArticleQA, Settings
+from article_qa.qa.retrieve import Hit
 
 
 class RecordingReader:
@@ -53,7 +53,7 @@ class ScriptedReader:
         self.calls, self.text = [], article_text
 
     def read_many(self, questions, passages):
-        from qa.reader import Span
+        from article_qa.qa.reader import Span
 
         self.calls.append([[p.index for p in ps] for ps in passages])
         out = []
@@ -67,14 +67,14 @@ class FixedIndex:
     """An index whose search returns the same six passages, best first, for every query."""
 
     def __init__(self, text):
-        from index.article import article_from_text
+        from article_qa.index.article import article_from_text
 
         self.article = article_from_text(text, "fixed")
         self.passages = [Passage(i, 10 * i, 10 * i + 9, text[10 * i:10 * i + 9]) for i in range(6)]
 
 
 def test_an_unanswered_question_reads_further_passages_and_keeps_the_better_answer(monkeypatch):
-    from qa.answer import Decision
+    from article_qa.qa.answer import Decision
 
     text = "".join(f"passage {i}." for i in range(6))
     qa = ArticleQA(index=FixedIndex(text), settings=Settings(decision=Decision()))
@@ -93,7 +93,7 @@ def test_an_unanswered_question_reads_further_passages_and_keeps_the_better_answ
 
 
 def test_an_answered_question_is_not_read_again(monkeypatch):
-    from qa.answer import Decision
+    from article_qa.qa.answer import Decision
 
     text = "".join(f"passage {i}." for i in range(6))
     qa = ArticleQA(index=FixedIndex(text), settings=Settings(decision=Decision()))

@@ -6,9 +6,9 @@ import warnings
 
 import pytest
 
-from qa.question import clean_question, language_notice, shorten_question
+from article_qa.qa.question import clean_question, language_notice, shorten_question
 
-# The question from issue #12 (496 characters, one sentence): the beginning is all context.
+# A long question (496 characters, one sentence): the beginning is all context.
 LONG_QUESTION = (
     "I have been reading this long article about the war in Ukraine and the negotiations between the "
     "different parties, which involved a lot of diplomats from many countries, and there were also some "
@@ -106,10 +106,10 @@ def test_clean_question_removes_escapes_and_controls():
 
 
 def test_batch_input_uses_the_same_cleaning():
-    import qa.batch_input
-    import qa.question
+    import article_qa.batch.input as batch_input
+    import article_qa.qa.question as question
 
-    assert qa.batch_input.clean_question is qa.question.clean_question
+    assert batch_input.clean_question is question.clean_question
 
 
 @pytest.mark.slow
@@ -132,3 +132,30 @@ def test_pipeline_says_when_a_question_is_not_english(default_qa):
         default_qa.ask("Where were the peace talks held?")
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1 and "German" in messages[0]
+
+
+def test_every_front_end_refuses_a_question_over_the_limit_the_same_way():
+    """ask, batch and the web page (and chat: tests/test_chat.py) take questions through
+    `clean_question`, so a 5,000-character question gets one message everywhere."""
+    from typer.testing import CliRunner
+
+    from article_qa.batch.input import BatchError, parse_line
+    from article_qa.cli import app
+    from article_qa.qa.question import MAX_QUESTION_CHARS
+    from article_qa.web.service import RequestError, check_question
+
+    message = "question is 5,000 characters; the limit is 2,000"
+    question = "Where " + "x" * 4988 + " held?"
+    assert len(question) == 5000 > MAX_QUESTION_CHARS
+    with pytest.raises(ValueError, match=message):
+        clean_question(question)
+    assert clean_question("q" * MAX_QUESTION_CHARS) == "q" * MAX_QUESTION_CHARS
+
+    result = CliRunner().invoke(app, ["ask", question])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"article-qa: error: {message}"
+
+    assert parse_line(question.encode(), 1, "text") == BatchError(1, None, message)
+    with pytest.raises(RequestError, match=message) as refused:
+        check_question(question)
+    assert refused.value.status == 422

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.passages import Passage
-from qa.reader import (
+from article_qa.index.passages import Passage
+from article_qa.qa.reader import (
     MAX_ANSWER_TOKENS,
     Span,
     Window,
@@ -334,7 +334,7 @@ def test_merge_duplicates_keeps_best_per_span_best_first():
 
 
 def test_length_batches_bound_padding_and_keep_every_window_once():
-    from qa.reader import length_batches
+    from article_qa.qa.reader import length_batches
 
     lengths = [40, 45, 50, 90, 100, 110, 111, 300]
     batches = length_batches(lengths, batch_size=2)

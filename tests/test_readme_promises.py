@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from article_qa.cli import app
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -27,8 +27,9 @@ def run(*args, input=None):
 
 
 def test_the_python_example_works_on_an_article_path(index_dir, tmp_path, monkeypatch):
-    """README "From Python": `ArticleQA.open("notes.md")`, `ask`, `hits`, `ask_many` + `to_dict`."""
-    from qa.pipeline import ArticleQA
+    """README "From Python": `from article_qa import ArticleQA`, `ArticleQA.open("notes.md")`, `ask`,
+    `hits`, `conversation`, `ask_many` + `to_dict`."""
+    from article_qa import ArticleQA, Conversation
 
     (tmp_path / "notes.md").write_text(NOTES, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
@@ -42,6 +43,7 @@ def test_the_python_example_works_on_an_article_path(index_dir, tmp_path, monkey
     assert answer.hits and scores == sorted(scores, reverse=True)  # best first
     for hit in answer.hits:
         assert seen[hit.passage.start : hit.passage.end] == hit.passage.text
+    assert isinstance(qa.conversation(), Conversation)
     questions = ["When was the lamp electrified?", "When was the lamp automated?"]
     dicts = [a.to_dict() for a in qa.ask_many(questions)]
     assert [d["question"] for d in dicts] == questions
@@ -95,16 +97,16 @@ def test_encoding_option_reads_a_latin1_article(cli_env, tmp_path):
 
 def test_chat_meta_commands(cli_env, monkeypatch):
     """README: `help`, `:sources` (show/hide passages), `:reset` (forget the conversation)."""
-    import qa.pipeline as pipeline
+    import article_qa.qa.conversation as conversation
 
     history_sizes = []
-    real_ask = pipeline.Conversation.ask
+    real_ask = conversation.Conversation.ask
 
     def recording(self, question):
         history_sizes.append(len(self.turns))
         return real_ask(self, question)
 
-    monkeypatch.setattr(pipeline.Conversation, "ask", recording)
+    monkeypatch.setattr(conversation.Conversation, "ask", recording)
     script = (":help\nWho announced that Ukraine is dropping its NATO bid?\n:sources\n"
               "How did he speak to journalists?\n:reset\nHow did he speak to journalists?\n")
     result = run("chat", input=script)
@@ -143,8 +145,8 @@ def test_one_100_kb_line_without_punctuation_is_answered(index_dir):
     About 10 s: the whole line is embedded."""
     import random
 
-    from index.article import article_from_text
-    from qa.pipeline import ArticleQA
+    from article_qa.index.article import article_from_text
+    from article_qa.qa.pipeline import ArticleQA
 
     rng = random.Random(7)
     words = ("harbour ship rope sail tide wind gull rock stone wave boat net fish crab shell sand cliff storm "
@@ -170,8 +172,8 @@ def test_a_cache_folder_that_cannot_be_written_warns_and_answers(cli_env, defaul
     """Bad-input table: "read-only or full cache folder: `warning: cannot write the index to …; using
     it from memory`, then answers". A file where the index folder would go makes the write fail (as
     root, permissions would not); the model exports are shared so no export is made again."""
-    from index.article import load_article
-    from index.store import index_key
+    from article_qa.index.article import load_article
+    from article_qa.index.store import index_key
 
     default_qa.ask("Where were the peace talks held?")  # the exports exist in the shared cache
     article = tmp_path / "notes.md"

@@ -1,27 +1,29 @@
-"""Tests for qa.render: answer first, its sentence with the span marked, passages on request (the
+"""Tests for terminal/render.py: answer first, its sentence with the span marked, passages on request (the
 answer's first, weak ones dropped), three distinct verdicts, and text shown literally."""
 
 from __future__ import annotations
 
 import io
 
-from index.passages import Passage
-from qa.answer import Answer, Candidate
-from qa.locate import clip, locate
-from qa.render import (
+from article_qa.index.passages import Passage
+from article_qa.qa.answer import Answer, Candidate, percent
+from article_qa.qa.retrieve import Hit
+from article_qa.terminal.locate import clip, locate
+from article_qa.terminal.render import (
     MARK_CLOSE,
     MARK_OPEN,
     View,
     answer_lines,
     passage_lines,
-    percent,
-    plain,
     plain_text,
-    rich_renderable,
+    rich_lines,
     shown_hits,
     visible,
 )
-from qa.retrieve import Hit
+
+
+def plain(answer: Answer, article: str, view: View = View()) -> str:
+    return plain_text(answer_lines(answer, article, view))
 
 ARTICLE = (
     "The talks were held in Brussels. They lasted two days.\n\n"
@@ -198,7 +200,7 @@ def _render_rich(answer: Answer, article: str, view: View = SOURCES, color: bool
 
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=width, color_system="truecolor" if color else None)
-    console.print(rich_renderable(answer, article, view, color=color))
+    console.print(rich_lines(answer_lines(answer, article, view), color))
     return buffer.getvalue()
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.article import Article
-from index.passages import Chunking, Passage
-from index.store import ArticleIndex, IndexStatus
-from qa.retrieve import Hit, fused_scores, retrieve
+from article_qa.index.article import Article
+from article_qa.index.passages import Chunking, Passage
+from article_qa.index.store import ArticleIndex, IndexStatus
+from article_qa.qa.retrieve import Hit, fused_scores, retrieve
 
 # --- fused_scores ----------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from index.parallel import Loading
-from evaluation.squad import load_squad
+from article_qa.index.parallel import Loading
+from article_qa.evaluation.squad import load_squad
 
 
 def test_loading_in_the_background_loads_once():
@@ -50,7 +50,7 @@ def test_a_background_failure_is_raised_where_the_value_is_used_then_retried():
 
 
 def test_views_share_one_loading_reader():
-    from qa.pipeline import ArticleQA
+    from article_qa.qa.pipeline import ArticleQA
 
     qa = ArticleQA(index=None)
     qa.use_reader("loaded once")
@@ -58,7 +58,7 @@ def test_views_share_one_loading_reader():
 
 
 def test_map_in_threads_keeps_the_order_of_the_items():
-    from index.parallel import map_in_threads
+    from article_qa.index.parallel import map_in_threads
 
     slow_first = lambda x: (threading.Event().wait(0.02 if x == 0 else 0), x * x)[1]  # noqa: E731
     assert list(map_in_threads(slow_first, range(7), workers=3)) == [x * x for x in range(7)]
@@ -122,7 +122,7 @@ def _tiny_graph(path, seed: int = 0):
 
 
 def test_published_export_is_a_folder_that_gives_the_checked_exports_outputs(tmp_path):
-    from index.onnx_export import MODEL_FILE, WEIGHTS_FILE, publish, session
+    from article_qa.index.onnx_export import MODEL_FILE, WEIGHTS_FILE, publish, session
 
     checked, published = tmp_path / "tiny.raw.onnx", tmp_path / TINY / MODEL_FILE
     _tiny_graph(checked)
@@ -137,7 +137,7 @@ def test_published_export_is_a_folder_that_gives_the_checked_exports_outputs(tmp
 
 
 def test_publishing_replaces_a_damaged_export_and_keeps_a_whole_one(tmp_path):
-    from index.onnx_export import MODEL_FILE, WEIGHTS_FILE, publish, session
+    from article_qa.index.onnx_export import MODEL_FILE, WEIGHTS_FILE, publish, session
 
     published = tmp_path / TINY / MODEL_FILE
     published.parent.mkdir()
@@ -156,7 +156,7 @@ def _copy_of_encoder_export(default_qa, folder):
     """The session's encoder export copied into `folder`: (the original's folder, the copy's weights)."""
     import shutil
 
-    from index.onnx_export import WEIGHTS_FILE, exported_model_path
+    from article_qa.index.onnx_export import WEIGHTS_FILE, exported_model_path
 
     model = default_qa.index.embedder.model
     good = exported_model_path(model, default_qa.index.embedder.export_dir)
@@ -167,8 +167,8 @@ def _copy_of_encoder_export(default_qa, folder):
 
 @pytest.mark.slow
 def test_a_damaged_encoder_export_is_made_again(default_qa, tmp_path):
-    from index.embeddings import Embedder
-    from index.onnx_export import WEIGHTS_FILE
+    from article_qa.index.embeddings import Embedder
+    from article_qa.index.onnx_export import WEIGHTS_FILE
 
     model = default_qa.index.embedder.model
     good, weights = _copy_of_encoder_export(default_qa, tmp_path)
@@ -183,7 +183,7 @@ def test_a_damaged_encoder_export_is_made_again(default_qa, tmp_path):
 @pytest.mark.slow
 def test_onnx_encoder_matches_sentence_transformers(default_qa):
     """Issue #4's check: cosine >= 0.999 and the same top passages as PyTorch."""
-    from index.embeddings import Embedder
+    from article_qa.index.embeddings import Embedder
 
     embedder = default_qa.index.embedder
     (document,) = load_squad(DATA / "seed_dev.squad.json")
@@ -200,8 +200,8 @@ def test_onnx_encoder_matches_sentence_transformers(default_qa):
 
 @pytest.mark.slow
 def test_onnx_reader_matches_pytorch(default_qa):
-    from qa.reader import make_windows, pad
-    from qa.reader_models import READER_CONFIG, SHIPPED_READER, _torch_runner, merged_network, shipped_config
+    from article_qa.qa.reader import make_windows, pad
+    from article_qa.qa.reader_loading import READER_CONFIG, SHIPPED_READER, _torch_runner, merged_network, shipped_config
 
     reader = default_qa.reader
     assert reader.name == "onnx"
@@ -216,11 +216,11 @@ def test_onnx_reader_matches_pytorch(default_qa):
         np.testing.assert_allclose(fast[mask], reference[mask], atol=1e-3)
 
 
-# -- exports are not trusted as found (issue #10) ----------------------------------------------------
+# -- exports are not trusted as found ----------------------------------------------------------------
 
 
 def _published_tiny(tmp_path, seed: int = 0, name: str = TINY):
-    from index.onnx_export import MODEL_FILE, publish
+    from article_qa.index.onnx_export import MODEL_FILE, publish
 
     raw = tmp_path / f"{name}-{seed}.raw.onnx"
     _tiny_graph(raw, seed)
@@ -230,7 +230,7 @@ def _published_tiny(tmp_path, seed: int = 0, name: str = TINY):
 
 
 def test_an_export_overwritten_in_place_is_refused_with_a_warning(tmp_path):
-    from index.onnx_export import WEIGHTS_FILE, ExportChanged, ExportWarning, session
+    from article_qa.index.onnx_export import WEIGHTS_FILE, ExportChanged, ExportWarning, session
 
     published = _published_tiny(tmp_path)
     session(published)
@@ -246,7 +246,7 @@ def test_an_export_overwritten_in_place_is_refused_with_a_warning(tmp_path):
 def test_an_export_swapped_for_another_valid_model_is_refused(tmp_path):
     import shutil
 
-    from index.onnx_export import MODEL_FILE, WEIGHTS_FILE, ExportChanged, ExportWarning, session
+    from article_qa.index.onnx_export import MODEL_FILE, WEIGHTS_FILE, ExportChanged, ExportWarning, session
 
     published = _published_tiny(tmp_path, seed=0)
     other = _published_tiny(tmp_path, seed=1, name="reader-0123456789abcdef")
@@ -259,7 +259,7 @@ def test_an_export_swapped_for_another_valid_model_is_refused(tmp_path):
 def test_an_export_made_before_manifests_is_made_again_quietly(tmp_path):
     import warnings
 
-    from index.onnx_export import MANIFEST_FILE, ExportChanged, session
+    from article_qa.index.onnx_export import MANIFEST_FILE, ExportChanged, session
 
     published = _published_tiny(tmp_path)
     (published.parent / MANIFEST_FILE).unlink()
@@ -294,9 +294,9 @@ def test_temp_files_of_dead_exporters_are_removed_when_exporting(tmp_path):
 
 @pytest.mark.slow
 def test_encoder_weights_overwritten_in_place_are_exported_again(default_qa, tmp_path):
-    """The attack of issue #10: 4 MB of the cached export's weights overwritten in place."""
-    from index.embeddings import Embedder
-    from index.onnx_export import WEIGHTS_FILE, ExportWarning
+    """An attack: 4 MB of the cached export's weights overwritten in place."""
+    from article_qa.index.embeddings import Embedder
+    from article_qa.index.onnx_export import WEIGHTS_FILE, ExportWarning
 
     model = default_qa.index.embedder.model
     good, weights = _copy_of_encoder_export(default_qa, tmp_path)
@@ -311,7 +311,7 @@ def test_encoder_weights_overwritten_in_place_are_exported_again(default_qa, tmp
     np.testing.assert_allclose(vectors, default_qa.index.embedder.encode(["Where were the peace talks held?"]), atol=1e-5)
 
 
-# -- issue #22, item 4: a full cache disk --------------------------------------------------------------
+# -- a full cache disk --------------------------------------------------------------------------------
 
 _WRITES_LIMITED = """
 import resource, signal, sys
@@ -328,7 +328,7 @@ def test_an_export_that_cannot_be_written_leaves_no_temporary_file(tmp_path):
     code = _WRITES_LIMITED + """
 import torch
 from pathlib import Path
-from index.onnx_export import export_graph
+from article_qa.index.onnx_export import export_graph
 try:
     export_graph(torch.nn.Embedding(1000, 256), Path(sys.argv[1]) / "encoder-0123456789abcdef" / "model.onnx",
                  ["input_ids"], ["hidden"])
@@ -356,7 +356,7 @@ def test_when_the_exports_cannot_be_written_it_says_so_once_and_answers(default_
     cache.mkdir(mode=0o700)
     shutil.copytree(default_qa.index.status.path, cache / default_qa.index.status.path.name)  # no indexing
     env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(cache), "NO_COLOR": "1"}
-    code = _WRITES_LIMITED + "import cli; cli.main()"
+    code = _WRITES_LIMITED + "from article_qa import cli; cli.main()"
     done = subprocess.run([sys.executable, "-c", code, str(20 * 2**20), "ask", "Who is the Ukrainian president?",
                            "--json"], capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.sentences import sentence_spans
+from article_qa.index.sentences import sentence_spans
 
 
 def sentences(text: str, start: int = 0, end: int | None = None) -> list[str]:
@@ -106,7 +106,7 @@ def test_sub_range_offsets_are_into_the_whole_text():
 
 
 def test_default_article_sentences_are_sane():
-    from index.article import load_article
+    from article_qa.index.article import load_article
 
     text = load_article(None).text
     found = sentences(text)

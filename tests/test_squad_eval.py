@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.squad import (
+from article_qa.evaluation.squad import (
     EvalDocument,
     EvalQuestion,
     Scoreboard,
@@ -387,7 +387,7 @@ def test_scoreboard_instances_do_not_share_state():
 
 
 def test_calibration_error_by_hand():
-    from evaluation.squad import calibration_error
+    from article_qa.evaluation.squad import calibration_error
 
     # Bin [0.9, 1.0]: mean p 0.95, 1 of 2 right -> gap 0.45, weight 2/4.
     # Bin [0.2, 0.3): p 0.2, right -> gap 0.8, weight 1/4. Bin [0.6, 0.7): p 0.6, wrong -> 0.6, 1/4.
@@ -410,7 +410,7 @@ def test_scoreboard_ece_uses_the_best_candidate_even_when_not_given():
 
 
 def test_is_right_takes_half_f1_and_never_on_unanswerable():
-    from evaluation.squad import is_right
+    from article_qa.evaluation.squad import is_right
 
     assert is_right("the Brussels talks", ["Brussels talks"])
     assert is_right("in Brussels, Belgium", ["Brussels"])  # F1 exactly 0.5: right
@@ -431,7 +431,7 @@ def test_is_right_takes_half_f1_and_never_on_unanswerable():
     ("on Wednesday", ["Wednesday"], True),
 ])
 def test_a_right_answer_states_the_reference_numbers(prediction, golds, right):
-    from evaluation.squad import is_right
+    from article_qa.evaluation.squad import is_right
 
     assert is_right(prediction, golds) is right
 
@@ -453,7 +453,7 @@ def _eval(tmp_path, *args):
     import sys
 
     env = {**os.environ, "ARTICLE_QA_INDEX_DIR": str(tmp_path / "cache")}  # nothing may be indexed first
-    return subprocess.run([sys.executable, "-c", "import cli; cli.main()", "eval", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "eval", *args], capture_output=True,
                           text=True, env=env, timeout=120)
 
 

@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import index.store as store
+import article_qa.index.store as store
 from helpers_index import FakeEmbedder, fake_vectors
-from index.article import article_from_text, load_article
-from index.cache_files import MARKER
-from index.passages import Chunking, split_passages
-from index.store import ENV_INDEX_DIR, SIDECAR, IndexWarning, default_index_dir, index_key, open_index
+from article_qa.index.article import article_from_text, load_article
+from article_qa.index.cache_layout import ENV_INDEX_DIR, SIDECAR, default_root
+from article_qa.index.passages import Chunking, split_passages
+from article_qa.index.private_files import MARKER
+from article_qa.index.store import IndexWarning, index_key, open_index
 
 HELPER = Path(__file__).with_name("helpers_index.py")
 A = Chunking(max_tokens=200)
@@ -348,19 +349,19 @@ def test_temp_files_left_by_a_crash_are_harmless_and_cleaned(article, index_dir)
 
 def test_env_var_sets_default_index_dir(monkeypatch, tmp_path, article):
     monkeypatch.setenv(ENV_INDEX_DIR, str(tmp_path / "from-env"))
-    assert default_index_dir() == tmp_path / "from-env"
+    assert default_root() == tmp_path / "from-env"
     idx = open_quietly(article, FakeEmbedder(), A)
     assert idx.status.path == tmp_path / "from-env" / index_key(article, FakeEmbedder())
     assert (idx.status.path / SIDECAR).is_file()
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv(ENV_INDEX_DIR, "~/qa-cache")
-    assert default_index_dir() == tmp_path / "home" / "qa-cache"
+    assert default_root() == tmp_path / "home" / "qa-cache"
 
     monkeypatch.delenv(ENV_INDEX_DIR)
-    assert default_index_dir().name == "article-qa"
+    assert default_root().name == "article-qa"
     monkeypatch.setenv(ENV_INDEX_DIR, "")
-    assert default_index_dir().name == "article-qa"
+    assert default_root().name == "article-qa"
 
 
 def _assert_in_memory(idx, article, fake):
@@ -411,7 +412,7 @@ def test_disk_full_keeps_old_index_and_leaves_no_temp_files(article, index_dir, 
 
 
 def test_failed_export_only_warns(article, index_dir, monkeypatch):
-    import index.onnx_export as onnx_export
+    import article_qa.index.onnx_export as onnx_export
 
     monkeypatch.setattr(onnx_export, "_failure_said", False)  # said once per process: not yet in this test
     fake = FakeEmbedder()
@@ -547,7 +548,7 @@ def test_killed_first_build_is_built_again(article, article_path, index_dir, poi
     assert_clean(folder)
 
 
-# -- the cache must not be a way in (issue #10) ----------------------------------------------------
+# -- the cache must not be a way in ----------------------------------------------------------------
 
 
 def _victim(tmp_path: Path) -> Path:
@@ -571,7 +572,8 @@ def test_planted_links_at_temp_names_are_never_written_through(article, index_di
 
 
 def test_planted_link_at_the_hash_cache_temp_name_is_not_written_through(tmp_path):
-    from index.embedding_model import HASH_CACHE_FILE, cached_sha256
+    from article_qa.index.cache_layout import HASH_CACHE_FILE
+    from article_qa.index.embedding_model import cached_sha256
 
     victim = _victim(tmp_path)
     cache = tmp_path / "cache"

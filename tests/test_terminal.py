@@ -32,7 +32,7 @@ class Terminal:
         self.stream = pyte.ByteStream(self.screen)
         self.raw = b""
         self.exited = False
-        self.child = pexpect.spawn(sys.executable, ["-c", "import cli; cli.main()", *args], env=env,
+        self.child = pexpect.spawn(sys.executable, ["-c", "from article_qa import cli; cli.main()", *args], env=env,
                                    dimensions=(rows, cols), timeout=120)
 
     def lines(self) -> list[str]:
@@ -259,6 +259,6 @@ def test_the_text_view_shows_an_articles_escapes_literally_on_a_terminal(tmp_pat
     assert b"\x1b" not in term.raw and "\u202e".encode() not in term.raw  # nothing for the terminal to obey
     import subprocess
 
-    piped = subprocess.run([sys.executable, "-c", "import cli; cli.main()", "text", "--article", str(article)],
+    piped = subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "text", "--article", str(article)],
                            capture_output=True, env=env, timeout=60)
     assert piped.stdout == article.read_bytes()  # a pipe still gets the exact text every offset counts in

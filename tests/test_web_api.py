@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 pytest.importorskip("httpx", reason="Starlette's test client needs httpx (pip install -e '.[test]')")
 from starlette.testclient import TestClient  # noqa: E402
 
-from cli import app as cli_app  # noqa: E402
-from web.app import CONTENT_SECURITY_POLICY, MAX_BODY_BYTES, create_app  # noqa: E402
-from web.service import RequestError, Service  # noqa: E402
+from article_qa.cli import app as cli_app  # noqa: E402
+from article_qa.web.app import CONTENT_SECURITY_POLICY, MAX_BODY_BYTES, create_app  # noqa: E402
+from article_qa.web.service import RequestError, Service  # noqa: E402
 
 pytestmark = pytest.mark.slow
 BASE = "http://127.0.0.1:8765"
@@ -176,7 +176,7 @@ def test_conversations_are_bounded_oldest_dropped(default_qa):
         assert service.health()["conversations"] == 2
         for question in ["Who is the U.S. envoy?", "What did he say?", "When do talks continue?"]:
             service.ask(question, second)
-        assert len(service._conversations[second].turns) == 2  # only the latest turns are kept
+        assert len(service.conversations.get(second).turns) == 2  # only the latest turns are kept
     finally:
         service.close()
 
@@ -202,8 +202,8 @@ def test_body_limit_fits_the_longest_question(client):
 def test_control_characters_in_the_article_are_escaped_in_json(index_dir):
     """A right-to-left override or a C1 control in an article reaches the client as \\uXXXX, as in
     `ask --json`, never raw (a client printing the field would show text that is not there)."""
-    from index.article import article_from_text
-    from qa.pipeline import ArticleQA
+    from article_qa.index.article import article_from_text
+    from article_qa.qa.pipeline import ArticleQA
 
     text = "The envoy was Steve Witkoff.\u202e\u0085 The talks were held in Brussels on Sunday."
     qa = ArticleQA.open(article_from_text(text, "controls"), index_dir=index_dir)

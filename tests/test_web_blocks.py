@@ -7,8 +7,8 @@ import re
 
 from hypothesis import given, settings, strategies as st
 
-from index.article import load_article
-from web.blocks import article_blocks
+from article_qa.index.article import load_article
+from article_qa.web.blocks import article_blocks
 
 
 def check_invariants(text: str) -> None:

@@ -63,7 +63,7 @@ def browser():
 @contextlib.contextmanager
 def running(qa):
     """A real uvicorn server for `qa` on a free loopback port, in a thread; yields its URL."""
-    from web.server import build_server, listen
+    from article_qa.web.server import build_server, listen
 
     listener = listen("127.0.0.1", 0)
     server = build_server(qa, listener)
@@ -142,7 +142,7 @@ def test_page_marks_answers_in_the_article(browser, page_url, default_qa):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    from web.blocks import article_blocks
+    from article_qa.web.blocks import article_blocks
 
     ARTIFACTS.mkdir(exist_ok=True)
     text = default_qa.article.text
@@ -220,7 +220,7 @@ def test_not_sure_and_no_answer_look_different_from_answers(browser, default_qa)
     guess allowed either, "the article does not say" and only the passages read are tinted."""
     from selenium.webdriver.common.by import By
 
-    from qa.answer import Decision
+    from article_qa.qa.answer import Decision
 
     driver = browser
     driver.set_window_size(1280, 800)
@@ -231,7 +231,7 @@ def test_not_sure_and_no_answer_look_different_from_answers(browser, default_qa)
         open_page(driver, url)
         ask(driver, PEACE_TALKS)
         button = driver.find_element(By.CSS_SELECTOR, "#log .turn .a")
-        assert "not-sure" in button.get_attribute("class") and button.text.startswith("Not sure. Best guess: ")
+        assert "not-sure" in button.get_attribute("class") and button.text.startswith("Not sure. The closest the article comes: ")
         assert driver.execute_script(MARKED, "guess") == expected.best_guess.text
         assert driver.execute_script(MARKED, "answer") == ""
         wait(driver, lambda d: d.execute_script(VISIBLE), "the best guess in view")

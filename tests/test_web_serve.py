@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
-from web.server import NotLoopbackWarning, listen
+from article_qa.cli import app
+from article_qa.web.server import NotLoopbackWarning, listen
 
 ROOT = Path(__file__).resolve().parent.parent
 START_S = 120  # loading the models on a busy 2-core machine
@@ -46,7 +46,7 @@ def read_line(proc: subprocess.Popen, stream, pattern: str, deadline: float) -> 
 def start_serve(index_dir: Path, *args: str, **env_changes: str) -> subprocess.Popen:
     env = dict(os.environ, ARTICLE_QA_INDEX_DIR=str(index_dir), NO_COLOR="1", PYTHONPATH=str(ROOT), **env_changes)
     return subprocess.Popen(
-        [sys.executable, "-c", "import cli; cli.main()", "serve", "--port", "0", *args],
+        [sys.executable, "-c", "from article_qa import cli; cli.main()", "serve", "--port", "0", *args],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, encoding="utf-8",
     )
@@ -131,9 +131,9 @@ def test_listen_reports_the_real_address_and_warns_beyond_loopback(recwarn):
 
 
 def test_help_does_not_import_the_web_server():
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import cli; cli.main()", "--help"],
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "from article_qa import cli; cli.main()", "--help"],
                           capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=60)
     assert done.returncode == 0 and "serve" in done.stdout
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "typer" in imported
-    assert not {"starlette", "uvicorn", "web", "anyio"} & imported
+    assert not {"starlette", "uvicorn", "article_qa.web", "anyio"} & imported

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from web.app import CONTENT_SECURITY_POLICY, STATIC, static_files
+from article_qa.web.app import CONTENT_SECURITY_POLICY, STATIC, static_files
 
 FILES = static_files()
 HTML, CSS, JS = (FILES[name].decode("utf-8") for name in ("index.html", "app.css", "app.js"))
@@ -45,3 +45,14 @@ def test_accessible_basics():
 def test_page_stays_small():
     total = sum(len(b) for b in FILES.values())
     assert total < 32_000, f"HTML+CSS+JS is {total:,} bytes"
+
+
+def test_the_page_says_what_the_terminal_says():
+    """The verdict and the confidence come from `Answer.to_dict`; the page uses the terminal's words
+    for them rather than working them out again ("Best guess", "100%")."""
+    from article_qa.qa.answer import CLOSEST_TEXT, NO_ANSWER_TEXT, NOT_SURE_TEXT, VERDICTS
+
+    assert f"{NOT_SURE_TEXT} {CLOSEST_TEXT} " in JS and NO_ANSWER_TEXT in JS
+    for verdict in VERDICTS[:2]:
+        assert f'result.verdict === "{verdict}"' in JS
+    assert "result.confidence" in JS and "Math.round" not in JS

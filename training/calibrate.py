@@ -136,13 +136,13 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
     """Per question: the feature vector of the candidate the answering path weighs and whether it
     is right, grouped by document (so the fit/check split can keep articles apart). Questions go
     through `ArticleQA.evidence_many`, the path users get (the wider look included)."""
-    from evaluation.squad import is_right
-    from index.article import article_from_text
-    from index.passages import Chunking
-    from index.store import open_index
-    from qa.answer import ordered_candidates
-    from qa.confidence import features
-    from qa.pipeline import ArticleQA
+    from article_qa.evaluation.squad import is_right
+    from article_qa.index.article import article_from_text
+    from article_qa.index.passages import Chunking
+    from article_qa.index.store import open_index
+    from article_qa.qa.answer import ordered_candidates
+    from article_qa.qa.confidence import features
+    from article_qa.qa.pipeline import ArticleQA
 
     rows = []
     shared = None
@@ -236,7 +236,7 @@ def row_weights(rows) -> np.ndarray:
 
 
 def _calibrator(rows):
-    from qa.confidence import FEATURES, Calibrator
+    from article_qa.qa.confidence import FEATURES, Calibrator
 
     x = np.array([f for r in rows for f, _, _ in r["candidates"]], dtype=float)
     y = np.array([right for r in rows for _, right, _ in r["candidates"]], dtype=float)
@@ -247,7 +247,7 @@ def _calibrator(rows):
 def outcomes(rows, calibrator, threshold: float) -> dict:
     """SQuAD-style scores of deciding `rows` with `calibrator` (or a calibrator per document) at
     `threshold`, and the ECE."""
-    from evaluation.squad import best_scores, calibration_error
+    from article_qa.evaluation.squad import best_scores, calibration_error
 
     f1s, probabilities, right, answered_wrong, refused = [], [], [], 0, 0
     for r in rows:
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import tempfile
 
-    from qa.reader_models import READER_CONFIG
+    from article_qa.qa.reader_loading import READER_CONFIG
     from training.examples import held_out_articles, load_articles
 
     state = json.loads((args.reader / "train_state.json").read_text())

@@ -27,7 +27,7 @@ PART_BYTES = 15 * 1024 * 1024
 def prepare(data: Path, carry: Path = CARRY) -> None:
     from safetensors.torch import load_file, save_file
 
-    from index.embedding_model import WEIGHTS_FILE, default_model_path
+    from article_qa.index.embedding_model import WEIGHTS_FILE, default_model_path
 
     base = default_model_path()
     target = carry / "base"
@@ -51,7 +51,7 @@ def split(reader: Path, out: Path, prefix: str = "") -> None:
     (names start with `prefix`, so several runs can come back from one call)."""
     from safetensors.torch import load_file, save_file
 
-    from qa.reader_net import DELTA_FILE
+    from article_qa.qa.reader_network import DELTA_FILE
 
     out.mkdir(parents=True, exist_ok=True)
     delta = load_file(str(reader / DELTA_FILE))
@@ -73,8 +73,8 @@ def join(parts: Path, out: Path, prefix: str = "") -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from index.embedding_model import WEIGHTS_FILE, default_model_path
-    from qa.reader_net import DELTA_FILE
+    from article_qa.index.embedding_model import WEIGHTS_FILE, default_model_path
+    from article_qa.qa.reader_network import DELTA_FILE
     from training.reader import write_reader_config
 
     delta = {}

@@ -20,7 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.sentences import sentence_spans
+from article_qa.index.sentences import sentence_spans
+from article_qa.qa.words import QUESTION_FUNCTION_WORDS
 
 NEGATIVE_KINDS = (
     "answer sentence removed",
@@ -35,10 +36,7 @@ NEAR_MISS_KINDS = ("negation added", "antonym")
 # near misses (role reversals, impossible conditions, ...) that no made-up kind imitates.
 PEOPLE_WRITTEN = "people-written unanswerable"
 _WORD = re.compile(r"\w+")
-_STOP = frozenset(
-    "a an the of in on at to for by with from and or is was were are be been what which who whom "
-    "whose when where why how did does do that this these those as it its his her their".split()
-)
+_STOP = QUESTION_FUNCTION_WORDS
 _NAME = re.compile(r"(?<!^)(?<![.?!] )\b(?:[A-Z][\w'-]+)(?: (?:of |de |the )?[A-Z][\w'-]+)*|\b\d[\d,.]*\b")
 OTHER_ARTICLE_SAMPLE = 24  # paragraphs of other articles to choose the most similar from
 

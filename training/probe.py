@@ -11,7 +11,7 @@ import random
 
 import numpy as np
 
-from index.passages import Passage
+from article_qa.index.passages import Passage
 from training.examples import Item, make_example
 
 
@@ -42,8 +42,8 @@ def probe(network, tokenizer, examples) -> dict:
     """HasAns F1 and no-answer AUC of a PyTorch QA network over `examples`."""
     import torch
 
-    from evaluation.squad import best_scores
-    from qa.reader import Reader
+    from article_qa.evaluation.squad import best_scores
+    from article_qa.qa.reader import Reader
 
     def run(arrays):
         with torch.inference_mode():

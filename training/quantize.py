@@ -17,8 +17,8 @@ from pathlib import Path
 def quantize_reader(reader: Path, out: Path) -> None:
     from safetensors.torch import load_file, save_file
 
-    from qa.reader_models import READER_CONFIG, weights_file
-    from qa.reader_net import quantize_delta
+    from article_qa.qa.reader_loading import READER_CONFIG, weights_file
+    from article_qa.qa.reader_network import quantize_delta
     from training.reader import write_reader_config
 
     config = json.loads((reader / READER_CONFIG).read_text())

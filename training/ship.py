@@ -1,9 +1,10 @@
 """Ship a trained, calibrated reader: `python -m training.ship --reader runs/reader --dev FILE...`.
 
 Scores the reader with `article-qa eval` on the dev files (never used for fitting anything), writes
-its model card, and copies what the product needs into the package (`qa/reader_model/`):
-reader.json (with the confidence model), the float16 delta, the training state (so a later run
-can resume from the shipped weights with `--init`) and MODEL_CARD.md.
+its model card, and copies what the product needs into the package (`qa/reader_weights/`):
+reader.json (with the confidence model), the stored delta (float16, or int8 after
+`training.quantize`), the training state (so a later run can resume from the shipped weights with
+`--init`) and MODEL_CARD.md.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ REPORTED = ("f1", "HasAns_f1", "NoAns_exact", "ece", "answered_wrong", "abstaine
 
 
 def dev_scores(reader: Path, dev: list[Path], chats: Path | None) -> dict[str, dict]:
-    from evaluation.run import evaluate_chats, evaluate_file
+    from article_qa.evaluation.run import evaluate_chats, evaluate_file
 
     scores = {}
     with tempfile.TemporaryDirectory() as cache:
@@ -133,7 +134,7 @@ Written by `python -m training.ship` (do not edit by hand).
 - Steps: {state.get('step')}{_past_schedule(state, c)}; windows seen: {state.get('examples_seen')}; training time
   {state.get('seconds', 0) / 60:.1f} min on {_hardware(state)}.
 {earlier}{history}- Loss (mean of start/end cross-entropy, smoothed): {loss_line}.
-- Resumable: `python -m training.reader --out runs/reader --init qa/reader_model ...` continues from these weights.
+- Resumable: `python -m training.reader --out runs/reader --init qa/reader_weights ...` continues from these weights.
 
 ### Training curve (held-out articles, each question read in its own paragraph, a third made unanswerable)
 
@@ -164,10 +165,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dev", type=Path, nargs="*", default=[], help="SQuAD dev files to score for the card")
     parser.add_argument("--chats", type=Path, default=None, help="follow-up conversations over the shipped article")
     parser.add_argument("--notes", type=Path, default=None, help="a Markdown file appended to the card")
-    parser.add_argument("--to", type=Path, default=None, help="where to ship (default: qa/reader_model)")
+    parser.add_argument("--to", type=Path, default=None, help="where to ship (default: qa/reader_weights)")
     args = parser.parse_args(argv)
 
-    from qa.reader_models import READER_CONFIG, SHIPPED_READER, weights_file
+    from article_qa.qa.reader_loading import READER_CONFIG, SHIPPED_READER, weights_file
 
     reader = json.loads((args.reader / READER_CONFIG).read_text())
     if "confidence" not in reader:

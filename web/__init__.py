@@ -1,7 +1,7 @@
 """`article-qa serve`: the article on a local web page with answers marked where they stand, and a
 small JSON API for scripts.
 
-Thin like `cli.py`: every answer comes from `qa.pipeline.ArticleQA`; this package only lays the
+Thin like `cli.py`: every answer comes from `article_qa.qa.pipeline.ArticleQA`; this package only lays the
 article out for the page (`blocks`), keeps the page's conversations (`service`), speaks HTTP (`app`)
 and runs the server (`server`). The page itself is three static files in `web/static/`, shipped as
 package data: no CDN, no build step, works offline. Starlette and uvicorn are imported only by

@@ -32,8 +32,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from index.printable import json_dumps
-from web.service import RequestError, Service
+from article_qa.index.printable import json_dumps
+from article_qa.web.service import RequestError, Service
 
 class SafeJSONResponse(JSONResponse):
     """JSON as `--json` writes it: C1 and bidi controls, DEL and the Unicode line separators of an
@@ -43,7 +43,7 @@ class SafeJSONResponse(JSONResponse):
         return json_dumps(content, separators=(",", ":")).encode("utf-8")
 
 
-# A question is at most 2,000 characters (qa.batch_input.MAX_QUESTION_CHARS): even written with
+# A question is at most 2,000 characters (qa.question.MAX_QUESTION_CHARS): even written with
 # \uXXXX escapes it fits in 16 kB, so a larger body is not a question.
 MAX_BODY_BYTES = 16 * 1024
 
@@ -69,7 +69,7 @@ STATIC = {  # path -> (file in web/static, media type); nothing else is served f
 
 def static_files() -> dict[str, bytes]:
     """The page's files as shipped in the package, by name."""
-    folder = resources.files("web") / "static"
+    folder = resources.files("article_qa.web") / "static"
     return {name: (folder / name).read_bytes() for name, _ in STATIC.values()}
 
 

@@ -5,7 +5,7 @@ exact text that every offset counts in, never from a re-formatted copy: a block 
 shown as a heading or a paragraph, and an answer span maps onto the blocks it overlaps. What is not
 in any block is white space between them (and a heading's `#` marks), which carries no answer.
 
-Paragraphs follow the same rule as the index (`index.passages.paragraph_spans`): blank lines separate
+Paragraphs follow the same rule as the index (`index.passages.hard_wrapped`): blank lines separate
 paragraphs, and inside a run of lines each line is a paragraph unless every line is short, which
 means hard-wrapped text (one paragraph over several lines). Markdown `#` headings get their own block.
 """
@@ -15,8 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Same threshold as index/passages.py: a run of lines all this short is one hard-wrapped paragraph.
-WRAPPED_LINE_CHARS = 100
+from article_qa.index.passages import hard_wrapped
 
 _HEADING = re.compile(r"[ \t]{0,3}(#{1,6})[ \t]+(.*?)[ \t]*(?:[ \t]#+)?[ \t]*$")
 _LIST_ITEM = re.compile(r"([-*+>]|\d{1,9}[.)])\s")
@@ -41,7 +40,7 @@ def article_blocks(text: str) -> list[Block]:
     run: list[tuple[int, int]] = []  # trimmed (start, end) of consecutive non-blank lines
 
     def flush() -> None:
-        if len(run) > 1 and all(end - start <= WRAPPED_LINE_CHARS for start, end in run):
+        if hard_wrapped([end - start for start, end in run]):
             is_list = all(_LIST_ITEM.match(text, start) for start, _ in run)
             blocks.append(Block("lines" if is_list else "p", run[0][0], run[-1][1]))
         else:

@@ -18,8 +18,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from web.app import LOOPBACK_HOSTS, create_app
-from web.service import Service
+from article_qa.index.printable import quoted
+from article_qa.web.app import LOOPBACK_HOSTS, create_app
+from article_qa.web.service import Service
 
 SHUTDOWN_GRACE_S = 3  # answers in flight get this long after Ctrl-C; a second Ctrl-C stops at once
 
@@ -50,7 +51,7 @@ def listen(host: str = "127.0.0.1", port: int = 8765) -> Listener:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as err:
-        raise ServeError(f"cannot listen on {host!r}: {getattr(err, 'strerror', None) or err}") from None
+        raise ServeError(f"cannot listen on {quoted(host)}: {getattr(err, 'strerror', None) or err}") from None
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:

@@ -5,27 +5,26 @@ usable and testable as plain Python.
 Questions are answered one at a time, in order of arrival, on one worker thread:
 - the pipeline's models are shared and its tokenizers are not safe to call from several threads;
 - batching concurrent questions into one `ask_many` was measured and bought nothing on this CPU
-  (8 questions in one call: 95 ms each, against 99 ms each one by one), while it would need a
-  second copy of the follow-up logic that `Conversation.ask` owns;
+  (8 questions in one call: 95 ms each, against 99 ms each one by one);
 - a conversation's turns stay in order without locks, because only the worker touches them.
 Waiting requests are bounded (`max_waiting`), so a flood gets a quick 503 instead of a long queue.
 
-Conversations are kept by id, most recently used last, and the oldest is dropped past
-`max_conversations`; each keeps its last `max_turns` turns (a follow-up only looks one turn back).
-Ids are made here, random and unguessable; a script that sends one back continues that conversation.
+Conversations are kept by id (`qa.conversation.Conversations`): the least recently used is dropped
+past `max_conversations`, and each keeps its last `max_turns` turns (a follow-up looks back only a
+few). Ids are made there, random and unguessable; a script that sends one back continues that
+conversation.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from qa.batch_input import MAX_QUESTION_CHARS
-from qa.question import clean_question, json_type
-from web.blocks import article_blocks
+from article_qa.index.printable import quoted
+from article_qa.qa.conversation import Conversations
+from article_qa.qa.question import clean_question, json_type
+from article_qa.web.blocks import article_blocks
 
 MAX_CONVERSATIONS = 500
 MAX_TURNS = 50
@@ -48,10 +47,9 @@ class Service:
     def __init__(self, qa, *, max_conversations: int = MAX_CONVERSATIONS, max_turns: int = MAX_TURNS,
                  max_waiting: int = MAX_WAITING):
         self.qa = qa
-        self.max_conversations = max_conversations
-        self.max_turns = max_turns
         self.max_waiting = max_waiting
-        self._conversations: OrderedDict[str, object] = OrderedDict()  # touched on the worker only
+        # Touched on the worker thread only.
+        self.conversations = Conversations(qa, max_conversations=max_conversations, max_turns=max_turns)
         self._executor: ThreadPoolExecutor | None = None
         self._waiting = 0
         self._lock = threading.Lock()
@@ -102,20 +100,13 @@ class Service:
 
     def _answer(self, question: str, conversation_id: str | None) -> dict:
         if conversation_id is None:
-            conversation_id = secrets.token_urlsafe(12)
-            conversation = self.qa.conversation()
-            self._conversations[conversation_id] = conversation
-            while len(self._conversations) > self.max_conversations:
-                self._conversations.popitem(last=False)  # the least recently used
-        else:
-            conversation = self._conversations.get(conversation_id)
-            if conversation is None:
-                raise RequestError(
-                    404, f"unknown conversation {conversation_id!r}: it may have been dropped (the "
-                    f"{self.max_conversations} most recent are kept); leave it out to start a new one")
-            self._conversations.move_to_end(conversation_id)
+            conversation_id = self.conversations.new()
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            raise RequestError(
+                404, f"unknown conversation {quoted(conversation_id)}: it may have been dropped (the "
+                f"{self.conversations.max_conversations} most recent are kept); leave it out to start a new one")
         answer = conversation.ask(question)
-        del conversation.turns[:-self.max_turns]
         return {**answer.to_dict(), "conversation": conversation_id}
 
     # -- what the page reads --
@@ -135,7 +126,7 @@ class Service:
             "status": "ok",
             "article": self.qa.article.source,
             "passages": len(self.qa.index.passages),
-            "conversations": len(self._conversations),
+            "conversations": len(self.conversations),
             "waiting": self._waiting,
         }
 
@@ -146,8 +137,6 @@ def check_question(question: object) -> str:
         raise RequestError(422, 'missing "question": send {"question": "..."}')
     if not isinstance(question, str):
         raise RequestError(422, f'"question" must be a string, not {_json_type(question)}')
-    if len(question) > MAX_QUESTION_CHARS:
-        raise RequestError(422, f"question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
     try:
         return clean_question(question)
     except ValueError as err:

@@ -181,24 +181,23 @@ function show(result, button) {
 
 // -- the chat --
 
-function percent(score) {
-  return `${Math.round(score * 100)}%`;
-}
-
+// The verdict and the confidence come as the server says them (Answer.to_dict), so the page and
+// the terminal agree: "not sure" is shown as "Not sure. The closest the article comes: …", and a
+// confidence never reads 100% (">99%").
 function answerButton(result) {
   const button = el("button", "a");
   button.type = "button";
   button.setAttribute("aria-pressed", "false");
-  if (result.answer) {
+  if (result.verdict === "answered") {
     button.classList.add("answered");
     button.append(el("span", "label", result.answer.text));
     button.append(el("span", "detail",
-      `answer · characters ${result.answer.start}–${result.answer.end} · score ${result.answer.score.toFixed(2)} (${percent(result.answer.score)} likely)`));
-  } else if (result.best_guess) {
+      `answer · characters ${result.answer.start}–${result.answer.end} · score ${result.answer.score.toFixed(2)} (${result.confidence} likely)`));
+  } else if (result.verdict === "not sure") {
     button.classList.add("not-sure");
-    button.append("Not sure. Best guess: ", el("span", "label", result.best_guess.text));
+    button.append("Not sure. The closest the article comes: ", el("span", "label", result.best_guess.text));
     button.append(el("span", "detail",
-      `not sure · characters ${result.best_guess.start}–${result.best_guess.end} · ${percent(result.best_guess.score)} likely`));
+      `not sure · characters ${result.best_guess.start}–${result.best_guess.end} · ${result.confidence} likely`));
   } else {
     button.classList.add("none");
     button.append("The article does not say.");

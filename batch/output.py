@@ -5,7 +5,7 @@
   folder, no permission, a full device (`/dev/full`: a write of 0 bytes already fails), a closed
   standard output.
 - Never the same file as the questions or the article, compared by device and inode after links
-  are followed: `batch x -o x` used to empty `x`, and `-o` naming the article overwrote it.
+  are followed: `batch x -o x` must not empty `x`, nor `-o` naming the article overwrite it.
 - One writer at a time: an exclusive lock (flock) on the output; a second batch stops with a clear
   error instead of interleaving its lines with the first one's.
 - Streamed: each record is written and flushed as it comes, so an interrupted run keeps everything
@@ -40,8 +40,9 @@ import tempfile
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from index.printable import json_dumps, printable
-from qa.batch import Done
+from article_qa.batch.run import Done
+from article_qa.index.printable import json_dumps, os_error, printable
+from article_qa.qa.answer import VERDICTS
 
 MAX_PREVIOUS_BYTES = 4 * 1024 * 1024 * 1024  # an earlier output read back for --resume
 CSV_COLUMNS = ["line", "id", "conversation", "question", "read_as", "verdict", "answer", "start", "end",
@@ -158,18 +159,16 @@ class CsvFormat:
 
 
 _TEXT_COLUMNS = {"id", "conversation", "question", "read_as", "answer", "best_guess", "error"}
-_VERDICTS = {"answered", "not sure", "not in the article"}
 
 
 def _csv_cells(record: dict) -> list:
     if "error" in record:
         return [record["line"], record.get("id") or "", "", "", "", "error", "", "", "", "", "", record["error"]]
     answer, guess = record.get("answer"), record.get("best_guess")
-    verdict = "answered" if answer else "not sure" if guess else "not in the article"
     chosen = answer or guess or {}
     return [
         record["line"], record["id"], record.get("conversation") or "", record["question"],
-        record.get("read_as") or "", verdict, (answer or {}).get("text", ""),
+        record.get("read_as") or "", record["verdict"], (answer or {}).get("text", ""),
         chosen.get("start", ""), chosen.get("end", ""), chosen.get("score", ""),
         (guess or {}).get("text", ""), "",
     ]
@@ -233,7 +232,7 @@ def _csv_record(row: list[str]) -> Earlier | None:
     line, id_ = int(cells["line"]), _unguard(cells["id"])
     if cells["verdict"] == "error":
         return Earlier(line, id_ or None, None, row)
-    if cells["verdict"] not in _VERDICTS or cells["error"]:
+    if cells["verdict"] not in VERDICTS or cells["error"]:
         return None
     answer = (_unguard(cells["answer"]) if cells["verdict"] == "answered"
               else _unguard(cells["best_guess"]) if cells["verdict"] == "not sure" else None)
@@ -302,17 +301,18 @@ class BatchOutput:
     @classmethod
     def open(cls, target: str, *, csv: bool = False, resume: bool = False,
              protected: Iterable[Protected | None] = (),
-             input_ids: Mapping[int, str | None] | None = None) -> "BatchOutput":
+             input_ids: Mapping[int, str | None] | None = None, stdout_closed: bool = False) -> "BatchOutput":
         """Check and claim the output. Raises OutputError, before any answering starts.
 
         `input_ids` (line → id of every input line that is not blank) lets `--resume` check that
-        the output is this input's; without it only its records' form is checked."""
+        the output is this input's; without it only its records' form is checked. `stdout_closed`:
+        the process was started with its standard output closed (`>&-`)."""
         fmt = CsvFormat() if csv else JsonLinesFormat()
         protected = list(protected)
         if target == "-":
             if resume:
                 raise OutputError("--resume needs --output FILE to know what was already answered")
-            return cls._stdout(fmt, protected)
+            return cls._stdout(fmt, protected, stdout_closed)
         path = os.path.expanduser(target)
         try:
             exists = os.path.lexists(path)
@@ -325,9 +325,9 @@ class BatchOutput:
             raise OutputError(_cannot(target, err)) from None
 
     @classmethod
-    def _stdout(cls, fmt, protected) -> "BatchOutput":
+    def _stdout(cls, fmt, protected, closed: bool) -> "BatchOutput":
         stream = sys.stdout
-        if stream is None or getattr(stream, "closed_stream", False):
+        if stream is None or closed:
             raise OutputError("standard output is closed; write the answers to a file with --output FILE")
         try:
             fd = stream.fileno()
@@ -526,7 +526,7 @@ def _read_all(fd: int) -> bytes:
 def _remove_dead_temps(folder: str, base: str) -> None:
     """Temp files an earlier --resume of this very output left when it was killed (SIGKILL): only
     names `.<base>.<pid>.<8 random>.tmp` whose pid is gone."""
-    from index.cache_files import pid_alive
+    from article_qa.index.private_files import pid_alive
 
     pattern = re.compile(re.escape(f".{base}.") + r"(\d+)\.[a-z0-9_]{8}\.tmp")
     try:
@@ -543,13 +543,6 @@ def _remove_dead_temps(folder: str, base: str) -> None:
 
 
 def _cannot(target: str, err: OSError) -> str:
-    name = printable(target)
     if err.errno == errno.EISDIR or os.path.isdir(os.path.expanduser(target)):
-        return f"{name} is a folder; --output needs a file"
-    if err.errno == errno.ENOENT:
-        return f"cannot write {name}: its folder does not exist"
-    if err.errno == errno.ENOTDIR:
-        return f"cannot write {name}: a parent in the path is not a folder"
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return f"cannot write {name}: permission denied"
-    return f"cannot write {name}: {err.strerror or err}"
+        return f"{printable(target)} is a folder; --output needs a file"
+    return os_error(err, target, verb="write")

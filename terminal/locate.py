@@ -12,8 +12,8 @@ import bisect
 from dataclasses import dataclass
 from functools import lru_cache
 
-from index.passages import paragraph_spans
-from index.sentences import sentence_spans
+from article_qa.index.passages import paragraph_spans
+from article_qa.index.sentences import sentence_spans
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ def tiny_qa_model(tmp_path_factory) -> Path:
     import torch
     from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
 
-    from index.embedding_model import default_model_path
+    from article_qa.index.embedding_model import default_model_path
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-bert-qa")
@@ -32,8 +32,8 @@ def tiny_qa_model(tmp_path_factory) -> Path:
 
 
 def test_any_hugging_face_reader_by_path(tiny_qa_model, index_dir):
-    from qa.answer import Decision
-    from qa.pipeline import ArticleQA
+    from article_qa.qa.answer import Decision
+    from article_qa.qa.pipeline import ArticleQA
 
     qa = ArticleQA.open(None, reader=str(tiny_qa_model), index_dir=index_dir)
     # Random weights: whether the best span beats "no answer" is chance, so the decision is set to
@@ -48,8 +48,8 @@ def test_any_hugging_face_reader_by_path(tiny_qa_model, index_dir):
 
 
 def test_unknown_reader_is_a_clear_error(index_dir, tmp_path):
-    from qa.pipeline import ArticleQA
-    from qa.reader_models import ReaderError
+    from article_qa.qa.pipeline import ArticleQA
+    from article_qa.qa.reader_loading import ReaderError
 
     missing = str(tmp_path / "no-such-model")
     qa = ArticleQA.open(None, reader=missing, index_dir=index_dir)
@@ -63,8 +63,8 @@ def test_shipped_reader_uses_segment_ids():
     """peft's QA wrapper silently drops token_type_ids; ours must not."""
     import torch
 
-    from index.embedding_model import resolve_model
-    from qa.reader_models import SHIPPED_READER, merged_network, shipped_config
+    from article_qa.index.embedding_model import resolve_model
+    from article_qa.qa.reader_loading import SHIPPED_READER, merged_network, shipped_config
 
     network = merged_network(resolve_model(None).path, SHIPPED_READER, shipped_config())
     ids = torch.tensor([[101, 2073, 2024, 102, 9371, 2001, 2182, 102]])
@@ -77,7 +77,7 @@ def test_shipped_reader_uses_segment_ids():
 
 
 def test_shipped_reader_checksum_matches():
-    from qa.reader_models import SHIPPED_READER, shipped_config, weights_file
+    from article_qa.qa.reader_loading import SHIPPED_READER, shipped_config, weights_file
 
     config = shipped_config()
     data = (SHIPPED_READER / weights_file(config)).read_bytes()
@@ -111,8 +111,8 @@ def test_trained_folder_is_a_reader_that_matches_the_trained_network(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from index.embedding_model import resolve_model
-    from qa.reader_models import merged_network, shipped_config
+    from article_qa.index.embedding_model import resolve_model
+    from article_qa.qa.reader_loading import merged_network, shipped_config
     from training.reader import CHECKPOINT_FILE, main
 
     out = tmp_path / "reader"
@@ -146,9 +146,9 @@ def test_device_round_trip_rebuilds_the_reader_trained_on_float16_base(tmp_path)
     import torch
     from safetensors.torch import load_file
 
-    from index.embedding_model import resolve_model
-    from qa.reader_models import merged_network, shipped_config
-    from qa.reader_net import QAModel, load_encoder
+    from article_qa.index.embedding_model import resolve_model
+    from article_qa.qa.reader_loading import merged_network, shipped_config
+    from article_qa.qa.reader_network import QAModel, load_encoder
     from training.device import PART_BYTES, join, prepare, split
     from training.reader import CHECKPOINT_FILE, main
 
@@ -177,30 +177,31 @@ def test_device_round_trip_rebuilds_the_reader_trained_on_float16_base(tmp_path)
 
 
 def test_changed_reader_weights_are_refused_even_after_their_checksum_was_remembered(tmp_path):
-    """The weights' sha256 is remembered in the hash cache (21 MB: ~40 ms a start); a file changed
-    afterwards has a new state, is hashed again and refused."""
+    """The weights' sha256 is remembered in the hash cache (not hashed at every start); a file
+    changed afterwards has a new state, is hashed again and refused."""
     import shutil
 
-    from qa.reader_models import SHIPPED_READER, ReaderError, load_reader
+    from article_qa.index.cache_layout import CacheLayout
+    from article_qa.qa.reader_loading import SHIPPED_READER, ReaderError, load_reader
 
     folder = tmp_path / "reader"
     shutil.copytree(SHIPPED_READER, folder)
-    export_dir = tmp_path / "cache" / "onnx"
-    export_dir.mkdir(parents=True)
-    load_reader(str(folder), export_dir)  # remembers the checksum
+    cache = CacheLayout(tmp_path / "cache")
+    cache.exports.mkdir(parents=True)
+    load_reader(str(folder), cache)  # remembers the checksum
     assert str(folder / "delta.safetensors") in (tmp_path / "cache" / "hashes.json").read_text()
     weights = folder / "delta.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1
     weights.write_bytes(bytes(data))
     with pytest.raises(ReaderError, match="fail their checksum"):
-        load_reader(str(folder), export_dir)
+        load_reader(str(folder), cache)
 
 
 def test_int8_delta_rounds_each_row_to_within_half_a_step():
     import torch
 
-    from qa.reader_net import INT8_SCALE, dequantize_delta, quantize_delta
+    from article_qa.qa.reader_network import INT8_SCALE, dequantize_delta, quantize_delta
 
     torch.manual_seed(0)
     delta = {"encoder.encoder.layer.0.attention.self.query.weight": (torch.randn(8, 16) * 1e-3).half(),
@@ -222,9 +223,9 @@ def test_quantized_reader_reads_like_the_float16_one(tmp_path):
     import torch
     from safetensors.torch import load_file, save_file
 
-    from index.embedding_model import resolve_model
-    from qa.reader_net import dequantize_delta, load_with_delta, quantize_delta
-    from qa.reader_models import SHIPPED_READER
+    from article_qa.index.embedding_model import resolve_model
+    from article_qa.qa.reader_network import dequantize_delta, load_with_delta, quantize_delta
+    from article_qa.qa.reader_loading import SHIPPED_READER
 
     base = resolve_model(None).path
     shipped = dequantize_delta(load_file(str(SHIPPED_READER / "delta.safetensors")))

@@ -1,0 +1,136 @@
+"""What long work is going on, said on stderr: opening an article (preparing the models the first
+time, indexing an article not seen before), evaluating, answering a batch.
+
+On a terminal a live line with a spinner or a bar (gone when done); when stderr is a pipe or a file,
+one plain line per step, as logs want it, and no bars at all.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+
+PREPARING = "Preparing the models for first use (once, ~15 s)…"
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+class Activity:
+    """Steps of long work: a spinner (no total) or a bar of a total, each shown until stopped."""
+
+    def __init__(self):
+        self.live = sys.stderr.isatty()
+        self._progress = None
+        self._bars: dict[str, object] = {}
+
+    def step(self, label: str, total: Optional[int] = None) -> None:
+        """Start a step: a spinner (total None) or a bar of `total` units."""
+        if not self.live:
+            typer.echo(label, err=True)
+            return
+        if self._progress is None:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(SpinnerColumn(), "[progress.description]{task.description}", BarColumn(),
+                                      TextColumn("{task.fields[count]}"), TimeElapsedColumn(),
+                                      console=stderr_console(), transient=True)
+            self._progress.start()
+        self._bars[label] = self._progress.add_task(label, total=total, count="")
+
+    def has(self, label: str) -> bool:
+        """Whether the step `label` was started (and so is shown, on a terminal)."""
+        return label in self._bars
+
+    def advance(self, label: str, done: int, total: Optional[int]) -> None:
+        if self._progress is not None and label in self._bars:
+            count = f"{done}/{total}" if total else str(done)
+            self._progress.update(self._bars[label], completed=done, total=total, count=count)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def progress_bar(label: str) -> tuple[Optional[Callable[[int, Optional[int]], None]], Optional[Activity]]:
+    """A (done, total) callback drawing a bar on stderr and the activity to stop when done; both
+    None when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        return None, None
+    activity = Activity()
+
+    def update(done: int, total: Optional[int]) -> None:
+        if not activity.has(label):
+            activity.step(label, total)
+        activity.advance(label, done, total)
+
+    return update, activity
+
+
+def open_article_qa(article, encoding, index_dir, model, reader, k, rebuild: bool = False):
+    """The pipeline for `article` (a path, "-", None, or an `Article`), saying what takes time:
+    preparing the models the first time and indexing an article not seen before."""
+    from article_qa.index.article import Article, load_article
+    from article_qa.index.printable import printable
+    from article_qa.qa.pipeline import ArticleQA, first_use
+    from article_qa.terminal.process import offline_unless_hub, quiet_libraries
+
+    quiet_libraries()
+    offline_unless_hub(model, reader)
+    if article == "-" and sys.stdin.isatty():
+        typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
+    if not isinstance(article, Article):
+        article = load_article(article, encoding=encoding)
+    activity = Activity()
+    shown = article.source if article.source in ("default article", "<stdin>") else Path(article.source).name
+    name = printable(shown)
+
+    def progress(done: int, total: int) -> None:
+        label = f"Indexing {name}: {total} passage{'' if total == 1 else 's'}"
+        if not activity.has(label):
+            activity.step(label, total)
+        activity.advance(label, done, total)
+
+    try:
+        preparing = first_use(model, reader, index_dir)
+        if preparing:
+            activity.step(PREPARING)
+        qa = ArticleQA.open(article, model=model, reader=reader, index_dir=index_dir, progress=progress,
+                            rebuild=rebuild)
+        if preparing:
+            qa.prepare()
+    finally:
+        activity.stop()
+    return qa.with_settings(k=k)
+
+
+@contextmanager
+def batch_progress(total: int | None):
+    """done/total, answers per second and time left, on stderr, only when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f} q/s" if speed else "- q/s", style="progress.data.speed")
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), Rate(),
+                        TimeRemainingColumn(), console=stderr_console(), transient=True)
+    task = progress.add_task("Answering", total=total)
+    progress.start()
+    try:
+        yield lambda: progress.advance(task)
+    finally:
+        progress.stop()
