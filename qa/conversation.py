@@ -41,6 +41,12 @@ _PREPOSITIONS = frozenset(
     "to from for by with of about in on at since until till during after before into against toward towards "
     "through under over between among".split()
 )
+# Irregular participles: "were the talks held", "was the treaty written".
+_PARTICIPLES = frozenset(
+    "held done given taken seen known shown written built sent met led won lost told found brought thought "
+    "paid kept left begun chosen spoken broken driven drawn grown thrown sold bought put set cut hit let "
+    "born worn torn sworn struck caught taught fought sought".split()
+)
 # Words that end a noun phrase: a verb here is usually the question's main verb.
 _VERBS = frozenset(
     "say said give gave make made do see call called mean want ask tell take get go come know think use find "
@@ -58,16 +64,8 @@ _VERBS = frozenset(
       "control manage serve treat cure test study learn teach read watch hear feel look seem appear "
       "need like love hate prefer hope wish fear worry agree deny admit confirm report reveal suggest "
       "propose promise expect predict estimate measure count".split()
-    # irregular participles: "were the talks held", "was the treaty written"
-    + "held done given taken seen known shown written built sent met led won lost told found brought thought "
-      "paid kept left begun chosen spoken broken driven drawn grown thrown sold bought put set cut hit let "
-      "born worn torn sworn struck caught taught fought sought".split()
-)
+) | _PARTICIPLES
 _BARE_VERB_AUX = frozenset("do does did will would can could should shall may might must".split())
-_PARTICIPLES = frozenset(
-    "held done given taken seen known shown written built sent met led won lost told found brought thought "
-    "paid kept left begun chosen spoken broken driven drawn grown thrown sold bought born".split()
-)
 # Last words that make a capitalised name a place, an event or an organisation, not a person.
 _NOT_PERSON = frozenset(
     "show museum university institute party company corporation corp inc ltd media parliament street "
