@@ -21,6 +21,7 @@ no file path ever comes from a request (the article is fixed when the server sta
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import re
@@ -148,7 +149,7 @@ def still_connected(request: Request, loop: asyncio.AbstractEventLoop):
     def check() -> bool:
         try:
             gone = asyncio.run_coroutine_threadsafe(request.is_disconnected(), loop).result(ANSWER_CHECK_S)
-        except Exception:  # the loop is stopping or busy: answer, as before
+        except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):  # loop stopping or busy: answer
             return True
         return not gone
 
