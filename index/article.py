@@ -91,9 +91,9 @@ def load_article(
             if not text.strip():  # said as for any text file: empty, or only whitespace
                 fmt = "text"
             elif fmt == "markdown":
-                text = markdown_text(text)
+                text = markdown_text(text, label)
             elif fmt == "html":
-                text = html_text(text)
+                text = html_text(text, label)
     except FormatError as err:
         raise ArticleError(str(err)) from None
     if fmt != "text" and not text.strip():

@@ -12,9 +12,11 @@ lists, tables), pypdf (pure Python PDF text extraction).
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import re
+import warnings
 
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".mkdn")
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
@@ -24,6 +26,15 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n.*?\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\
 
 class FormatError(ValueError):
     """The file is of a known format but its text cannot be had (damaged, encrypted, scanned)."""
+
+
+class FormatWarning(UserWarning):
+    """The file's markup goes past what its parser follows, so it is read another way (said in one line)."""
+
+
+# Deeper than this, markdown-it stops parsing and silently drops the rest of the block; 100 levels
+# is ~30 nested lists (a list and its item and paragraph are three) and parses without recursion limits.
+MARKDOWN_MAX_NESTING = 100
 
 
 def detect(name: str, data: bytes) -> str:
@@ -42,14 +53,20 @@ def detect(name: str, data: bytes) -> str:
 # --- Markdown -----------------------------------------------------------------------------------------
 
 
-def markdown_text(source: str) -> str:
+def markdown_text(source: str, label: str = "the article") -> str:
     """The text of rendered Markdown: headings, paragraphs, list items (with • or their number),
     table rows (cells joined by " | ") and code as they read; markup, link targets, images and HTML
-    tags left out. Blocks are separated by a blank line, list items and table rows by a line break."""
+    tags left out. Blocks are separated by a blank line, list items and table rows by a line break.
+    Nothing is dropped: past MARKDOWN_MAX_NESTING the whole source is the text, with a FormatWarning."""
     from markdown_it import MarkdownIt
 
     source = _FRONT_MATTER.sub("", source, count=1)
-    tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(source)
+    parser = MarkdownIt("commonmark", {"maxNesting": MARKDOWN_MAX_NESTING}).enable(["table", "strikethrough"])
+    tokens = parser.parse(source)
+    if _hit_nesting_limit(tokens):
+        warnings.warn(f"{label} nests its Markdown deeper than {MARKDOWN_MAX_NESTING} levels, more than its parser "
+                      "follows; it is read as plain text, markup included, so that nothing is lost", FormatWarning, stacklevel=2)
+        return source
     blocks: list[tuple[str, int | None]] = []  # (text, the list or table it belongs to, if any)
     group = 0  # numbers each outermost list and each table: their lines join with one line break
     lists: list[list[int | None]] = []  # one [next number or None for bullets] per open list
@@ -96,6 +113,12 @@ def markdown_text(source: str) -> str:
     return "".join(out) + "\n" if out else ""
 
 
+def _hit_nesting_limit(tokens) -> bool:
+    """Whether markdown-it reached MARKDOWN_MAX_NESTING, where it stops reading the block (dropping
+    its text): an opening token that takes the level to the limit."""
+    return any(t.nesting == 1 and t.level >= MARKDOWN_MAX_NESTING - 1 for t in tokens)
+
+
 def _inline(children) -> str:
     parts = []
     for child in children:
@@ -114,10 +137,11 @@ def _inline(children) -> str:
 # --- HTML ---------------------------------------------------------------------------------------------
 
 
-def html_text(source: str) -> str:
+def html_text(source: str, label: str = "the article") -> str:
     """The text of an HTML page as a browser lays it out (inscriptis): blocks on their own lines,
-    list items with bullets, table cells in columns; scripts, styles and tags left out."""
-    from inscriptis import get_text
+    list items with bullets, table cells in columns; scripts, styles and tags left out. Nothing is
+    dropped: past libxml2's depth limit the text is read with its tags removed, with a FormatWarning."""
+    from inscriptis import Inscriptis
     from inscriptis.css_profiles import CSS_PROFILES
     from inscriptis.model.config import ParserConfig
 
@@ -126,8 +150,45 @@ def html_text(source: str) -> str:
     # The strict profile spaces inline elements as a browser does ("at <span>nine</span>." stays
     # "at nine."); the relaxed one pads them, which puts spaces before punctuation.
     config = ParserConfig(css=CSS_PROFILES["strict"], display_links=False, display_images=False)
-    text = get_text(source, config)
+    tree, too_deep = _html_tree(source)
+    text = None
+    if tree is not None and not too_deep:
+        try:
+            text = Inscriptis(tree, config).get_text()
+        except RecursionError:
+            text = None
+    if text is None:
+        warnings.warn(f"{label} nests its HTML deeper than its parser follows (2,048 elements); it is read with its "
+                      "tags removed, without its layout, so that nothing is lost", FormatWarning, stacklevel=2)
+        text = _tags_removed(source)
     return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n") + "\n"
+
+
+def _html_tree(source: str):
+    """The page's lxml tree with libxml2's size limits lifted (`huge_tree`: a text node or script
+    over 10 MB, 256+ nested elements), and whether it still went past the depth limit (2,048),
+    past which libxml2 drops the rest of the page."""
+    from lxml.etree import ParserError
+    from lxml.html import HTMLParser, document_fromstring
+
+    source = re.sub(r"\A\s*<\?xml [^>]*>", "", source.strip(), count=1)
+    parser = HTMLParser(huge_tree=True)
+    try:
+        tree = document_fromstring(source, parser=parser)
+    except ParserError:
+        tree = document_fromstring("<pre>" + source + "</pre>", parser=parser)
+    too_deep = any("Excessive depth" in entry.message for entry in parser.error_log)
+    return tree, too_deep
+
+
+_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.I | re.S)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _tags_removed(source: str) -> str:
+    """The page's text without tags, scripts and styles, entities decoded: every word kept, layout lost."""
+    text = _TAG.sub(" ", _SCRIPT_OR_STYLE.sub(" ", source))
+    return "\n".join(" ".join(line.split()) for line in html.unescape(text).splitlines())
 
 
 # --- PDF ----------------------------------------------------------------------------------------------

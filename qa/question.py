@@ -45,18 +45,24 @@ _SURROGATES = re.compile(r"[\ud800-\udfff]")
 MAX_QUESTION_CHARS = 2000
 
 
+def _invisible(text: str) -> bool:
+    """Only white space and format characters (zero-width space and joiners, BOM, bidi marks): a
+    question nobody could see, refused like an empty one."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
 def clean_question(text: str) -> str:
     """Return `text` without terminal escapes and control characters, tabs as spaces, stripped.
 
     Line breaks and other white-space controls become spaces too, so words never run together; lone
-    surrogates become U+FFFD. Raises ValueError (one line, for the user) when nothing is left or
-    when what is left is longer than MAX_QUESTION_CHARS.
+    surrogates become U+FFFD. Raises ValueError (one line, for the user) when nothing visible is left
+    (only zero-width characters counts as empty) or when what is left is longer than MAX_QUESTION_CHARS.
     """
     text = _ESCAPE_SEQUENCE.sub("", text)
     text = _SPACE_CONTROLS.sub(" ", text)
     text = _OTHER_CONTROLS.sub("", text)
     text = _SURROGATES.sub("\ufffd", text).strip()
-    if not text:
+    if not text or _invisible(text):
         raise ValueError("empty question")
     if len(text) > MAX_QUESTION_CHARS:
         raise ValueError(f"question is {len(text):,} characters; the limit is {MAX_QUESTION_CHARS:,}")

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from article_qa.index.article import ArticleError, load_article
-from article_qa.index.formats import detect, html_text, markdown_text
+from article_qa.index.formats import FormatWarning, detect, html_text, markdown_text
 from tests.helpers_pdf import make_pdf
 
 
@@ -134,3 +134,38 @@ def test_formats_are_imported_only_for_their_files(tmp_path: pathlib.Path):
             "print(sorted(m for m in ('markdown_it', 'inscriptis', 'pypdf', 'lxml') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code, str(plain)], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def nested_list(levels: int) -> str:
+    return "".join("  " * i + f"- level {i}\n" for i in range(levels)) + "\nAfter the list: the talks were in Brussels.\n"
+
+
+def test_markdown_nested_ten_levels_keeps_everything(recwarn):
+    text = markdown_text(nested_list(10))
+    assert "level 9" in text and text.endswith("After the list: the talks were in Brussels.\n")
+    assert not [w for w in recwarn if issubclass(w.category, FormatWarning)]
+
+
+def test_markdown_past_the_nesting_limit_is_read_whole_with_one_warning():
+    with pytest.warns(FormatWarning, match="nests its Markdown deeper than 100 levels"):
+        text = markdown_text(nested_list(60), "deep.md")
+    assert "level 59" in text and "After the list: the talks were in Brussels." in text
+
+
+@pytest.mark.parametrize("page", [
+    "<html><body>" + "<div>" * 300 + "deep" + "</div>" * 300 + "<p>After: Brussels.</p></body></html>",
+    "<html><body>" + "<b>" * 300 + "unclosed" + "<p>After: Brussels.</p></body></html>",
+    "<html><body><script>" + "x=1;" * 2_700_000 + "</script><p>" + "word " * 2_100_000 + "</p><p>After: Brussels.</p></body></html>",
+], ids=["300-nested", "300-unclosed", "11-MB-script-and-text"])
+def test_html_past_the_parsers_default_limits_keeps_everything(page, recwarn):
+    text = html_text(page)
+    assert text.endswith("After: Brussels.\n")
+    assert not [w for w in recwarn if issubclass(w.category, FormatWarning)]
+
+
+def test_html_past_the_depth_limit_is_read_without_tags_and_one_warning(tmp_path: pathlib.Path):
+    page = tmp_path / "deep.html"
+    page.write_text("<html><body>" + "<div>" * 3000 + "deep" + "</div>" * 3000 + "<p>After: Brussels &amp; Kyiv.</p></body></html>")
+    with pytest.warns(FormatWarning, match="deep.html nests its HTML deeper than its parser follows"):
+        article = load_article(page)
+    assert article.text.endswith("deep After: Brussels & Kyiv.\n")

@@ -21,18 +21,20 @@ no file path ever comes from a request (the article is fixed when the server sta
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
+import re
 from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from article_qa.index.printable import json_dumps
+from article_qa.index.printable import json_dumps, quoted
 from article_qa.web.service import RequestError, Service
 
 class SafeJSONResponse(JSONResponse):
@@ -46,6 +48,10 @@ class SafeJSONResponse(JSONResponse):
 # A question is at most 2,000 characters (qa.question.MAX_QUESTION_CHARS): even written with
 # \uXXXX escapes it fits in 16 kB, so a larger body is not a question.
 MAX_BODY_BYTES = 16 * 1024
+# A large body goes out in pieces, each sent once the socket has taken the previous one, so a client
+# that does not read holds at most one piece and the socket's buffer (see web.connections).
+CHUNK_BYTES = 64 * 1024
+ANSWER_CHECK_S = 5  # how long the worker waits to learn whether the asker is still connected
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -94,11 +100,12 @@ def create_app(service: Service, *, allowed_hosts: frozenset[str] | None = LOOPB
     async def article(request: Request) -> Response:
         if not article_json:
             article_json.append(json_dumps(service.article(), separators=(",", ":")).encode())
-        return Response(article_json[0], media_type="application/json")
+        return chunked(article_json[0], "application/json")
 
     async def ask(request: Request) -> Response:
         body = await read_json_object(request)
-        future = service.submit(body.get("question"), body.get("conversation"))
+        future = service.submit(body.get("question"), body.get("conversation"),
+                                wanted=still_connected(request, asyncio.get_running_loop()))
         return SafeJSONResponse(await asyncio.wrap_future(future))
 
     @contextlib.asynccontextmanager
@@ -124,6 +131,31 @@ def create_app(service: Service, *, allowed_hosts: frozenset[str] | None = LOOPB
     return app
 
 
+def chunked(body: bytes, media_type: str) -> Response:
+    """`body` sent CHUNK_BYTES at a time (with its Content-Length), never all buffered at once."""
+    view = memoryview(body)
+
+    async def pieces():
+        for start in range(0, len(body), CHUNK_BYTES):
+            yield bytes(view[start:start + CHUNK_BYTES])
+
+    return StreamingResponse(pieces(), media_type=media_type, headers={"content-length": str(len(body))})
+
+
+def still_connected(request: Request, loop: asyncio.AbstractEventLoop):
+    """A check for the worker thread, just before the reader runs: is the asker still connected?
+    A question whose client has gone is not answered (it would only delay the others)."""
+
+    def check() -> bool:
+        try:
+            gone = asyncio.run_coroutine_threadsafe(request.is_disconnected(), loop).result(ANSWER_CHECK_S)
+        except (RuntimeError, TimeoutError, concurrent.futures.CancelledError):  # loop stopping or busy: answer
+            return True
+        return not gone
+
+    return check
+
+
 async def read_json_object(request: Request) -> dict:
     """The POST body as a JSON object, or RequestError with what is wrong (413 before reading a body
     that says it is too large; a body without Content-Length is read only up to the limit)."""
@@ -134,10 +166,13 @@ async def read_json_object(request: Request) -> dict:
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise RequestError(413, f"request body is {int(length):,} bytes; the limit is {MAX_BODY_BYTES:,}")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise RequestError(413, f"request body is over the limit of {MAX_BODY_BYTES:,} bytes")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise RequestError(413, f"request body is over the limit of {MAX_BODY_BYTES:,} bytes")
+    except ClientDisconnect:  # nobody reads the answer; this only ends the request without a traceback
+        raise RequestError(400, "the client disconnected before sending the whole body") from None
     try:
         value = json.loads(bytes(body))
     except UnicodeDecodeError:
@@ -192,17 +227,24 @@ class Guard:
             await send(message)
 
         if self.allowed_hosts is not None:
-            host = _host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
+            raw = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            host = _host_name(raw)
             if host not in self.allowed_hosts:
-                response = _error(400, f"this server answers only requests for {', '.join(sorted(self.allowed_hosts))}, not {host or 'a missing Host'}")
+                shown = host or (f"the malformed Host {quoted(raw[:100])}" if raw.strip() else "a missing Host")
+                response = _error(400, f"this server answers only requests for {', '.join(sorted(self.allowed_hosts))}, not {shown}")
                 await response(scope, receive, send_with_headers)
                 return
         await self.app(scope, receive, send_with_headers)
 
 
+_HOST = re.compile(r"(?:\[(?P<ip6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::[0-9]{1,5})?")
+
+
 def _host_name(host: str) -> str:
-    """'127.0.0.1:8765' -> '127.0.0.1', '[::1]:8765' -> '::1', 'LocalHost' -> 'localhost'."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
+    """'127.0.0.1:8765' -> '127.0.0.1', '[::1]:8765' -> '::1', 'LocalHost' -> 'localhost'; a value
+    that is not a host name or [IPv6] with an optional numeric port ('localhost:1@evil.com',
+    '127.0.0.1:abc') -> '' (refused like a missing Host)."""
+    match = _HOST.fullmatch(host.strip().lower())
+    if not match:
+        return ""
+    return match.group("ip6") or match.group("name")

@@ -8,8 +8,10 @@ errors are ours: uvicorn logs a bind failure and calls sys.exit.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
+import signal
 import socket
 import sys
 import threading
@@ -20,6 +22,7 @@ from typing import Callable
 
 from article_qa.index.printable import quoted
 from article_qa.web.app import LOOPBACK_HOSTS, create_app
+from article_qa.web.connections import BACKLOG, Limits, protocol_class
 from article_qa.web.service import Service
 
 SHUTDOWN_GRACE_S = 3  # answers in flight get this long after Ctrl-C; a second Ctrl-C stops at once
@@ -77,31 +80,60 @@ def listen(host: str = "127.0.0.1", port: int = 8765) -> Listener:
     return Listener(sock, host, f"http://{shown}:{bound_port}/", loopback)
 
 
-def build_server(qa, listener: Listener):
+def build_server(qa, listener: Listener, limits: Limits | None = None):
     """A uvicorn server for `qa` on `listener` (run it with `.run(sockets=[listener.sock])`; set
-    `.should_exit` to stop it from another thread, as the browser test does)."""
+    `.should_exit` to stop it from another thread, as the browser test does).
+
+    Connections follow `web.connections` (time limits, a cap below the open-file limit). uvicorn's
+    own `limit_concurrency` is not used: it counts only once a request has arrived, when the
+    connection already holds a file, and logs every refusal."""
     import uvicorn
 
     allowed = LOOPBACK_HOSTS | {listener.host.lower().strip("[]")} if listener.loopback else None
+    limits = limits or Limits.for_this_process()
     service = Service(qa)
     service.start()  # the models load while the user opens the page
     config = uvicorn.Config(
-        create_app(service, allowed_hosts=allowed), log_level="warning", access_log=False,
+        create_app(service, allowed_hosts=allowed), http=protocol_class(limits), ws="none",
+        timeout_keep_alive=limits.keep_alive_s, backlog=BACKLOG, log_level="warning", access_log=False,
         lifespan="on", server_header=False, timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     return uvicorn.Server(config)
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: stop like Ctrl-C (uvicorn shuts down, then re-raises the signal it caught)."""
+
+
+@contextlib.contextmanager
+def sigterm_stops_cleanly():
+    """While serving on the main thread, SIGTERM raises Terminated instead of killing the process
+    (exit 143): uvicorn re-sends the signal to this handler once it has shut down."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def serve(qa, listener: Listener, *, open_browser: bool = False,
           announce: Callable[[str], None] = lambda url: print(url, flush=True)) -> None:
-    """Serve `qa` on `listener` until Ctrl-C (or SIGTERM); returns after a clean shutdown."""
+    """Serve `qa` on `listener` until Ctrl-C or SIGTERM; returns after a clean shutdown."""
     server = build_server(qa, listener)
     announce(listener.url)
     if open_browser:
         threading.Thread(target=_open_when_started, args=(server, listener.url), daemon=True).start()
     try:
-        server.run(sockets=[listener.sock])
-    except KeyboardInterrupt:  # uvicorn shut down, then re-raised the Ctrl-C it caught: done
+        with sigterm_stops_cleanly():
+            server.run(sockets=[listener.sock])
+    except (KeyboardInterrupt, Terminated):  # uvicorn shut down, then re-raised the signal it caught: done
         pass
     finally:
         listener.close()

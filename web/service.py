@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
 
 from article_qa.index.printable import quoted
 from article_qa.qa.conversation import Conversations
@@ -69,11 +70,14 @@ class Service:
             executor.shutdown(wait=False, cancel_futures=True)
 
     # -- questions --
-    def submit(self, question: object, conversation: object = None) -> "Future[dict]":
+    def submit(self, question: object, conversation: object = None,
+               wanted: Callable[[], bool] | None = None) -> "Future[dict]":
         """Check a question and queue it; the future gives `Answer.to_dict()` plus `"conversation"`.
 
         Raises RequestError at once for a bad question or conversation id, or when too many wait;
-        the future raises RequestError(404) for a conversation that is unknown or was dropped."""
+        the future raises RequestError(404) for a conversation that is unknown or was dropped.
+        `wanted`, called on the worker just before the reader runs, may say the asker has gone:
+        then the question is not answered (the future raises RequestError(499))."""
         question = check_question(question)
         conversation = check_conversation_id(conversation)
         self.start()
@@ -83,7 +87,7 @@ class Service:
             self._waiting += 1
             executor = self._executor
         try:
-            future = executor.submit(self._answer, question, conversation)
+            future = executor.submit(self._answer_if_wanted, question, conversation, wanted)
         except RuntimeError as err:  # shut down meanwhile
             self._done(None)
             raise RequestError(503, "the server is shutting down") from err
@@ -97,6 +101,11 @@ class Service:
     def _done(self, _future) -> None:
         with self._lock:
             self._waiting -= 1
+
+    def _answer_if_wanted(self, question: str, conversation_id: str | None, wanted) -> dict:
+        if wanted is not None and not wanted():
+            raise RequestError(499, "the client disconnected before its question was answered")
+        return self._answer(question, conversation_id)
 
     def _answer(self, question: str, conversation_id: str | None) -> dict:
         if conversation_id is None:
