@@ -16,6 +16,7 @@ import html
 import io
 import logging
 import re
+import time
 import warnings
 
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".mkdn")
@@ -194,22 +195,50 @@ def _tags_removed(source: str) -> str:
 # --- PDF ----------------------------------------------------------------------------------------------
 
 
+# Past this many seconds of text extraction the rest of the pages are left out, with a FormatWarning
+# that says how many were read: a PDF whose pages are slow to take apart still opens.
+PDF_TIME_BUDGET_S = 60.0
+
+
 def pdf_text(data: bytes, label: str) -> str:
     """The text of a PDF's pages (pypdf), the lines of a paragraph joined with spaces, pages
-    separated by a blank line. Raises FormatError for an encrypted, damaged or scanned PDF."""
+    separated by a blank line. A PDF encrypted with an empty user password (permissions only) is
+    read like any other. Raises FormatError, one line "cannot read X: ...", for a PDF that needs a
+    password, is damaged or goes past pypdf's own limits (a stream inflating too far, a page tree
+    too deep, a loop), and a FormatError for a scanned PDF. Past PDF_TIME_BUDGET_S seconds the
+    pages not yet read are left out, with a FormatWarning."""
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings are about the file, not for users
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import DependencyError, PdfReadError, PyPdfError
 
+    started = time.monotonic()
+    pages: list[str] = []
     try:
         reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise FormatError(f"{label} is an encrypted PDF; save a copy without a password first")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        if reader.is_encrypted:
+            try:
+                opened = reader.decrypt("")
+            except DependencyError:  # AES without the `cryptography` package (a dependency: not expected)
+                raise FormatError(f"cannot read {label}: it is encrypted with AES, which needs the "
+                                  "'cryptography' package (pip install cryptography)") from None
+            if not opened:
+                raise FormatError(f"cannot read {label}: it is protected by a password; "
+                                  "save a copy without the password first")
+        total = len(reader.pages)
+        for page in reader.pages:
+            if pages and time.monotonic() - started > PDF_TIME_BUDGET_S:
+                warnings.warn(f"{label}: reading its text took over {PDF_TIME_BUDGET_S:g} s; only the first "
+                              f"{len(pages)} of its {total} pages are read", FormatWarning, stacklevel=2)
+                break
+            pages.append(page.extract_text() or "")
     except FormatError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as err:
-        raise FormatError(f"{label} is a PDF that cannot be read ({_one_line(err)})") from None
+    except RecursionError:
+        raise FormatError(f"cannot read {label}: its structure nests deeper than the PDF reader follows") from None
+    except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError,
+            MemoryError, ZeroDivisionError, AssertionError) as err:
+        raise FormatError(f"cannot read {label}: it is damaged or goes past the PDF reader's limits "
+                          f"({_one_line(err)})") from None
     text = "\n\n".join(p for p in (_pdf_paragraphs(page) for page in pages) if p)
     if not text.strip():
         raise FormatError(f"{label} is a PDF without text (scanned pages?); run OCR on it first")

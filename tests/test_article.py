@@ -199,7 +199,7 @@ def test_utf16_without_encoding_suggests_it(tmp_path: pathlib.Path) -> None:
 
 def test_damaged_pdf_is_named_whatever_its_name(tmp_path: pathlib.Path) -> None:
     path = _write(tmp_path, "paper.txt", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n")
-    assert _error(path).startswith(f"{path} is a PDF that cannot be read (")
+    assert _error(path).startswith(f"cannot read {path}: it is damaged or goes past the PDF reader's limits (")
 
 
 def test_bad_utf8_reports_byte_and_offset(tmp_path: pathlib.Path) -> None:

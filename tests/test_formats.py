@@ -104,17 +104,126 @@ def test_pdf_without_text_is_refused_with_a_reason(tmp_path: pathlib.Path):
         load_article(path)
 
 
-def test_encrypted_pdf_is_refused_with_a_reason(tmp_path: pathlib.Path):
+def _encrypted(data: bytes, **options) -> bytes:
     pypdf = pytest.importorskip("pypdf")
-    writer = pypdf.PdfWriter()
-    writer.add_blank_page(200, 200)
-    writer.encrypt("secret", algorithm="RC4-128")
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(data)))
+    writer.encrypt(**options)
     buffer = io.BytesIO()
     writer.write(buffer)
+    return buffer.getvalue()
+
+
+def test_pdf_that_needs_a_password_is_refused_in_one_line(tmp_path: pathlib.Path):
     path = tmp_path / "locked.pdf"
-    path.write_bytes(buffer.getvalue())
-    with pytest.raises(ArticleError, match=r"locked\.pdf is an encrypted PDF"):
+    path.write_bytes(_encrypted(make_pdf([["Secret text."]]), user_password="secret", algorithm="RC4-128"))
+    with pytest.raises(ArticleError, match=r"^cannot read .*locked\.pdf: it is protected by a password; "
+                                           r"save a copy without the password first$"):
         load_article(path)
+
+
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-128", "AES-256"])
+def test_pdf_encrypted_with_an_empty_password_is_simply_read(tmp_path: pathlib.Path, algorithm: str):
+    if algorithm.startswith("AES"):
+        pytest.importorskip("cryptography")  # a dependency of article-qa: pypdf decrypts AES only through it
+    path = tmp_path / "report.pdf"
+    path.write_bytes(_encrypted(make_pdf([["The treaty was signed in Vienna."]]),
+                                user_password="", owner_password="x", algorithm=algorithm))
+    article = load_article(path)
+    assert article.format == "pdf" and article.text == "The treaty was signed in Vienna.\n"
+
+
+def test_pdf_aes_without_a_crypto_backend_is_one_line(tmp_path: pathlib.Path, monkeypatch):
+    pypdf = pytest.importorskip("pypdf")
+    from pypdf.errors import DependencyError
+
+    def no_backend(self, password):
+        raise DependencyError("cryptography>=3.1 is required for AES algorithm")
+
+    path = tmp_path / "report.pdf"
+    path.write_bytes(_encrypted(make_pdf([["Text."]]), user_password="", owner_password="x", algorithm="RC4-128"))
+    monkeypatch.setattr(pypdf.PdfReader, "decrypt", no_backend)
+    with pytest.raises(ArticleError, match=r"^cannot read .*report\.pdf: it is encrypted with AES, which needs "
+                                           r"the 'cryptography' package"):
+        load_article(path)
+
+
+def raw_pdf(objects: list[bytes]) -> bytes:
+    """A PDF of these objects (1 0 obj is the catalog), with a correct cross-reference table."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, obj in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def deep_page_tree(levels: int) -> bytes:
+    """A PDF whose one page sits under `levels` nested /Pages nodes (pypdf stops at 100: LimitReachedError)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>"]
+    objects += [f"<< /Type /Pages /Kids [{i + 3} 0 R] /Count 1 >>".encode() for i in range(levels)]
+    objects.append(b"<< /Type /Page /MediaBox [0 0 10 10] >>")
+    return raw_pdf(objects)
+
+
+def test_pdf_past_pypdfs_limits_is_one_line(tmp_path: pathlib.Path):
+    path = tmp_path / "report.pdf"
+    path.write_bytes(deep_page_tree(300))
+    with pytest.raises(ArticleError) as info:
+        load_article(path)
+    message = str(info.value)
+    assert message.startswith(f"cannot read {path}: it is damaged or goes past the PDF reader's limits (")
+    assert "\n" not in message and "depth" in message
+
+
+def test_pdf_with_a_page_tree_loop_is_one_line(tmp_path: pathlib.Path):
+    path = tmp_path / "report.pdf"
+    path.write_bytes(raw_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [2 0 R] /Count 1 >>"]))
+    with pytest.raises(ArticleError, match=r"^cannot read .*report\.pdf: it is damaged"):
+        load_article(path)
+
+
+def test_pdf_recursion_error_is_one_line(tmp_path: pathlib.Path, monkeypatch):
+    pypdf = pytest.importorskip("pypdf")
+
+    def too_deep(self, *args, **kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(pypdf.PageObject, "extract_text", too_deep)
+    path = tmp_path / "report.pdf"
+    path.write_bytes(make_pdf([["Text."]]))
+    with pytest.raises(ArticleError, match=r"^cannot read .*report\.pdf: its structure nests deeper than"):
+        load_article(path)
+
+
+@pytest.mark.parametrize("command", ["text", "index", "ask"])
+def test_unreadable_pdf_is_one_line_and_exit_2_in_the_cli(tmp_path: pathlib.Path, command: str):
+    import subprocess
+    import sys
+
+    path = tmp_path / "report.pdf"
+    path.write_bytes(deep_page_tree(300))
+    args = {"text": ["text"], "index": ["index"], "ask": ["ask", "Who signed?"]}[command]
+    done = subprocess.run([sys.executable, "-m", "article_qa", *args, "--article", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot read" in lines[0] and "report.pdf" in lines[0], done.stderr
+
+
+def test_pdf_time_budget_reads_the_first_pages_with_a_warning(tmp_path: pathlib.Path, monkeypatch):
+    from article_qa.index import formats
+
+    monkeypatch.setattr(formats, "PDF_TIME_BUDGET_S", 0.0)
+    path = tmp_path / "long.pdf"
+    path.write_bytes(make_pdf([["Page one text."], ["Page two text."], ["Page three text."]]))
+    with pytest.warns(FormatWarning, match=r"long\.pdf: reading its text took over 0 s; only the first 1 of its 3 pages"):
+        article = load_article(path)
+    assert article.text == "Page one text.\n"
 
 
 def test_markdown_with_only_markup_is_refused(tmp_path: pathlib.Path):
