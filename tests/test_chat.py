@@ -104,3 +104,33 @@ def test_a_question_over_the_length_limit_is_refused_and_the_chat_goes_on(monkey
     assert qa.conv.asked == ["Where were the talks?"]
     err = capsys.readouterr().err
     assert "article-qa: error: question is 5,000 characters; the limit is 2,000" in err
+
+
+def test_open_of_an_unreadable_pdf_says_one_line_and_the_chat_goes_on(monkeypatch, capsys, tmp_path):
+    from article_qa.index.article import load_article
+    from tests.test_formats import deep_page_tree
+
+    path = tmp_path / "report.pdf"
+    path.write_bytes(deep_page_tree(300))
+
+    def opener(name, k):  # as the CLI's: the article is loaded first, and that is what fails
+        load_article(name)
+        raise AssertionError("not reached")
+
+    qa = FakeQA()
+    feed = iter([f":open {path}", "Where were the talks?"])
+
+    def fake_input(prompt=""):
+        try:
+            return next(feed)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr(builtins, "input", fake_input)
+    chat.Chat(qa, opener=opener, interactive=False, sources=False).run()
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    assert [line for line in out.err.splitlines() if "cannot read" in line] == [
+        line for line in out.err.splitlines() if str(path) in line]
+    assert f"cannot read {path}: it is damaged or goes past the PDF reader's limits" in out.err
+    assert qa.conv.asked == ["Where were the talks?"]
