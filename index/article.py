@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from article_qa.index.formats import FormatError, detect, html_text, markdown_text, pdf_text
+from article_qa.index.formats import FormatError, check_table_size, detect, html_text, markdown_text, pdf_text
 from article_qa.index.printable import os_error, printable, quoted
 from article_qa.index.sizes import human_size
 
@@ -91,8 +91,10 @@ def load_article(
             if not text.strip():  # said as for any text file: empty, or only whitespace
                 fmt = "text"
             elif fmt == "markdown":
+                check_table_size(text, fmt, label)
                 text = markdown_text(text, label)
             elif fmt == "html":
+                check_table_size(text, fmt, label)
                 text = html_text(text, label)
     except FormatError as err:
         raise ArticleError(str(err)) from None

@@ -38,6 +38,51 @@ class FormatWarning(UserWarning):
 MARKDOWN_MAX_NESTING = 100
 
 
+# Reading a table costs far more per byte than prose (markdown-it's tokens, inscriptis' column layout):
+# an 11.9 MB Markdown table took 69 s and 2.9 GB. Past this many table cells in one article it is
+# refused before parsing, in one line. Budget: reading any accepted file under ~10 s and 500 MB; measured
+# at 100,000 cells (a 2.5 MB table): 2.5-3.0 s and 160-180 MB; 200,000 cells took 6-7 s and 335 MB.
+MAX_TABLE_CELLS = 100_000
+
+_MD_DELIMITER = re.compile(r"^ {0,3}[-:| \t]+$")
+_HTML_CELL = re.compile(r"<t[dh](?=[\s>/])", re.I)
+
+
+def table_cells(source: str, fmt: str) -> int:
+    """How many table cells the article holds, counted from its text without parsing it (an upper
+    bound, cheap on 20 MB): HTML `<td>`/`<th>` tags (also inside Markdown); Markdown pipe tables, a
+    header line and its delimiter row (`| --- | :-: |`) and the rows after it up to a blank line, each
+    row counting its columns or its `|`-separated pieces, whichever is more."""
+    cells = sum(1 for _ in _HTML_CELL.finditer(source)) if "<" in source else 0
+    if fmt != "markdown" or "|" not in source:
+        return cells
+    lines = source.splitlines()
+    n = 1
+    while n < len(lines):
+        line = lines[n]
+        if "-" in line and "|" in line and "|" in lines[n - 1] and _MD_DELIMITER.match(line):
+            columns = _pieces(line)
+            cells += max(columns, _pieces(lines[n - 1]))
+            n += 1
+            while n < len(lines) and lines[n].strip():
+                cells += max(columns, _pieces(lines[n]))
+                n += 1
+        n += 1
+    return cells
+
+
+def _pieces(line: str) -> int:
+    return line.strip().strip("|").count("|") + 1
+
+
+def check_table_size(source: str, fmt: str, label: str) -> None:
+    """Raises FormatError, one line, for an article whose tables go past MAX_TABLE_CELLS."""
+    cells = table_cells(source, fmt)
+    if cells > MAX_TABLE_CELLS:
+        raise FormatError(f"cannot read {label}: it holds tables of {cells:,} cells; article-qa reads tables up to "
+                          f"{MAX_TABLE_CELLS:,} cells (save them as CSV text, or split the article)")
+
+
 def detect(name: str, data: bytes) -> str:
     """"pdf" (by content, whatever the name), "html" (by name, or content starting like a page),
     "markdown" (by name) or "text"."""

@@ -278,3 +278,73 @@ def test_html_past_the_depth_limit_is_read_without_tags_and_one_warning(tmp_path
     with pytest.warns(FormatWarning, match="deep.html nests its HTML deeper than its parser follows"):
         article = load_article(page)
     assert article.text.endswith("deep After: Brussels & Kyiv.\n")
+
+
+# --- Tables past the cell limit (issue #22 item 8) ------------------------------------------------------
+
+
+def _markdown_table(rows: int, columns: int) -> str:
+    head = "| " + " | ".join(f"h{c}" for c in range(columns)) + " |\n" + "|" + "---|" * columns + "\n"
+    return "# Sales\n\nThe table below.\n\n" + head + "".join(
+        "| " + " | ".join(f"r{r}c{c}" for c in range(columns)) + " |\n" for r in range(rows))
+
+
+def _html_table(rows: int, columns: int) -> str:
+    body = "".join("<tr>" + "".join(f"<td>r{r}c{c}</td>" for c in range(columns)) + "</tr>" for r in range(rows))
+    return f"<html><body><p>The table below.</p><table>{body}</table></body></html>"
+
+
+@pytest.mark.parametrize("name, source, cells", [
+    ("notes.md", _markdown_table(9, 4), 40),  # header row + 9 rows, 4 columns
+    ("notes.md", _markdown_table(3, 12) + "\n\nprose\n\n" + _markdown_table(1, 2), 48 + 4),
+    ("page.html", _html_table(8, 5), 40),
+    ("page.html", "<table><tr><th>a<th>b<TD class=x>c</table><p>tdx <tdata></p>", 3),
+])
+def test_table_cells_are_counted_without_parsing(name: str, source: str, cells: int):
+    from article_qa.index.formats import table_cells
+
+    assert table_cells(source, detect(name, source.encode())) == cells
+
+
+@pytest.mark.parametrize("name, make", [("notes.md", _markdown_table), ("page.html", _html_table)])
+def test_tables_past_the_cell_limit_are_refused_in_one_line(tmp_path: pathlib.Path, monkeypatch, name: str, make):
+    from article_qa.index import formats
+
+    monkeypatch.setattr(formats, "MAX_TABLE_CELLS", 40)
+    under = tmp_path / ("under-" + name)
+    under.write_text(make(7, 5))  # 35 (HTML) or 40 (Markdown, with its header row) cells: read
+    assert "r6c4" in load_article(under).text
+    over = tmp_path / name
+    over.write_text(make(9, 5))  # 45 or 50 cells: refused before parsing
+    with pytest.raises(ArticleError) as caught:
+        load_article(over)
+    message = str(caught.value)
+    cells = 45 if name.endswith(".html") else 50
+    assert message == (f"cannot read {over}: it holds tables of {cells} cells; article-qa reads tables up to 40 cells "
+                       "(save them as CSV text, or split the article)")
+    assert "\n" not in message
+
+
+def test_markdown_prose_with_pipes_is_not_a_table(monkeypatch):
+    from article_qa.index.formats import table_cells
+
+    prose = "a | b\n\n---\n\n" + "just | a line\n" * 50 + "\nx|y\n- item\n- item\n"
+    assert table_cells(prose, "markdown") == 0
+
+
+def test_big_table_is_one_line_and_exit_2_in_the_cli(tmp_path: pathlib.Path):
+    import subprocess
+    import sys
+
+    from article_qa.index.formats import MAX_TABLE_CELLS
+
+    path = tmp_path / "big.md"
+    rows = MAX_TABLE_CELLS // 10 + 1  # 10 columns: one row past the real limit
+    path.write_text(_markdown_table(rows, 10))
+    done = subprocess.run([sys.executable, "-m", "article_qa", "text", "--article", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot read" in lines[0] and "big.md" in lines[0], done.stderr
+    assert f"{(rows + 1) * 10:,} cells" in lines[0] and f"up to {MAX_TABLE_CELLS:,} cells" in lines[0]
