@@ -73,10 +73,12 @@ def evaluate_file(
         if done >= total:
             break
         questions = document.questions[: total - done]
-        qa = ArticleQA.open(article_from_text(document.text, document.title), model=model, reader=reader, index_dir=index_dir)
-        if shared is not None:
-            qa.use_reader(shared.reader)
-        qa = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
+        article = article_from_text(document.text, document.title)
+        if shared is None:
+            qa = ArticleQA.open(article, model=model, reader=reader, index_dir=index_dir)
+            qa = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
+        else:
+            qa = shared.for_article(article, index_dir)
         shared = qa
         for first in range(0, len(questions), CHUNK):
             chunk = questions[first : first + CHUNK]
@@ -130,10 +132,11 @@ def evaluate_chats(path: Path, *, article: Path | None = None, index_dir=None, m
         named = turn.get("article")
         where = (Path(path).parent / named) if isinstance(named, str) and named else article
         if where not in opened:
-            qa = ArticleQA.open(load_article(where), model=model, reader=reader, index_dir=index_dir)
             if opened:
-                qa.use_reader(next(iter(opened.values())).reader)
-            opened[where] = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
+                opened[where] = next(iter(opened.values())).for_article(load_article(where), index_dir)
+            else:
+                qa = ArticleQA.open(load_article(where), model=model, reader=reader, index_dir=index_dir)
+                opened[where] = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
         return opened[where]
 
     conversations: Conversations | None = None

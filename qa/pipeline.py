@@ -187,6 +187,14 @@ class ArticleQA:
         self.index.embedder.dim  # noqa: B018 - loading the encoder is the point
         self.reader  # noqa: B018 - and the reader
 
+    def for_article(self, article: Article, index_dir: str | Path | None = None) -> "ArticleQA":
+        """The same models and settings over another article: its own index, this pipeline's
+        encoder and reader, so reading many articles (eval, calibration) loads each model once."""
+        index = open_index(article, self.index.embedder, self.index.chunking, CacheLayout.at(index_dir).root)
+        view = ArticleQA(index, self.reader_name, self.settings, self.cache, self.runtime)
+        view._reader = self._reader
+        return view
+
     def with_settings(self, **changes) -> "ArticleQA":
         """A view with other settings (e.g. k) sharing the loaded index and models."""
         view = ArticleQA(self.index, self.reader_name, replace(self.settings, **changes), self.cache, self.runtime)
@@ -235,7 +243,7 @@ class ArticleQA:
         """The passages of `deep` the first pass did not read that are still worth a look."""
         if not deep:
             return []
-        read_passages = {h.passage.index for h in read_hits if h.score >= self.settings.read_ratio * read_hits[0].score}
+        read_passages = {p.index for p in self._worth_reading(read_hits)}
         return [h.passage for h in deep if h.passage.index not in read_passages
                 and h.score >= self.settings.wide_floor * deep[0].score]
 
@@ -286,12 +294,14 @@ class ArticleQA:
 
     def read_many(self, contexts: list[Contextual], hits: list[list[Hit]]) -> list[list[Span]]:
         """Candidate spans from the passages retrieved for each question (one reader pass)."""
-        worth_reading = [
-            [hs[0].passage] + [h.passage for h in hs[1:] if h.score >= self.settings.read_ratio * hs[0].score]
-            if hs else []
-            for hs in hits
-        ]
-        return self.reader.read_many([c.question for c in contexts], worth_reading)
+        return self.reader.read_many([c.question for c in contexts], [self._worth_reading(hs) for hs in hits])
+
+    def _worth_reading(self, hits: list[Hit]) -> list:
+        """The passages of `hits` the reader reads first: the best, and those scoring at least
+        `read_ratio` of it."""
+        if not hits:
+            return []
+        return [hits[0].passage] + [h.passage for h in hits[1:] if h.score >= self.settings.read_ratio * hits[0].score]
 
     def conversation(self) -> Conversation:
         """A new conversation with this pipeline: follow-ups read in the light of earlier turns."""

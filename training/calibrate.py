@@ -138,8 +138,6 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
     through `ArticleQA.evidence_many`, the path users get (the wider look included)."""
     from article_qa.evaluation.squad import is_right
     from article_qa.index.article import article_from_text
-    from article_qa.index.passages import Chunking
-    from article_qa.index.store import open_index
     from article_qa.qa.answer import ordered_candidates
     from article_qa.qa.confidence import features
     from article_qa.qa.pipeline import ArticleQA
@@ -150,14 +148,10 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
         if not doc.questions:
             continue
         article = article_from_text(doc.text, doc.title)
-        if shared is None:
-            qa = ArticleQA.open(article, reader=reader, index_dir=index_dir)
-        else:
-            # One encoder and one reader for every document: a new encoder session per article
-            # grew the process past 20 GB over 128 articles.
-            qa = ArticleQA(open_index(article, shared.index.embedder, Chunking(), Path(index_dir)), reader)
-            qa.use_reader(shared.reader)
-        qa = qa.with_settings(k=k)
+        # One encoder and one reader for every document: a new encoder session per article grew
+        # the process past 20 GB over 128 articles.
+        qa = shared.for_article(article, index_dir) if shared else ArticleQA.open(
+            article, reader=reader, index_dir=index_dir).with_settings(k=k)
         shared = qa
         for q, (evidence, _) in zip(doc.questions, qa.evidence_many([q.question for q in doc.questions])):
             reading = evidence.read.question
