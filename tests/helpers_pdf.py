@@ -23,6 +23,11 @@ def make_pdf(pages: list[list[str]]) -> bytes:
         body = "BT /F1 11 Tf 14 TL 72 740 Td " + " ".join(f"({_escape(line)}) Tj T*" for line in lines) + " ET"
         stream = body.encode("latin-1")
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    return raw_pdf(objects)
+
+
+def raw_pdf(objects: list[bytes]) -> bytes:
+    """A PDF of these objects (1 0 obj is the catalog), with a correct cross-reference table."""
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
     for number, obj in enumerate(objects, 1):

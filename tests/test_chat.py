@@ -43,7 +43,7 @@ class FakeQA:
         return self.conv
 
 
-def run_chat(monkeypatch, lines: list[str], qa=None):
+def run_chat(monkeypatch, lines: list[str], qa=None, opener=None):
     qa = qa or FakeQA()
     feed = iter(lines)
 
@@ -54,7 +54,7 @@ def run_chat(monkeypatch, lines: list[str], qa=None):
             raise EOFError from None
 
     monkeypatch.setattr(builtins, "input", fake_input)
-    chat.Chat(qa, opener=None, interactive=False, sources=False).run()
+    chat.Chat(qa, opener=opener, interactive=False, sources=False).run()
     return qa
 
 
@@ -117,17 +117,7 @@ def test_open_of_an_unreadable_pdf_says_one_line_and_the_chat_goes_on(monkeypatc
         load_article(name)
         raise AssertionError("not reached")
 
-    qa = FakeQA()
-    feed = iter([f":open {path}", "Where were the talks?"])
-
-    def fake_input(prompt=""):
-        try:
-            return next(feed)
-        except StopIteration:
-            raise EOFError from None
-
-    monkeypatch.setattr(builtins, "input", fake_input)
-    chat.Chat(qa, opener=opener, interactive=False, sources=False).run()
+    qa = run_chat(monkeypatch, [f":open {path}", "Where were the talks?"], opener=opener)
     out = capsys.readouterr()
     assert "Traceback" not in out.err
     assert [line for line in out.err.splitlines() if "cannot read" in line] == [

@@ -9,7 +9,7 @@ import pytest
 
 from article_qa.index.article import ArticleError, load_article
 from article_qa.index.formats import FormatWarning, detect, html_text, markdown_text
-from tests.helpers_pdf import make_pdf
+from tests.helpers_pdf import make_pdf, raw_pdf
 
 
 def test_markdown_is_read_without_its_markup():
@@ -145,20 +145,6 @@ def test_pdf_aes_without_a_crypto_backend_is_one_line(tmp_path: pathlib.Path, mo
     with pytest.raises(ArticleError, match=r"^cannot read .*report\.pdf: it is encrypted with AES, which needs "
                                            r"the 'cryptography' package"):
         load_article(path)
-
-
-def raw_pdf(objects: list[bytes]) -> bytes:
-    """A PDF of these objects (1 0 obj is the catalog), with a correct cross-reference table."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, obj in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + obj + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
 
 
 def deep_page_tree(levels: int) -> bytes:
