@@ -447,11 +447,27 @@ def ask_in_context(qa, questions: list[str], histories: list[list[Turn]]) -> lis
     """
     options = [readings(q, h) for q, h in zip(questions, histories)]
     asked = [q for q, opts in zip(questions, options) for _ in opts]
-    answers = iter(qa.ask_many(asked, [c for opts in options for c in opts]))
+    answers = qa.ask_many(asked, [c for opts in options for c in opts])
+    return _chosen_readings(options, answers, lambda answer: answer.score)
+
+
+def evidence_in_context(qa, questions: list[str], histories: list[list[Turn]]) -> list[tuple]:
+    """`ask_in_context` with each chosen reading's evidence: (Evidence, Answer) pairs from
+    `qa.evidence_many`, chosen by the same rule (what the confidence is fitted on for follow-ups)."""
+    options = [readings(q, h) for q, h in zip(questions, histories)]
+    asked = [q for q, opts in zip(questions, options) for _ in opts]
+    pairs = qa.evidence_many(asked, [c for opts in options for c in opts])
+    return _chosen_readings(options, pairs, lambda pair: pair[1].score)
+
+
+def _chosen_readings(options: list[list[Contextual]], results: list, score) -> list:
+    """Per question, the result of its most confidently answered reading (`results` holds one per
+    reading, in order), a later reading giving up READING_PREFERENCE per rank."""
+    results = iter(results)
     chosen = []
     for opts in options:
-        candidates = [next(answers) for _ in opts]
-        chosen.append(max(enumerate(candidates), key=lambda ra: ra[1].score - READING_PREFERENCE * ra[0])[1])
+        candidates = [next(results) for _ in opts]
+        chosen.append(max(enumerate(candidates), key=lambda rc: score(rc[1]) - READING_PREFERENCE * rc[0])[1])
     return chosen
 
 
