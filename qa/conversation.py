@@ -219,9 +219,13 @@ def _looks_like_person(text: str | None) -> bool:
         and words[-1].lower().strip(".,;:'’\"") not in _NOT_PERSON
 
 
+_POSSESSIVE_SUFFIX = re.compile(r"['’]s$")
+
+
 def last_name(name: str) -> str:
-    """"Volodymyr Zelensky" → "Zelensky", "Alexander De Croo" → "De Croo"."""
-    words = [w.strip(".,;:'’\"") for w in name.split()]
+    """"Volodymyr Zelensky" → "Zelensky", "Alexander De Croo" → "De Croo"; a possessive is no
+    part of a name ("Is Hicks's husband still serving?" names Hicks)."""
+    words = [_POSSESSIVE_SUFFIX.sub("", w.strip(".,;:'’\"")) for w in name.split()]
     kept = [words[-1]]
     for word in reversed(words[:-1]):
         if word.lower() not in _NAME_PARTICLES:
