@@ -174,7 +174,7 @@ def run(args) -> dict:
 
         log(f"{n:,} passages: lexical index (tantivy)")
         t = time.perf_counter()
-        lexical = new_lexical_index(folder / "lexical")
+        lexical = new_lexical_index(path=folder / "lexical")
         for first in range(0, n, CHUNK):
             lexical.add(np.arange(first, min(first + CHUNK, n), dtype=np.int64), corpus.texts(first, first + CHUNK))
         lexical.save()
