@@ -24,6 +24,7 @@ Examples:
   article-qa ask Where were the peace talks held
   article-qa ask "Who is the U.S. envoy?" --article news.md --sources
   article-qa ask "Who is the U.S. envoy?" --article report.pdf --json
+  article-qa ask "Who is buying Yahoo?" --article https://example.com/story.html
   article-qa chat
   printf '%s\\n' "Who is the president?" "What did he say?" | article-qa chat
   article-qa batch questions.jsonl --output answers.jsonl
@@ -71,7 +72,10 @@ def _index_dir(value: str) -> Path:
     return Path(value)
 
 
-ArticleOpt = typer.Option(None, "--article", "-a", help="Article file: text, Markdown (.md), HTML (.html) or PDF; '-' reads stdin. Default: the shipped article.")
+ArticleOpt = typer.Option(None, "--article", "-a", help="Article file: text, Markdown (.md), HTML (.html) or PDF; or a link (https://…); '-' reads stdin. Default: the shipped article.")
+HtmlOpt = typer.Option("story", "--html", metavar="story|whole",
+                       help="An HTML page (file or link) read as its story (headline and paragraphs; no menus, links or footers) or whole, as laid out.")
+RefreshOpt = typer.Option(False, "--refresh", help="Fetch a link's page again even when the cache holds a fresh copy.")
 IndexDirOpt = typer.Option(None, "--index-dir", envvar="ARTICLE_QA_INDEX_DIR", parser=_index_dir,
                            help="Where indexes are cached (default: your user cache folder).")
 ModelOpt = typer.Option(None, "--model", help="Embedding model: sentence-transformers name or path (default: all-MiniLM-L6-v2, shipped).")
@@ -105,19 +109,28 @@ def ask(
     model: Optional[str] = ModelOpt,
     reader: Optional[str] = ReaderOpt,
     encoding: str = EncodingOpt,
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
 ) -> None:
-    """Answer one question about the article: the answer, and the sentence it stands in."""
+    """Answer one question about the article: the answer, and the sentence it stands in (on a
+    terminal, a dim line over it says which article answered)."""
     from article_qa.terminal.chat import clean
     from article_qa.terminal.progress import open_article_qa
     from article_qa.terminal.render import View, show
 
     with user_errors():
         question_text = clean(" ".join(question))
-        qa = open_article_qa(article, encoding, index_dir, model, reader, k)
+        qa = open_article_qa(article, encoding, index_dir, model, reader, k, html=html, refresh=refresh)
         answer = qa.ask(question_text)
         if json_output:
-            typer.echo(_json(answer.to_dict()))
+            from article_qa.index.article import article_ref
+
+            typer.echo(_json({**answer.to_dict(), "article": article_ref(qa.article)}))
         else:
+            if sys.stdout.isatty():
+                from article_qa.terminal.naming import show_from_line
+
+                show_from_line(qa.article)
             show(answer, qa.article.text, View(sources=sources, weak_ratio=qa.settings.read_ratio))
 
 
@@ -130,6 +143,8 @@ def chat(
     model: Optional[str] = ModelOpt,
     reader: Optional[str] = ReaderOpt,
     encoding: str = EncodingOpt,
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
 ) -> None:
     """Chat about the article: ask questions and follow-ups in a prompt (or one per line on stdin)."""
     from article_qa.index.cache_layout import CacheLayout
@@ -142,7 +157,7 @@ def chat(
             raise UserError("chat reads questions from stdin, so the article must be a file: --article PATH")
 
         def opener(path, k):
-            return open_article_qa(path, encoding, index_dir, model, reader, k)
+            return open_article_qa(path, encoding, index_dir, model, reader, k, html=html, refresh=refresh)
 
         qa = opener(article, k)
         qa.start_loading()  # the models load while the user reads the banner and types
@@ -175,6 +190,8 @@ def batch(
     model: Optional[str] = ModelOpt,
     reader: Optional[str] = ReaderOpt,
     encoding: str = EncodingOpt,
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
 ) -> None:
     """Answer many questions: one record out for every question line in, in the same order.
 
@@ -190,9 +207,9 @@ def batch(
         from article_qa.batch.input import FORMATS, count_questions, input_line_ids, open_questions, read_batch
         from article_qa.batch.output import BatchOutput, protect
         from article_qa.batch.run import answer_records
-        from article_qa.index.article import default_article_path, load_article
+        from article_qa.index.article import default_article_path
         from article_qa.index.printable import quoted
-        from article_qa.terminal.progress import batch_progress, open_article_qa
+        from article_qa.terminal.progress import batch_progress, open_article_qa, read_article
 
         if input_format not in FORMATS:
             raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {quoted(input_format)}")
@@ -201,7 +218,8 @@ def batch(
         if resume and output == "-":
             raise UserError("--resume needs --output FILE to know what was already answered")
         source = open_questions(input_path, stdin_closed=closed("stdin"))
-        loaded_article = load_article(article, encoding=encoding)  # its errors come before the output is touched
+        # its errors come before the output is touched
+        loaded_article = read_article(article, encoding, index_dir, html, refresh)
         protected = [
             protect("the questions", None, 0) if input_path == "-" else protect("the questions", input_path),
             protect("the article", None, 0) if article == "-" else
@@ -244,9 +262,12 @@ def serve(
     model: Optional[str] = ModelOpt,
     reader: Optional[str] = ReaderOpt,
     encoding: str = EncodingOpt,
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
 ) -> None:
     """Show the article on a local web page and answer there (answers highlighted in place); also a
-    JSON API for scripts: POST /api/ask, GET /api/article, GET /api/health. Ctrl-C stops it."""
+    JSON API for scripts: POST /api/ask, GET /api/article, GET /api/health. Ctrl-C stops it. The
+    article (a file or a link) is the one named here: the server never opens one a request names."""
     with user_errors():
         from article_qa.terminal.progress import open_article_qa
         from article_qa.web import server as web_server
@@ -256,7 +277,7 @@ def serve(
         except web_server.ServeError as err:
             raise UserError(str(err)) from err
         try:
-            qa = open_article_qa(article, encoding, index_dir, model, reader, k)
+            qa = open_article_qa(article, encoding, index_dir, model, reader, k, html=html, refresh=refresh)
             web_server.serve(
                 qa, listener, open_browser=open_browser,
                 announce=lambda url: typer.echo(f"article-qa: serving {qa.article.source} at {url} (Ctrl-C stops)"),
@@ -274,12 +295,14 @@ def index_command(
     model: Optional[str] = ModelOpt,
     encoding: str = EncodingOpt,
     json_output: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
 ) -> None:
     """Build or refresh the article's index (and the fast ONNX encoder) and say what was done."""
     from article_qa.terminal.progress import open_article_qa
 
     with user_errors():
-        qa = open_article_qa(article, encoding, index_dir, model, None, 3, rebuild=rebuild)
+        qa = open_article_qa(article, encoding, index_dir, model, None, 3, rebuild=rebuild, html=html, refresh=refresh)
         status = qa.index.status
         info = {
             "action": status.action,
@@ -422,16 +445,18 @@ def cache_clear(ctx: typer.Context, index_dir: Optional[Path] = IndexDirOpt) -> 
 def text_command(
     article: Optional[str] = ArticleOpt,
     encoding: str = EncodingOpt,
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
+    index_dir: Optional[Path] = IndexDirOpt,
 ) -> None:
     """Print the article's text as article-qa reads it: the text every offset counts in (for
-    Markdown, HTML and PDF, the text a person sees, not the file's markup). On a terminal, control
-    characters and escape sequences are shown as `\\x1b` escapes, as everywhere else."""
-    from article_qa.index.article import load_article
+    Markdown and PDF, the text a person sees, not the file's markup; for an HTML page, its story,
+    or with --html whole the whole page). On a terminal, control characters and escape sequences
+    are shown as `\\x1b` escapes, as everywhere else."""
+    from article_qa.terminal.progress import read_article
 
     with user_errors():
-        if article == "-" and sys.stdin.isatty():
-            typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
-        text = load_article(article, encoding=encoding).text
+        text = read_article(article, encoding, index_dir, html, refresh).text
         if sys.stdout.isatty():
             from article_qa.terminal.render import visible
 

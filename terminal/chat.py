@@ -20,7 +20,7 @@ CHAT_HELP = """Commands (the colon is optional for help, quit and exit; Tab comp
   :help        this help
   :sources     show or hide the passages under each answer (now {sources})
   :show N      show passage N of the last answer whole
-  :open FILE   ask about another article (text, Markdown, HTML or PDF)
+  :open FILE   ask about another article (text, Markdown, HTML or PDF; or a link, https://…)
   :k N         read N passages per question (now {k})
   :reset       forget the conversation so far (follow-ups start afresh)
   :quit        leave (Ctrl-D works too; Ctrl-C cancels the current line or answer)
@@ -33,9 +33,10 @@ HISTORY_LENGTH = 1000
 
 
 def banner(qa) -> str:
-    from article_qa.index.printable import printable
+    """The chat's first line: which article answers (`terminal.naming.article_name`), and its size."""
+    from article_qa.terminal.naming import article_name
 
-    return f"article-qa chat · {printable(qa.article.source)} · {len(qa.index.passages)} passages"
+    return f"article-qa chat · {article_name(qa.article)} · {len(qa.index.passages)} passages"
 
 
 def clean(question: str) -> str:
@@ -165,9 +166,12 @@ class Chat:
         from article_qa.index.article import ArticleError
 
         if not argument:
-            typer.echo("article-qa: :open takes a file name", err=True)
+            typer.echo("article-qa: :open takes a file name or a link", err=True)
             return
-        path = os.path.expanduser(argument.strip("'\""))
+        from article_qa.index.article import is_url
+
+        path = argument.strip("'\"")
+        path = path if is_url(path) else os.path.expanduser(path)
         if path == "-":
             typer.echo("article-qa: :open needs a file (stdin holds the questions)", err=True)
             return

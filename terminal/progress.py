@@ -75,22 +75,42 @@ def progress_bar(label: str) -> tuple[Optional[Callable[[int, Optional[int]], No
     return update, activity
 
 
-def open_article_qa(article, encoding, index_dir, model, reader, k, rebuild: bool = False):
-    """The pipeline for `article` (a path, "-", None, or an `Article`), saying what takes time:
-    preparing the models the first time and indexing an article not seen before."""
-    from article_qa.index.article import Article, load_article
+def read_article(article, encoding: str = "utf-8", index_dir=None, html: str = "story", refresh: bool = False):
+    """The `Article` named on the command line (a path, a link, "-" or None), a link's page kept
+    in the cache folder of `index_dir`; on a terminal a spinner while a link is fetched."""
+    from article_qa.index.article import load_article
+    from article_qa.index.cache_layout import CacheLayout
+    from article_qa.index.article import is_url
+    from article_qa.index.printable import printable
+
+    if article == "-" and sys.stdin.isatty():
+        typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
+    activity = Activity()
+    if is_url(article) and activity.live:
+        activity.step(f"Opening {printable(article)}")
+    try:
+        return load_article(article, encoding=encoding, html=html, cache=CacheLayout.at(index_dir), refresh=refresh)
+    finally:
+        activity.stop()
+
+
+def open_article_qa(article, encoding, index_dir, model, reader, k, rebuild: bool = False, html: str = "story",
+                    refresh: bool = False):
+    """The pipeline for `article` (a path, a link, "-", None, or an `Article`), saying what takes
+    time: fetching a link, preparing the models the first time and indexing an article not seen before."""
+    from article_qa.index.article import DEFAULT_ARTICLE_NAME, Article
+    from article_qa.index.article import is_url
     from article_qa.index.printable import printable
     from article_qa.qa.pipeline import ArticleQA, first_use
     from article_qa.terminal.process import offline_unless_hub, quiet_libraries
 
     quiet_libraries()
     offline_unless_hub(model, reader)
-    if article == "-" and sys.stdin.isatty():
-        typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
     if not isinstance(article, Article):
-        article = load_article(article, encoding=encoding)
+        article = read_article(article, encoding, index_dir, html, refresh)
     activity = Activity()
-    shown = article.source if article.source in ("default article", "<stdin>") else Path(article.source).name
+    source = article.source
+    shown = source if source in (DEFAULT_ARTICLE_NAME, "<stdin>") or is_url(source) else Path(source).name
     name = printable(shown)
 
     def progress(done: int, total: int) -> None:
