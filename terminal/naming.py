@@ -3,29 +3,25 @@
 
 Asked without `--article`, the answer comes from the shipped sample article: a user who forgot
 `--article` and asks about something else gets "The article does not say." with nothing to say
-why. So the shipped article is named as what it is, with the way to ask about another; any other
-article is named by its file name or link, and its title (an HTML story's headline, else its first
-line). A pipe gets no such line from `ask` (scripts' output stays as it was); `--json` has it as
+why. So the shipped article is named as what it is, with the way to ask about another (in under 80
+columns); any other article is named by its path or link as given, and its title (an HTML story's
+headline, else its first line). A pipe gets no such line from `ask` (scripts' output stays as it was); `--json` has it as
 `"article"` (`index.article.article_ref`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 _TITLE_SHOWN = 60  # characters of a title in the one line
 
 
 def article_name(article) -> str:
-    """"the shipped sample article (Ukraine peace talks)", or "cnet.html · “Zuckerberg offers …”"."""
+    """"the sample article (Ukraine peace talks)", or "news/cnet.html · “Zuckerberg offers …”"."""
     from article_qa.index.article import DEFAULT_ARTICLE_NAME
-    from article_qa.index.article import is_url
     from article_qa.index.printable import printable
 
     if article.source == DEFAULT_ARTICLE_NAME:
-        return f"the shipped sample article ({article.title})"
-    source = article.source
-    shown = printable(source if source == "<stdin>" or is_url(source) else Path(source).name)
+        return f"the sample article ({article.title})"
+    shown = printable(article.source)  # as the user gave it: the path, the link or <stdin>
     title = " ".join(article.title.split())
     if not title or title == shown:
         return shown
@@ -40,7 +36,7 @@ def from_line(article) -> str:
 
     name = article_name(article)
     if article.source == DEFAULT_ARTICLE_NAME:
-        return f"from: {name} — use --article to ask about another"
+        return f"from: {name} — --article FILE asks another"
     return f"from: {name}"
 
 
