@@ -9,7 +9,9 @@ page as its server sent it, the story as `<name>.txt`, its questions as `<name>.
 - **same answers**: the article's SQuAD questions asked against the page and against the `.txt`
   with the same models and settings; an answer is the same when both give the same text (SQuAD's
   normalisation: case, punctuation, articles) or both give none ("Not sure." and "The article does
-  not say." both give none); the SQuAD F1 of each against the reference answers is shown too.
+  not say." both give none); the SQuAD F1 of each against the reference answers is shown too;
+- **extract_s** (in `--json`): seconds to read the page's story (parse, extract), trafilatura
+  already imported.
 
 Targets (issue #20): F1 >= 0.95 on every page; all answers but at most one per article the same.
 The pages are read from the path given (never copied into the project); the indexes go into a
@@ -55,6 +57,8 @@ def _given(answer) -> str | None:
 def measure(folder: Path, names: list[str], index_dir: Path, answers: bool = True) -> list[dict]:
     from article_qa.evaluation.squad import best_scores, load_squad
     from article_qa.index.article import load_article
+
+    import trafilatura  # noqa: F401 - imported once up front, so that extract_s is the page's own time
 
     rows = []
     shared = None

@@ -71,10 +71,14 @@ class Article:
         shipped article is about."""
         if self.source == DEFAULT_ARTICLE_NAME:
             return DEFAULT_ARTICLE_TITLE
-        for line in self.text.splitlines():
-            if line.strip():
-                words = " ".join(line.split())
+        text, start = self.text, 0
+        while start < len(text):  # line by line from the top: a 20 MB article is not split whole
+            end = text.find("\n", start)
+            end = len(text) if end < 0 else end
+            words = " ".join(text[start:end].split())
+            if words:
                 return words if len(words) <= 120 else words[:119].rstrip() + "…"
+            start = end + 1
         return ""
 
 

@@ -15,7 +15,7 @@ The rules that hold:
   precision mode otherwise drops it with the block before it;
 - the headline is the page's one `<h1>` when it has exactly one (what the reader sees above the
   story), else the title trafilatura finds in the page's metadata; it is the first line;
-- blocks are separated by a blank line, a list's items (`• item`) and a table's rows (cells joined
+- blocks are separated by a blank line (a quote of several paragraphs is as many blocks), a list's items (`• item`) and a table's rows (cells joined
   by " | ") by one line break; whitespace inside a block is collapsed to single spaces;
 - None when no story is found (nothing, or a headline alone): the caller reads the whole page
   and says so.
@@ -50,7 +50,7 @@ def story_text(tree) -> str | None:
         return None
     title = headline or " ".join((document.title or "").split())
     title = title if len(title) <= _MAX_TITLE else ""
-    blocks = [b for b in (_block(el) for el in document.body) if b]
+    blocks = [b for el in document.body for b in _blocks(el) if b]
     if blocks and title and _plain(blocks[0]) == _plain(title):
         blocks.pop(0)
     if not blocks:  # a headline alone is not a story
@@ -84,6 +84,18 @@ def _wrap_loose_text(tree) -> None:
 
 def _is_block(element) -> bool:
     return isinstance(element.tag, str) and element.tag.lower() in _BLOCKS
+
+
+_OUTPUT_BLOCKS = frozenset({"p", "head", "list", "table", "code", "quote"})
+
+
+def _blocks(element) -> list[str]:
+    """A block of trafilatura's output as text blocks: a quote of several paragraphs (a pull quote
+    and its attribution) is one block per paragraph, as on the page."""
+    if element.tag == "quote" and any(child.tag in _OUTPUT_BLOCKS for child in element):
+        lead = " ".join((element.text or "").split())
+        return ([lead] if lead else []) + [b for child in element for b in _blocks(child)]
+    return [_block(element)]
 
 
 def _block(element) -> str:

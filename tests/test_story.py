@@ -103,3 +103,12 @@ def test_text_prints_the_story_and_html_whole_the_page(tmp_path):
     assert whole.exit_code == 0 and "Subscribe today" in whole.stdout
     bad = runner.invoke(app, ["text", "--article", str(page), "--html", "all"])
     assert bad.exit_code == 2 and bad.stderr == "article-qa: error: --html must be one of story, whole, not 'all'\n"
+
+
+def test_the_article_ref_of_a_text_file_and_of_the_shipped_article(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("\n\n  The   lighthouse of Gull Rock \nIt was built in 1882.\n", encoding="utf-8")
+    assert article_ref(load_article(notes)) == {"id": "notes.txt", "title": "The lighthouse of Gull Rock",
+                                                "source": str(notes)}
+    assert article_ref(load_article(None)) == {"id": "default", "title": "Ukraine peace talks",
+                                               "source": "default article"}
