@@ -50,6 +50,58 @@ class Article:
     source: str
     sha256: str
     format: str = "text"  # "text", "markdown", "html" or "pdf": for the latter three, `text` is what a person sees
+    id: str | None = None  # set by a corpus (`index.corpus_sources`); None: `article_ref` derives it
+    title: str | None = None  # set by a corpus (JSON Lines "title", an HTML <title>); None: the first line
+
+    def ref(self) -> "ArticleRef":
+        """How answers name this article (`ArticleRef`)."""
+        return article_ref(self)
+
+
+@dataclass(frozen=True)
+class ArticleRef:
+    """How an answer, a best guess or a passage names its article: a stable id (a corpus's JSON
+    Lines id or path relative to its folder; a single article's file name, or "default"), a title
+    for people and the source as given. Offsets always count in that article's text."""
+
+    id: str
+    title: str
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "title": self.title, "source": self.source}
+
+
+TITLE_CHARS = 120  # a title longer than this (a first line that is a whole paragraph) is cut at a word
+
+
+def first_line_title(text: str) -> str:
+    """The first line that is not blank, cut at a word after TITLE_CHARS characters: a Markdown
+    heading or a plain article's headline, as the reader sees it."""
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if line:
+            if len(line) > TITLE_CHARS:
+                cut = line.rfind(" ", 0, TITLE_CHARS)
+                line = line[: cut if cut > TITLE_CHARS // 2 else TITLE_CHARS] + "…"
+            return line
+    return ""
+
+
+def article_ref(article: Article) -> ArticleRef:
+    """The article's `ArticleRef`: its own id and title when a corpus gave them; otherwise id = the
+    file name ("default" for the shipped article, "stdin" for standard input), title = its first
+    line, source = the path as given."""
+    if article.id is not None:
+        article_id = article.id
+    elif article.source == DEFAULT_ARTICLE_NAME:
+        article_id = "default"
+    elif article.source == _STDIN_NAME:
+        article_id = "stdin"
+    else:
+        article_id = pathlib.PurePath(article.source).name or article.source
+    title = article.title if article.title is not None else first_line_title(article.text)
+    return ArticleRef(article_id, title, article.source)
 
 
 def default_article_path() -> pathlib.Path:
