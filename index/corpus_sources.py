@@ -33,7 +33,7 @@ _MAGIC = re.compile(r"[*?[]")
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 
-class CorpusError(ValueError):
+class CorpusError(ArticleError):
     """The corpus as a whole cannot be used (no articles, a duplicate id); str(err) is one line."""
 
 

@@ -428,6 +428,13 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
     stored = _stored(db)
     fresh = vectors is None
     added, changed, removed, unchanged, restamp, skipped = _plan(stored, listing, encoding, fresh)
+    if not fresh and not (added or changed or removed):  # touched files, unreadable ones: no new search files
+        db.execute("BEGIN IMMEDIATE")
+        _restamp(db, restamp)
+        db.execute("COMMIT")
+        changes = Changes(unchanged=tuple(unchanged), skipped=tuple(skipped))
+        return CorpusIndex(db, vectors, lexical, embedder, chunking,
+                           CorpusStatus("reused", None, folder, time.monotonic() - started, changes))
     new = added + changed
     pieces, texts = _split(new, embedder, chunking)
     encoded = _encode(texts, embedder, progress)
@@ -457,13 +464,7 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
                 cursor = db.execute('INSERT INTO passages (article, ord, start, "end") VALUES (?, ?, ?, ?)',
                                     (article.id, order, start, end))
                 new_ids.append(cursor.lastrowid)
-        for entry, stamp, position in restamp:
-            if stamp is None:
-                db.execute("UPDATE articles SET position = ?, source = ? WHERE id = ?",
-                           (position, entry.source, entry.id))
-            else:
-                db.execute("UPDATE articles SET position = ?, source = ?, stamp = ? WHERE id = ?",
-                           (position, entry.source, stamp, entry.id))
+        _restamp(db, restamp)
         ids = np.array(new_ids, dtype=np.int64)
         if len(gone) and not fresh:
             vectors.remove(gone)
@@ -499,6 +500,17 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
     action = "rebuilt" if reason else ("built" if not stored else ("updated" if changes.any else "reused"))
     status = CorpusStatus(action, reason, folder, time.monotonic() - started, changes)
     return CorpusIndex(db, vectors, lexical, embedder, chunking, status)
+
+
+def _restamp(db: sqlite3.Connection, restamp) -> None:
+    """Unchanged articles: their order and source as listed now, and a new file stamp when the
+    file was touched without changing its text (so it is not read again next time)."""
+    for entry, stamp, position in restamp:
+        if stamp is None:
+            db.execute("UPDATE articles SET position = ?, source = ? WHERE id = ?", (position, entry.source, entry.id))
+        else:
+            db.execute("UPDATE articles SET position = ?, source = ?, stamp = ? WHERE id = ?",
+                       (position, entry.source, stamp, entry.id))
 
 
 def _before_commit() -> None:
