@@ -296,7 +296,9 @@ class ArticleQA:
         contexts = contexts or [Contextual(q, q) for q in questions]
         read = self._reader_questions(list(dict.fromkeys(questions)), contexts)
         self._reader.start()  # loads while the question is encoded and searched
-        deep = self.search_many(contexts, max(self.settings.k, self.settings.wide_k), within)
+        depth = max(self.settings.k, self.settings.wide_k)
+        deep = (self.search_many(contexts, depth, within) if within is not None and any(w is not None for w in within)
+                else self.search_many(contexts, depth))
         hits = [h[: self.settings.k] for h in deep]
         evidence = [Evidence(q, c, r, s, h) for q, c, r, s, h in zip(questions, contexts, read,
                                                                          self.read_many(read, hits), hits)]
