@@ -197,7 +197,7 @@ def batch(
         from article_qa.batch.output import BatchOutput, protect
         from article_qa.batch.run import answer_records
         from article_qa.index.article import default_article_path, load_article
-        from article_qa.index.corpus_sources import is_corpus
+        from article_qa.index.corpus_kind import is_corpus
         from article_qa.index.printable import quoted
         from article_qa.terminal.progress import article_specs, batch_progress, open_article_qa
 
@@ -266,7 +266,7 @@ def serve(
     """Show the article on a local web page and answer there (answers highlighted in place); also a
     JSON API for scripts: POST /api/ask, GET /api/article, GET /api/health. Ctrl-C stops it."""
     with user_errors():
-        from article_qa.index.corpus_sources import is_corpus
+        from article_qa.index.corpus_kind import is_corpus
         from article_qa.terminal.progress import article_specs, open_article_qa
         from article_qa.web import server as web_server
 
@@ -369,6 +369,7 @@ def eval_command(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N questions."),
     k: int = KOpt,
     article_id: Optional[str] = typer.Option(None, "--article-id", help="Only the article with this title."),
+    corpus: bool = typer.Option(False, "--corpus", help="All the file's articles as one corpus: each question searched across all of them (adds article_recall@k)."),
     chats: Optional[Path] = typer.Option(None, "--chats", help="Also score follow-up conversations (JSON Lines: id, conversation, question, answers)."),
     article: Optional[Path] = typer.Option(None, "--article", "-a", help="The article the --chats conversations are about (default: the shipped one)."),
     answer_threshold: Optional[float] = typer.Option(None, "--answer-threshold", min=0.0, max=1.0,
@@ -381,7 +382,7 @@ def eval_command(
     """Measure answer quality (SQuAD exact/F1, abstention, calibration, retrieval recall@k) on a
     question file and/or follow-up conversations."""
     with user_errors():
-        from article_qa.evaluation.run import evaluate_chats, evaluate_file
+        from article_qa.evaluation.run import evaluate_chats, evaluate_corpus, evaluate_file
         from article_qa.index.printable import os_error
         from article_qa.terminal.process import offline_unless_hub, quiet_libraries
         from article_qa.terminal.progress import progress_bar
@@ -390,6 +391,9 @@ def eval_command(
             raise UserError("give a SQuAD question file, --chats FILE, or both")
         if article is not None and chats is None:
             raise UserError("--article names the article of --chats conversations; give --chats too")
+        if corpus and (file is None or chats is not None or article_id is not None):
+            raise UserError("--corpus evaluates a SQuAD file's articles as one corpus; give the file, "
+                            "without --chats or --article-id")
         quiet_libraries()
         offline_unless_hub(model, reader)
         update, progress = progress_bar("Evaluating")
@@ -399,7 +403,11 @@ def eval_command(
             raise UserError(f"cannot write --details to {_name(details)}: "
                             + ("it is a directory" if details.is_dir() else "no such folder"))
         try:
-            if file is not None:
+            if corpus:
+                result = evaluate_corpus(file, k=k, limit=limit, index_dir=index_dir, model=model, reader=reader,
+                                         progress=update, answer_threshold=answer_threshold, details=records)
+                metrics, notes = result.metrics, result.notes
+            elif file is not None:
                 result = evaluate_file(
                     file, k=k, limit=limit, article_id=article_id, chats=chats, chats_article=article,
                     index_dir=index_dir, model=model, reader=reader, progress=update,

@@ -24,12 +24,12 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from article_qa.index.article import Article, ArticleError, article_from_text, load_article
+from article_qa.index.corpus_kind import GLOB_MAGIC, JSONL_SUFFIXES, is_corpus  # noqa: F401 - is_corpus: one import for callers
 from article_qa.index.printable import os_error, printable, quoted
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
 MAX_JSONL_BYTES = 2_000_000_000  # a 50,000-article file is ~250 MB; the line limit is the article limit
-_MAGIC = re.compile(r"[*?[]")
+_MAGIC = GLOB_MAGIC
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 
@@ -77,23 +77,6 @@ class Listing:
     specs: tuple[str, ...]
     entries: list[Entry]
     skipped: list[Skipped] = field(default_factory=list)
-
-
-def is_corpus(specs: Sequence[str] | None) -> bool:
-    """Whether the `--article` values make a corpus (several, a folder, a glob or a JSON Lines
-    file) rather than one article, which keeps the single-article index and its speed."""
-    if not specs:
-        return False
-    if len(specs) > 1:
-        return True
-    spec = specs[0]
-    if spec == "-":
-        return False
-    if os.path.isdir(spec):
-        return True
-    if os.path.exists(spec):
-        return spec.lower().endswith(JSONL_SUFFIXES)
-    return bool(_MAGIC.search(spec))
 
 
 def list_corpus(specs: Sequence[str]) -> Listing:

@@ -92,7 +92,7 @@ def open_article_qa(article, encoding, index_dir, model, reader, k, rebuild: boo
     time and indexing an article (or a corpus's new and changed articles) not seen before.
     `within` limits every question to one article of a corpus (an id or a path)."""
     from article_qa.index.article import Article, load_article
-    from article_qa.index.corpus_sources import is_corpus
+    from article_qa.index.corpus_kind import is_corpus
     from article_qa.index.printable import printable
     from article_qa.qa.pipeline import ArticleQA, first_use
     from article_qa.terminal.process import offline_unless_hub, quiet_libraries

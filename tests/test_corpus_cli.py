@@ -119,3 +119,34 @@ def test_a_single_article_names_itself_and_keeps_its_output(cli_env, default_qa)
     assert list(payload) == ["question", "verdict", "answer", "best_guess", "confidence", "passages"]
     plain = run("ask", "Where were the peace talks held?").stdout.splitlines()[0]
     assert "·" not in plain  # one article: the answer line does not name it
+
+
+def test_eval_corpus_searches_every_question_across_all_articles(cli_env, tmp_path):
+    data = Path(__file__).with_name("data") / "tiny_squad2.json"
+    details = tmp_path / "details.jsonl"
+    result = run("eval", str(data), "--corpus", "--json", "--details", str(details))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    squad = json.loads(data.read_text())
+    titles = [a["title"] for a in squad["data"]]
+    assert metrics["articles"] == len(titles) == 2
+    assert metrics["questions"] == sum(len(p["qas"]) for a in squad["data"] for p in a["paragraphs"])
+    assert 0 <= metrics["article_recall@1"] <= metrics["article_recall@3"] <= 1
+    records = [json.loads(line) for line in details.read_text().splitlines()]
+    assert {r["article"] for r in records} == set(titles)
+    assert all(r["answer_article"] in (None, *titles) for r in records)
+    per_article = json.loads(run("eval", str(data), "--json").stdout)
+    assert "article_recall@1" not in per_article  # the per-article mode stays as it was
+    refused = run("eval", str(data), "--corpus", "--article-id", titles[0])
+    assert refused.exit_code == 2 and "--corpus" in refused.stderr
+
+
+def test_chat_over_a_corpus_names_it_in_the_banner_and_answers(cli_env, news):
+    result = run("chat", "--article", str(news), input="When did the Tay bridge open?\n")
+    assert result.exit_code == 0, result.output
+    assert "Answer: March 2024" in result.stdout and "· Bridge News" in result.stdout
+
+
+def test_serve_refuses_a_corpus_in_one_line(cli_env, news):
+    result = run("serve", "--article", str(news), "--port", "0")
+    assert result.exit_code == 2 and "serve shows one article for now" in result.stderr
