@@ -23,12 +23,13 @@ turns on the folder's file lock (the one `cache clear` respects); readers need n
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import re
 import secrets
 import sqlite3
+import stat
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from article_qa.index.article import ArticleError, ArticleRef
-from article_qa.index.cache_layout import INDEX_LOCK, CacheLayout
+from article_qa.index.cache_layout import CORPUS_DATA_FILES, CORPUS_DATABASE, INDEX_LOCK, CacheLayout
 from article_qa.index.corpus_sources import Listing, Skipped, read_entry
 from article_qa.index.embeddings import Embedder, Progress
 from article_qa.index.passages import Chunking, Passage, split_passages
@@ -47,8 +48,8 @@ from article_qa.index.store import LOCK_TIMEOUT_S, IndexWarning
 
 FORMAT = "article-qa-corpus"
 VERSION = 1
-DATABASE = "corpus.sqlite"
-CORPUS_FILES = re.compile(r"(vectors|lexical)-[0-9a-f]{16}\.npz")
+DATABASE = CORPUS_DATABASE
+CORPUS_FILES = CORPUS_DATA_FILES
 SEARCH_DEPTH = 50  # candidates taken from each of the dense and the lexical search before fusing
 
 _SCHEMA = """
@@ -256,6 +257,7 @@ def open_corpus(
     try:
         private_folder(folder.parent, parents=True)
         private_folder(folder)
+        _private_file(folder / DATABASE)
         db = _connect(folder / DATABASE)
     except (OSError, sqlite3.Error) as err:
         return _cannot_write(folder, err, listing, embedder, chunking, progress, encoding, started)
@@ -283,6 +285,17 @@ def open_corpus(
             return _cannot_write(folder, err, listing, embedder, chunking, progress, encoding, started)
     finally:
         lock.release()
+
+
+def _private_file(path: Path) -> None:
+    """Make the database file readable by its owner only (SQLite's journal copies its mode), and
+    refuse a link or anything but a regular file planted in its place."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    finally:
+        os.close(fd)
 
 
 def _connect(path: Path | str) -> sqlite3.Connection:
