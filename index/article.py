@@ -64,36 +64,60 @@ class Article:
     source: str
     sha256: str
     format: str = "text"  # "text", "markdown", "html" or "pdf": for the latter three, `text` is what a person sees
+    id: str | None = None  # set by a corpus (`index.corpus_sources`); None: `article_ref` derives it
+    title: str | None = None  # set by a corpus (JSON Lines "title", an HTML <title>); None: the first line
 
-    @property
-    def title(self) -> str:
-        """The story's title: the first line of its text (an HTML story's headline), or what the
-        shipped article is about."""
-        if self.source == DEFAULT_ARTICLE_NAME:
-            return DEFAULT_ARTICLE_TITLE
-        text, start = self.text, 0
-        while start < len(text):  # line by line from the top: a 20 MB article is not split whole
-            end = text.find("\n", start)
-            end = len(text) if end < 0 else end
-            words = " ".join(text[start:end].split())
-            if words:
-                return words if len(words) <= 120 else words[:119].rstrip() + "…"
-            start = end + 1
-        return ""
+    def ref(self) -> "ArticleRef":
+        """How answers name this article (`ArticleRef`)."""
+        return article_ref(self)
 
 
-def article_ref(article: Article) -> dict:
-    """Which article an answer comes from, as `--json` gives it: `id` (the file's name, the URL,
-    or "default"), `title` (`Article.title`) and `source` (the path as given, the URL, or
-    "default article")."""
-    source = article.source
-    if source == DEFAULT_ARTICLE_NAME:
-        ident = "default"
-    elif source == _STDIN_NAME or is_url(source):
-        ident = source
+@dataclass(frozen=True)
+class ArticleRef:
+    """How an answer, a best guess or a passage names its article: a stable id (a corpus's JSON
+    Lines id or path relative to its folder; a single article's file name, or "default"), a title
+    for people and the source as given. Offsets always count in that article's text."""
+
+    id: str
+    title: str
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "title": self.title, "source": self.source}
+
+
+TITLE_CHARS = 120  # a title longer than this (a first line that is a whole paragraph) is cut at a word
+
+
+def first_line_title(text: str) -> str:
+    """The first line that is not blank, cut at a word after TITLE_CHARS characters: a Markdown
+    heading or a plain article's headline, as the reader sees it."""
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if line:
+            if len(line) > TITLE_CHARS:
+                cut = line.rfind(" ", 0, TITLE_CHARS)
+                line = line[: cut if cut > TITLE_CHARS // 2 else TITLE_CHARS] + "…"
+            return line
+    return ""
+
+
+def article_ref(article: Article) -> ArticleRef:
+    """The article's `ArticleRef`: its own id and title when a corpus gave them; otherwise id = the
+    file name ("default" for the shipped article, "stdin" for standard input, the link itself for a
+    web page), title = its first line (an HTML story's headline), source = the path or link as given."""
+    if article.id is not None:
+        article_id = article.id
+    elif article.source == DEFAULT_ARTICLE_NAME:
+        article_id = "default"
+    elif article.source == _STDIN_NAME:
+        article_id = "stdin"
+    elif is_url(article.source):
+        article_id = article.source
     else:
-        ident = os.path.basename(source.rstrip("/" + os.sep)) or source
-    return {"id": ident, "title": article.title, "source": source}
+        article_id = pathlib.PurePath(article.source).name or article.source
+    title = article.title if article.title is not None else first_line_title(article.text)
+    return ArticleRef(article_id, title, article.source)
 
 
 _URL = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")

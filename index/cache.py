@@ -36,6 +36,8 @@ from typing import Iterator
 
 from article_qa.index.cache_layout import (
     CHAT_HISTORY,
+    CORPUS_DATA_FILES,
+    CORPUS_DATABASE,
     EXPORTS,
     HASH_CACHE_FILE,
     INDEX_LOCK,
@@ -197,7 +199,8 @@ def _index_file(entry: os.DirEntry) -> bool:
     if entry.is_dir(follow_symlinks=False):
         return False
     name = entry.name
-    return (name in (SIDECAR, MARKER) or name.startswith(INDEX_LOCK) or temp_base(name) is not None
+    return (name in (SIDECAR, MARKER, CORPUS_DATABASE, CORPUS_DATABASE + "-journal") or name.startswith(INDEX_LOCK)
+            or temp_base(name) is not None or CORPUS_DATA_FILES.fullmatch(name) is not None
             or any(p.fullmatch(name) for p in DATA_FILES.values()))
 
 

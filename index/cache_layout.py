@@ -4,6 +4,7 @@ The folder is `--index-dir`, else `$ARTICLE_QA_INDEX_DIR`, else the user's cache
 ~/.cache/article-qa); `~` is expanded in either. Inside it:
 
     <16 hex>-<8 hex>/   one article's index: index.json and its data files   `index_folder`
+                        (or a corpus's: corpus.sqlite and its search files, `corpus_store`)
     onnx/               the ONNX exports of the encoder and the reader         `exports`
     hashes.json         checksums of big files, by inode, size and ctime       `hash_cache`
     chat_history        the chat's line history (what the user typed)          `chat_history`
@@ -29,6 +30,10 @@ EXPORTS = "onnx"
 HASH_CACHE_FILE = "hashes.json"
 CHAT_HISTORY = "chat_history"
 PAGES = "pages"  # web pages fetched by URL (index/fetch.py)
+# In a corpus's index folder (`index/corpus_store.py`): its database (and SQLite's journal beside
+# it while a write is in progress) and its two search files.
+CORPUS_DATABASE = "corpus.sqlite"
+CORPUS_DATA_FILES = re.compile(r"(vectors|lexical)-[0-9a-f]{16}\.npz")
 _INDEX_FOLDER = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
 
 

@@ -36,6 +36,8 @@ def banner(qa) -> str:
     """The chat's first line: which article answers (`terminal.naming.article_name`), and its size."""
     from article_qa.terminal.naming import article_name
 
+    if qa.is_corpus:
+        return f"article-qa chat · {qa.article_count} articles · {qa.index.passage_count} passages"
     return f"article-qa chat · {article_name(qa.article)} · {len(qa.index.passages)} passages"
 
 
@@ -97,7 +99,7 @@ class Chat:
             self.answer(text)
 
     def answer(self, text: str) -> None:
-        from article_qa.terminal.render import show
+        from article_qa.terminal.render import show_answer
 
         try:
             answer = self.conversation.ask(clean(text))
@@ -110,7 +112,7 @@ class Chat:
         self.last = answer
         if not self.interactive:
             typer.echo(f"Q: {answer.question}")
-        show(answer, self.qa.article.text, self.view())
+        show_answer(self.qa, answer, self.view())
         typer.echo("")
 
     def command(self, text: str) -> Optional[str]:
@@ -158,7 +160,9 @@ class Chat:
         except ValueError:
             typer.echo(f"article-qa: :show takes a passage number from 1 to {len(hits)}", err=True)
             return
-        print_lines(passage_lines(self.last, self.qa.article.text, hits[number - 1], number))
+        hit = hits[number - 1]
+        text = self.qa.text_of(hit.passage.article) if self.qa.is_corpus else self.qa.article.text
+        print_lines(passage_lines(self.last, text, hit, number, titled=self.qa.article_count > 1))
         typer.echo("")
 
     def open(self, argument: str) -> None:

@@ -6,7 +6,7 @@ Asked without `--article`, the answer comes from the shipped sample article: a u
 why. So the shipped article is named as what it is, with the way to ask about another (in under 80
 columns); any other article is named by its path or link as given, and its title (an HTML story's
 headline, else its first line). A pipe gets no such line from `ask` (scripts' output stays as it was); `--json` has it as
-`"article"` (`index.article.article_ref`).
+`"article"` (`index.article.article_ref`: the answer's, the best guess's and each passage's).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ _TITLE_SHOWN = 60  # characters of a title in the one line
 
 def article_name(article) -> str:
     """"the sample article (Ukraine peace talks)", or "news/cnet.html · “Zuckerberg offers …”"."""
-    from article_qa.index.article import DEFAULT_ARTICLE_NAME
+    from article_qa.index.article import DEFAULT_ARTICLE_NAME, DEFAULT_ARTICLE_TITLE
     from article_qa.index.printable import printable
 
     if article.source == DEFAULT_ARTICLE_NAME:
-        return f"the sample article ({article.title})"
+        return f"the sample article ({DEFAULT_ARTICLE_TITLE})"
     shown = printable(article.source)  # as the user gave it: the path, the link or <stdin>
-    title = " ".join(article.title.split())
+    title = " ".join(article.ref().title.split())
     if not title or title == shown:
         return shown
     if len(title) > _TITLE_SHOWN:

@@ -43,7 +43,7 @@ def test_a_link_is_read_as_the_story_of_its_page(site, cache, tmp_path):
     assert article.text == load_article(saved).text  # as the same page saved from the browser
     assert article.source == url and article.format == "html"
     assert "Subscribe" not in article.text and "carrying 212 passengers" in article.text
-    assert article_ref(article) == {"id": url, "title": "Ferry strike ends after nine days", "source": url}
+    assert article_ref(article).to_dict() == {"id": url, "title": "Ferry strike ends after nine days", "source": url}
     assert "Subscribe today" in load_article(url, cache=cache, html="whole").text
 
 

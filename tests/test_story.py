@@ -27,7 +27,7 @@ def test_a_page_is_read_as_its_story(tmp_path):
     text = article.text
     assert article.format == "html"
     assert text.splitlines()[0] == "Ferry strike ends after nine days"  # the page's one <h1>, first
-    assert article.title == "Ferry strike ends after nine days"
+    assert article.ref().title == "Ferry strike ends after nine days"
     for phrase in ["ended their strike on Tuesday", "carrying 212 passengers", "Maria Okafor said the agreement",
                    "about 40,000 euros a day"]:
         assert phrase in text
@@ -36,8 +36,8 @@ def test_a_page_is_read_as_its_story(tmp_path):
     # headline and paragraphs are blocks between blank lines, each paragraph's words on one line
     blocks = text.rstrip("\n").split("\n\n")
     assert len(blocks) == 5 and all("\n" not in b for b in blocks)
-    assert article_ref(article) == {"id": "ferry.html", "title": "Ferry strike ends after nine days",
-                                    "source": str(page)}
+    assert article_ref(article).to_dict() == {"id": "ferry.html", "title": "Ferry strike ends after nine days",
+                                              "source": str(page)}
 
 
 def test_html_whole_reads_the_page_as_laid_out(tmp_path):
@@ -108,7 +108,7 @@ def test_text_prints_the_story_and_html_whole_the_page(tmp_path):
 def test_the_article_ref_of_a_text_file_and_of_the_shipped_article(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("\n\n  The   lighthouse of Gull Rock \nIt was built in 1882.\n", encoding="utf-8")
-    assert article_ref(load_article(notes)) == {"id": "notes.txt", "title": "The lighthouse of Gull Rock",
-                                                "source": str(notes)}
-    assert article_ref(load_article(None)) == {"id": "default", "title": "Ukraine peace talks",
-                                               "source": "default article"}
+    assert article_ref(load_article(notes)).to_dict() == {"id": "notes.txt", "title": "The lighthouse of Gull Rock",
+                                                          "source": str(notes)}
+    shipped = article_ref(load_article(None))
+    assert (shipped.id, shipped.source) == ("default", "default article")
