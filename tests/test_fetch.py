@@ -231,3 +231,14 @@ def test_the_cache_record_says_what_the_server_said(site, cache):
     record = json.loads((cache.pages / f"{page_key(url)}.json").read_text())
     assert record["url"] == url and record["etag"] == '"abc"' and record["fresh_until"] == 5_000.0 + 3600
     assert record["kind"] == "html" and record["charset"] == "utf-8"
+
+
+def test_a_host_with_no_web_server_is_one_line(cache):
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ArticleError, match=r"^cannot open http://127.0.0.1:\d+/x: the connection to 127.0.0.1 was "
+                                           r"refused \(no web server there\)$"):
+        load_article(f"http://127.0.0.1:{port}/x", cache=cache)
