@@ -24,6 +24,7 @@ Examples:
   article-qa ask Where were the peace talks held
   article-qa ask "Who is the U.S. envoy?" --article news.md --sources
   article-qa ask "Who is the U.S. envoy?" --article report.pdf --json
+  article-qa ask "Who is buying Yahoo?" --article https://example.com/story.html
   article-qa chat
   printf '%s\\n' "Who is the president?" "What did he say?" | article-qa chat
   article-qa batch questions.jsonl --output answers.jsonl
@@ -71,7 +72,13 @@ def _index_dir(value: str) -> Path:
     return Path(value)
 
 
-ArticleOpt = typer.Option(None, "--article", "-a", help="Article file: text, Markdown (.md), HTML (.html) or PDF; '-' reads stdin. Default: the shipped article.")
+ArticleOpt = typer.Option(None, "--article", "-a", help="Article file: text, Markdown (.md), HTML (.html) or PDF; or a link (https://…); '-' reads stdin. Default: the shipped article.")
+ArticlesOpt = typer.Option(None, "--article", "-a", help="Article file: text, Markdown (.md), HTML (.html) or PDF; or a link (https://…); '-' reads stdin. Default: the shipped article. "
+                           "Several --article, a folder, a glob or a JSON Lines file (.jsonl) make a corpus: one index over all of them.")
+WithinOpt = typer.Option(None, "--within", help="In a corpus: answer from this article only (its id or path).")
+HtmlOpt = typer.Option("story", "--html", metavar="story|whole",
+                       help="An HTML page (file or link) read as its story (headline and paragraphs; no menus, links or footers) or whole, as laid out.")
+RefreshOpt = typer.Option(False, "--refresh", help="Fetch a link's page again even when the cache holds a fresh copy.")
 IndexDirOpt = typer.Option(None, "--index-dir", envvar="ARTICLE_QA_INDEX_DIR", parser=_index_dir,
                            help="Where indexes are cached (default: your user cache folder).")
 ModelOpt = typer.Option(None, "--model", help="Embedding model: sentence-transformers name or path (default: all-MiniLM-L6-v2, shipped).")
@@ -97,7 +104,8 @@ def _name(text: object) -> str:
 @app.command(epilog="Example: article-qa ask Where were the peace talks held --sources")
 def ask(
     question: List[str] = typer.Argument(..., metavar="QUESTION", help="The question; quotes are optional (the words are joined)."),
-    article: Optional[str] = ArticleOpt,
+    article: Optional[List[str]] = ArticlesOpt,
+    within: Optional[str] = WithinOpt,
     k: int = KOpt,
     sources: bool = typer.Option(False, "--sources", "-s", help="Also show the passages the answer was read from."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
@@ -105,31 +113,41 @@ def ask(
     model: Optional[str] = ModelOpt,
     reader: Optional[str] = ReaderOpt,
     encoding: str = EncodingOpt,
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
 ) -> None:
-    """Answer one question about the article: the answer, and the sentence it stands in."""
+    """Answer one question about the article: the answer, and the sentence it stands in (on a
+    terminal, a dim line over it says which article answered)."""
     from article_qa.terminal.chat import clean
     from article_qa.terminal.progress import open_article_qa
-    from article_qa.terminal.render import View, show
+    from article_qa.terminal.render import View, show_answer
 
     with user_errors():
         question_text = clean(" ".join(question))
-        qa = open_article_qa(article, encoding, index_dir, model, reader, k)
+        qa = open_article_qa(article, encoding, index_dir, model, reader, k, within=within, html=html, refresh=refresh)
         answer = qa.ask(question_text)
         if json_output:
             typer.echo(_json(answer.to_dict()))
         else:
-            show(answer, qa.article.text, View(sources=sources, weak_ratio=qa.settings.read_ratio))
+            if sys.stdout.isatty() and not qa.is_corpus:  # a corpus's answers name their article
+                from article_qa.terminal.naming import show_from_line
+
+                show_from_line(qa.article)
+            show_answer(qa, answer, View(sources=sources, weak_ratio=qa.settings.read_ratio))
 
 
 @app.command(epilog="Example: printf 'Who is the president?\\nWhat did he say?\\n' | article-qa chat")
 def chat(
-    article: Optional[str] = ArticleOpt,
+    article: Optional[List[str]] = ArticlesOpt,
+    within: Optional[str] = WithinOpt,
     k: int = KOpt,
     sources: bool = typer.Option(False, "--sources", "-s", help="Show the passages under each answer (:sources toggles)."),
     index_dir: Optional[Path] = IndexDirOpt,
     model: Optional[str] = ModelOpt,
     reader: Optional[str] = ReaderOpt,
     encoding: str = EncodingOpt,
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
 ) -> None:
     """Chat about the article: ask questions and follow-ups in a prompt (or one per line on stdin)."""
     from article_qa.index.cache_layout import CacheLayout
@@ -138,13 +156,13 @@ def chat(
     from article_qa.terminal.progress import open_article_qa
 
     with user_errors():
-        if article == "-":
+        if article and "-" in article:
             raise UserError("chat reads questions from stdin, so the article must be a file: --article PATH")
 
         def opener(path, k):
-            return open_article_qa(path, encoding, index_dir, model, reader, k)
+            return open_article_qa(path, encoding, index_dir, model, reader, k, html=html, refresh=refresh)
 
-        qa = opener(article, k)
+        qa = open_article_qa(article, encoding, index_dir, model, reader, k, within=within, html=html, refresh=refresh)
         qa.start_loading()  # the models load while the user reads the banner and types
         interactive = sys.stdin.isatty()
         save_history = None
@@ -169,12 +187,15 @@ def batch(
     resume: bool = typer.Option(False, "--resume", help="Keep the lines --output already answers, answer the rest, and rewrite it in input order."),
     input_format: str = typer.Option("auto", "--format", help="Input format: jsonl, text (one question per line) or auto (the first line decides)."),
     csv_output: bool = typer.Option(False, "--csv", help="Write CSV (one row per question) instead of JSON Lines."),
-    article: Optional[str] = ArticleOpt,
+    article: Optional[List[str]] = ArticlesOpt,
+    within: Optional[str] = WithinOpt,
     k: int = KOpt,
     index_dir: Optional[Path] = IndexDirOpt,
     model: Optional[str] = ModelOpt,
     reader: Optional[str] = ReaderOpt,
     encoding: str = EncodingOpt,
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
 ) -> None:
     """Answer many questions: one record out for every question line in, in the same order.
 
@@ -182,7 +203,7 @@ def batch(
     optional; lines sharing a conversation are follow-ups, in order) or a plain-text question;
     the first line that is not blank decides which (or --format). Blank lines are skipped. A line
     that cannot be used gets {"id", "line", "error"} and the others still run. The exit status is
-    1 when any line failed.
+    1 when any line failed. Over a corpus a line may name its own "article" (an id or a path).
     """
     from article_qa.terminal.process import closed, terminated_as_interrupted
 
@@ -190,23 +211,36 @@ def batch(
         from article_qa.batch.input import FORMATS, count_questions, input_line_ids, open_questions, read_batch
         from article_qa.batch.output import BatchOutput, protect
         from article_qa.batch.run import answer_records
-        from article_qa.index.article import default_article_path, load_article
+        from article_qa.index.article import default_article_path
+        from article_qa.index.corpus_kind import is_corpus
         from article_qa.index.printable import quoted
-        from article_qa.terminal.progress import batch_progress, open_article_qa
+        from article_qa.terminal.progress import article_specs, batch_progress, open_article_qa, read_article
 
         if input_format not in FORMATS:
             raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {quoted(input_format)}")
-        if article == "-" and input_path == "-":
+        specs = article_specs(article)
+        corpus = is_corpus(specs)
+        single = None if specs is None else specs[0]
+        if specs and "-" in specs and input_path == "-":
             raise UserError("the questions come from stdin, so the article must be a file: --article PATH")
         if resume and output == "-":
             raise UserError("--resume needs --output FILE to know what was already answered")
         source = open_questions(input_path, stdin_closed=closed("stdin"))
-        loaded_article = load_article(article, encoding=encoding)  # its errors come before the output is touched
         protected = [
             protect("the questions", None, 0) if input_path == "-" else protect("the questions", input_path),
-            protect("the article", None, 0) if article == "-" else
-            protect("the article", default_article_path() if article is None else article),
         ]
+        if corpus:  # listed (its errors come before the output is touched); each file protected
+            from article_qa.index.corpus_sources import list_corpus
+
+            listing = list_corpus(specs)
+            loaded_article = specs
+            protected += [protect("an article of the corpus", str(e.path)) for e in listing.entries
+                          if e.path is not None and os.path.exists(e.path)]
+        else:
+            # its errors come before the output is touched
+            loaded_article = read_article(single, encoding, index_dir, html, refresh)
+            protected.append(protect("the article", None, 0) if single == "-" else
+                             protect("the article", default_article_path() if single is None else single))
         resuming = resume and os.path.lexists(os.path.expanduser(output))  # an output to check against the input
         input_ids = input_line_ids(input_path, input_format) if resuming else None
         out = BatchOutput.open(output, csv=csv_output, resume=resume, protected=protected, input_ids=input_ids,
@@ -214,7 +248,7 @@ def batch(
         complete = False
         try:
             total = count_questions(input_path) if sys.stderr.isatty() else None
-            qa = open_article_qa(loaded_article, encoding, index_dir, model, reader, k)
+            qa = open_article_qa(loaded_article, encoding, index_dir, model, reader, k, within=within)
             failed = 0
             with batch_progress(total) as advance:
                 for record in answer_records(qa, read_batch(source, input_format), out.previous):
@@ -235,7 +269,7 @@ def batch(
 
 @app.command(epilog="Example: article-qa serve --article news.md --open")
 def serve(
-    article: Optional[str] = ArticleOpt,
+    article: Optional[List[str]] = ArticlesOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but loopback lets other machines in (with a warning)."),
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in your web browser."),
@@ -244,19 +278,26 @@ def serve(
     model: Optional[str] = ModelOpt,
     reader: Optional[str] = ReaderOpt,
     encoding: str = EncodingOpt,
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
 ) -> None:
     """Show the article on a local web page and answer there (answers highlighted in place); also a
-    JSON API for scripts: POST /api/ask, GET /api/article, GET /api/health. Ctrl-C stops it."""
+    JSON API for scripts: POST /api/ask, GET /api/article, GET /api/health. Ctrl-C stops it. The
+    article (a file or a link) is the one named here: the server never opens one a request names."""
     with user_errors():
-        from article_qa.terminal.progress import open_article_qa
+        from article_qa.index.corpus_kind import is_corpus
+        from article_qa.terminal.progress import article_specs, open_article_qa
         from article_qa.web import server as web_server
 
+        if is_corpus(article_specs(article)):
+            raise UserError("serve shows one article for now; give a single --article file "
+                            "(ask, chat and batch answer over a corpus)")
         try:
             listener = web_server.listen(host, port)  # a taken port fails before any model loads
         except web_server.ServeError as err:
             raise UserError(str(err)) from err
         try:
-            qa = open_article_qa(article, encoding, index_dir, model, reader, k)
+            qa = open_article_qa(article, encoding, index_dir, model, reader, k, html=html, refresh=refresh)
             web_server.serve(
                 qa, listener, open_browser=open_browser,
                 announce=lambda url: typer.echo(f"article-qa: serving {qa.article.source} at {url} (Ctrl-C stops)"),
@@ -268,18 +309,26 @@ def serve(
 
 @app.command(name="index", epilog="Example: article-qa index --article news.md")
 def index_command(
-    article: Optional[str] = ArticleOpt,
+    article: Optional[List[str]] = ArticlesOpt,
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild even if the saved index is valid."),
     index_dir: Optional[Path] = IndexDirOpt,
     model: Optional[str] = ModelOpt,
     encoding: str = EncodingOpt,
     json_output: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
 ) -> None:
-    """Build or refresh the article's index (and the fast ONNX encoder) and say what was done."""
+    """Build or refresh the article's index (and the fast ONNX encoder) and say what was done.
+    Over a corpus: how many articles were added, changed, removed and unchanged (only those added
+    or changed are embedded); an article that cannot be read is named, skipped, and makes the exit
+    status 1."""
     from article_qa.terminal.progress import open_article_qa
 
     with user_errors():
-        qa = open_article_qa(article, encoding, index_dir, model, None, 3, rebuild=rebuild)
+        qa = open_article_qa(article, encoding, index_dir, model, None, 3, rebuild=rebuild, html=html, refresh=refresh)
+        if qa.is_corpus:
+            _say_corpus_index(qa, json_output)
+            return
         status = qa.index.status
         info = {
             "action": status.action,
@@ -301,6 +350,38 @@ def index_command(
         )
 
 
+def _say_corpus_index(qa, json_output: bool) -> None:
+    status = qa.index.status
+    counts = status.changes.counts()
+    info = {
+        "action": status.action,
+        "reason": status.reason,
+        "articles": len(qa.index),
+        "passages": qa.index.passage_count,
+        **counts,
+        "skipped_articles": [{"source": s.source, "error": s.reason} for s in status.changes.skipped],
+        "vectors": qa.index.vectors.kind,
+        "lexical": qa.index.lexical.kind,
+        "model": qa.index.embedder.model.name,
+        "path": str(status.path) if status.path else None,
+        "seconds": round(status.seconds, 2),
+    }
+    if json_output:
+        typer.echo(_json(info))
+    else:
+        why = f" ({status.reason})" if status.reason else ""
+        where = f"\n  stored in {_name(status.path)}" if status.path else "\n  kept in memory only"
+        skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
+        typer.echo(
+            f"{status.action}{why}: {info['articles']} articles, {info['passages']} passages with "
+            f"{_name(info['model'])} in {info['seconds']} s\n"
+            f"  {counts['added']} added, {counts['changed']} changed, {counts['removed']} removed, "
+            f"{counts['unchanged']} unchanged{skipped}{where}"
+        )
+    if counts["skipped"]:
+        raise typer.Exit(1)
+
+
 @app.command(name="eval", epilog="Examples: article-qa eval squad2_dev.json --json\n"
                                   "          article-qa eval --chats chats.jsonl --article notes.md")
 def eval_command(
@@ -309,6 +390,7 @@ def eval_command(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Evaluate only the first N questions."),
     k: int = KOpt,
     article_id: Optional[str] = typer.Option(None, "--article-id", help="Only the article with this title."),
+    corpus: bool = typer.Option(False, "--corpus", help="All the file's articles as one corpus: each question searched across all of them (adds article_recall@k)."),
     chats: Optional[Path] = typer.Option(None, "--chats", help="Also score follow-up conversations (JSON Lines: id, conversation, question, answers)."),
     article: Optional[Path] = typer.Option(None, "--article", "-a", help="The article the --chats conversations are about (default: the shipped one)."),
     answer_threshold: Optional[float] = typer.Option(None, "--answer-threshold", min=0.0, max=1.0,
@@ -321,7 +403,7 @@ def eval_command(
     """Measure answer quality (SQuAD exact/F1, abstention, calibration, retrieval recall@k) on a
     question file and/or follow-up conversations."""
     with user_errors():
-        from article_qa.evaluation.run import evaluate_chats, evaluate_file
+        from article_qa.evaluation.run import evaluate_chats, evaluate_corpus, evaluate_file
         from article_qa.index.printable import os_error
         from article_qa.terminal.process import offline_unless_hub, quiet_libraries
         from article_qa.terminal.progress import progress_bar
@@ -330,6 +412,9 @@ def eval_command(
             raise UserError("give a SQuAD question file, --chats FILE, or both")
         if article is not None and chats is None:
             raise UserError("--article names the article of --chats conversations; give --chats too")
+        if corpus and (file is None or chats is not None or article_id is not None):
+            raise UserError("--corpus evaluates a SQuAD file's articles as one corpus; give the file, "
+                            "without --chats or --article-id")
         quiet_libraries()
         offline_unless_hub(model, reader)
         update, progress = progress_bar("Evaluating")
@@ -339,7 +424,11 @@ def eval_command(
             raise UserError(f"cannot write --details to {_name(details)}: "
                             + ("it is a directory" if details.is_dir() else "no such folder"))
         try:
-            if file is not None:
+            if corpus:
+                result = evaluate_corpus(file, k=k, limit=limit, index_dir=index_dir, model=model, reader=reader,
+                                         progress=update, answer_threshold=answer_threshold, details=records)
+                metrics, notes = result.metrics, result.notes
+            elif file is not None:
                 result = evaluate_file(
                     file, k=k, limit=limit, article_id=article_id, chats=chats, chats_article=article,
                     index_dir=index_dir, model=model, reader=reader, progress=update,
@@ -422,16 +511,18 @@ def cache_clear(ctx: typer.Context, index_dir: Optional[Path] = IndexDirOpt) -> 
 def text_command(
     article: Optional[str] = ArticleOpt,
     encoding: str = EncodingOpt,
+    html: str = HtmlOpt,
+    refresh: bool = RefreshOpt,
+    index_dir: Optional[Path] = IndexDirOpt,
 ) -> None:
     """Print the article's text as article-qa reads it: the text every offset counts in (for
-    Markdown, HTML and PDF, the text a person sees, not the file's markup). On a terminal, control
-    characters and escape sequences are shown as `\\x1b` escapes, as everywhere else."""
-    from article_qa.index.article import load_article
+    Markdown and PDF, the text a person sees, not the file's markup; for an HTML page, its story,
+    or with --html whole the whole page). On a terminal, control characters and escape sequences
+    are shown as `\\x1b` escapes, as everywhere else."""
+    from article_qa.terminal.progress import read_article
 
     with user_errors():
-        if article == "-" and sys.stdin.isatty():
-            typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
-        text = load_article(article, encoding=encoding).text
+        text = read_article(article, encoding, index_dir, html, refresh).text
         if sys.stdout.isatty():
             from article_qa.terminal.render import visible
 

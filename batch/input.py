@@ -97,6 +97,7 @@ class BatchQuestion:
     question: str  # cleaned question text
     id: str  # the JSON "id", or str(line) when the line has none
     conversation: str | None  # the JSON "conversation", or None
+    article: str | None = None  # the JSON "article" (an id or a path in a corpus), or None
 
 
 @dataclass(frozen=True)
@@ -217,20 +218,24 @@ def _parse_json(text: str, line: int) -> BatchQuestion | BatchError:
     conversation, error = _scalar(value, "conversation")
     if error:
         return BatchError(line, id_, error)
+    article, error = _scalar(value, "article")
+    if error:
+        return BatchError(line, id_, error)
     if "question" not in value:
         return BatchError(line, id_, 'missing "question"')
     question = value["question"]
     if not isinstance(question, str):
         return BatchError(line, id_, f'"question" must be a string, got {json_type(question)}')
-    return _question(line, id_, question, conversation)
+    return _question(line, id_, question, conversation, article)
 
 
-def _question(line: int, id_: str | None, text: str, conversation: str | None) -> BatchQuestion | BatchError:
+def _question(line: int, id_: str | None, text: str, conversation: str | None,
+              article: str | None = None) -> BatchQuestion | BatchError:
     try:
         question = clean_question(text)
     except ValueError as exc:
         return BatchError(line, id_, str(exc))
-    return BatchQuestion(line, question, str(line) if id_ is None else id_, conversation)
+    return BatchQuestion(line, question, str(line) if id_ is None else id_, conversation, article)
 
 
 def _scalar(obj: dict, key: str) -> tuple[str | None, str | None]:

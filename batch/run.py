@@ -94,6 +94,14 @@ class _KeptTurn:
     conversation: str | None
 
 
+def _within(qa, article: str | None) -> str | None:
+    """The article id a line's "article" names (None: the run's own --within, or all)."""
+    if article is None:
+        return None
+    resolve = getattr(qa, "resolve_within", None)
+    return resolve(article) if resolve is not None else article
+
+
 def _answer_chunk(chunk, conversations: Conversations) -> list[dict | Done]:
     out: list[dict | Done | None] = [None] * len(chunk)
     pending = []
@@ -112,7 +120,16 @@ def _answer_chunk(chunk, conversations: Conversations) -> list[dict | Done]:
                 wave.append(i)
                 if conversation is not None:
                     seen.add(conversation)
-        asked = [i for i in wave if not isinstance(chunk[i], _KeptTurn)]
+        asked, within = [], []
+        for i in wave:
+            if isinstance(chunk[i], _KeptTurn):
+                continue
+            try:  # a line naming an article the index does not hold gets its own error record
+                within.append(_within(conversations.qa, chunk[i].article))
+            except ValueError as err:
+                out[i] = error_record(chunk[i].line, chunk[i].id, str(err))
+                continue
+            asked.append(i)
         for i in wave:
             if isinstance(chunk[i], _KeptTurn):
                 kept = chunk[i]
@@ -123,7 +140,9 @@ def _answer_chunk(chunk, conversations: Conversations) -> list[dict | Done]:
         answers: list = []
         if asked:
             try:
-                answers = conversations.ask_many([(chunk[i].conversation, chunk[i].question) for i in asked])
+                pairs = [(chunk[i].conversation, chunk[i].question) for i in asked]
+                answers = (conversations.ask_many(pairs, within) if any(w is not None for w in within)
+                           else conversations.ask_many(pairs))
             except Exception as err:  # noqa: BLE001 - a failure is recorded per line, the rest still run
                 answers = [err] * len(asked)
         for i, answer in zip(asked, answers):

@@ -106,6 +106,61 @@ def evaluate_file(
     return result
 
 
+def evaluate_corpus(
+    path: Path, *, k: int = 3, limit: int | None = None, index_dir=None, model=None, reader=None,
+    progress=None, answer_threshold: float | None = None, details: list[dict] | None = None,
+) -> EvalResult:
+    """A SQuAD file's articles as one corpus: each question is searched across all of them, as a
+    question over a folder of articles is. Besides the usual scores it reports recall@k of the
+    right article (`article_recall@k`: the question's own article among the articles of the first
+    k passages) and of the right passage (`recall@k`: a passage of that article holding a reference
+    answer)."""
+    from article_qa.index.corpus_sources import Entry, Listing
+
+    documents = load_squad(path)
+    ids: dict[str, int] = {}
+    entries = []
+    for document in documents:  # a title SQuAD repeats gets a number, so every article has its own id
+        ids[document.title] = ids.get(document.title, 0) + 1
+        article_id = document.title if ids[document.title] == 1 else f"{document.title} ({ids[document.title]})"
+        entries.append(Entry(article_id, f"{path}#{article_id}", text=document.text, title=document.title,
+                             where=f"{path}#{article_id}"))
+    if not entries:
+        raise ValueError(f"{printable(str(path))} holds no articles")
+    listing = Listing((f"{Path(path).resolve()}#squad-corpus",), entries)
+    qa = ArticleQA.open_corpus(listing, model=model, reader=reader, index_dir=index_dir)
+    qa = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
+    asked = [(entry.id, q) for entry, document in zip(entries, documents) for q in document.questions]
+    if limit is not None:
+        asked = asked[:limit]
+    board = Scoreboard()
+    for first in range(0, len(asked), CHUNK):
+        chunk = asked[first:first + CHUNK]
+        started = time.perf_counter()
+        answers = qa.ask_many([q.question for _, q in chunk])
+        per_question = (time.perf_counter() - started) / len(chunk)
+        deep_hits = qa.search_many([Contextual(q.question, q.question) for _, q in chunk], max(k, RECALL_DEPTH))
+        for (article_id, q), answer, deep in zip(chunk, answers, deep_hits):
+            # A passage of another article never holds this question's reference span.
+            spans = [(h.passage.start, h.passage.end) if h.passage.article.id == article_id else (-1, -1)
+                     for h in deep]
+            # An answer read from another article is scored by its text, as SQuAD scores any answer.
+            _add(board, answer, q.answers, spans, q.answer_spans, per_question)
+            if q.answers:
+                board.add_article_rank([h.passage.article.id for h in deep], article_id)
+            if details is not None:
+                record = detail("question", article_id, q.id, answer, q.answers)
+                record["answer_article"] = answer.article.id if answer.article is not None else None
+                details.append(record)
+        if progress:
+            progress(first + len(chunk), len(asked))
+    result = EvalResult(board.summary())
+    result.metrics["articles"] = len(entries)
+    result.notes.append(f"reader: {qa.reader.name}; decision: {_describe(qa)}; {len(entries)} articles, "
+                        f"{qa.index.passage_count} passages in one corpus")
+    return result
+
+
 def _with_threshold(qa: ArticleQA, answer_threshold: float | None) -> ArticleQA:
     if answer_threshold is None:
         return qa

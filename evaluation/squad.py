@@ -321,6 +321,12 @@ class Scoreboard:
     _confidence: list[float] = field(default_factory=list)  # of the best candidate, answered or not
     _candidate_right: list[bool] = field(default_factory=list)
     _right: list[bool] = field(default_factory=list)  # the given answer (is_right; False on abstention)
+    _article_rank: list[int | None] = field(default_factory=list)  # over a corpus: the right article's first rank
+
+    def add_article_rank(self, retrieved_articles: list[str], gold_article: str) -> None:
+        """Over a corpus: where the question's own article first came among the retrieved
+        passages' articles (recall@k of the right article), for answerable questions."""
+        self._article_rank.append(next((i for i, a in enumerate(retrieved_articles, 1) if a == gold_article), None))
 
     def add(self, prediction: str | None, golds: list[str],
             retrieved_spans: list[tuple[int, int]] | None, gold_spans: list[tuple[int, int]],
@@ -346,13 +352,12 @@ class Scoreboard:
     def summary(self) -> dict:
         has = [i for i, h in enumerate(self._has_answer) if h]
         no = [i for i, h in enumerate(self._has_answer) if not h]
-        ranks = self._first_hit_rank
-
-        def recall(k: int) -> float | None:
+        def recall(k: int, ranks=self._first_hit_rank) -> float | None:
             if not ranks:
                 return None
             return round(sum(1 for r in ranks if r is not None and r <= k) / len(ranks), 3)
 
+        articles = {f"article_recall@{k}": recall(k, self._article_rank) for k in (1, 3, 5)} if self._article_rank else {}
         return {
             "exact": _percent(self._exact),
             "f1": _percent(self._f1),
@@ -362,6 +367,7 @@ class Scoreboard:
             "recall@1": recall(1),
             "recall@3": recall(3),
             "recall@5": recall(5),
+            **articles,
             "ece": (round(calibration_error(self._confidence, self._candidate_right), 4)
                     if self._confidence else None),
             "answered": sum(self._answered),

@@ -15,19 +15,33 @@ import hashlib
 import importlib.resources
 import os
 import pathlib
+import re
 import stat
 import sys
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from article_qa.index.formats import FormatError, check_table_size, detect, html_text, markdown_text, pdf_text
+from article_qa.index.formats import (
+    HTML_MODES,
+    FormatError,
+    check_table_size,
+    detect,
+    html_story_or_whole,
+    markdown_text,
+    pdf_text,
+)
 from article_qa.index.printable import os_error, printable, quoted
 from article_qa.index.sizes import human_size
+
+if TYPE_CHECKING:
+    from article_qa.index.cache_layout import CacheLayout
 
 # Large enough for any article or long report; beyond it indexing time and memory stop being
 # reasonable for an interactive tool, and the input is more likely a mistake (a log, a database dump).
 MAX_ARTICLE_BYTES = 20_000_000
 DEFAULT_ARTICLE_NAME = "default article"
+# What the shipped article is about, for the line that says which article answers (its text has no headline).
+DEFAULT_ARTICLE_TITLE = "Ukraine peace talks"
 
 _STDIN_NAME = "<stdin>"
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -50,6 +64,68 @@ class Article:
     source: str
     sha256: str
     format: str = "text"  # "text", "markdown", "html" or "pdf": for the latter three, `text` is what a person sees
+    id: str | None = None  # set by a corpus (`index.corpus_sources`); None: `article_ref` derives it
+    title: str | None = None  # set by a corpus (JSON Lines "title", an HTML <title>); None: the first line
+
+    def ref(self) -> "ArticleRef":
+        """How answers name this article (`ArticleRef`)."""
+        return article_ref(self)
+
+
+@dataclass(frozen=True)
+class ArticleRef:
+    """How an answer, a best guess or a passage names its article: a stable id (a corpus's JSON
+    Lines id or path relative to its folder; a single article's file name, or "default"), a title
+    for people and the source as given. Offsets always count in that article's text."""
+
+    id: str
+    title: str
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "title": self.title, "source": self.source}
+
+
+TITLE_CHARS = 120  # a title longer than this (a first line that is a whole paragraph) is cut at a word
+
+
+def first_line_title(text: str) -> str:
+    """The first line that is not blank, cut at a word after TITLE_CHARS characters: a Markdown
+    heading or a plain article's headline, as the reader sees it."""
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if line:
+            if len(line) > TITLE_CHARS:
+                cut = line.rfind(" ", 0, TITLE_CHARS)
+                line = line[: cut if cut > TITLE_CHARS // 2 else TITLE_CHARS] + "…"
+            return line
+    return ""
+
+
+def article_ref(article: Article) -> ArticleRef:
+    """The article's `ArticleRef`: its own id and title when a corpus gave them; otherwise id = the
+    file name ("default" for the shipped article, "stdin" for standard input, the link itself for a
+    web page), title = its first line (an HTML story's headline), source = the path or link as given."""
+    if article.id is not None:
+        article_id = article.id
+    elif article.source == DEFAULT_ARTICLE_NAME:
+        article_id = "default"
+    elif article.source == _STDIN_NAME:
+        article_id = "stdin"
+    elif is_url(article.source):
+        article_id = article.source
+    else:
+        article_id = pathlib.PurePath(article.source).name or article.source
+    title = article.title if article.title is not None else first_line_title(article.text)
+    return ArticleRef(article_id, title, article.source)
+
+
+_URL = re.compile(r"\A[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(name: object) -> bool:
+    """Whether an article name is a link (`scheme://…`, fetched by `index.fetch`) rather than a path."""
+    return isinstance(name, str) and bool(_URL.match(name))
 
 
 def default_article_path() -> pathlib.Path:
@@ -62,13 +138,26 @@ def load_article(
     *,
     encoding: str = "utf-8",
     stdin: BinaryIO | None = None,
+    html: str = "story",
+    cache: "CacheLayout | None" = None,
+    refresh: bool = False,
 ) -> Article:
-    """Read the article named on the command line: a path, "-" for standard input, or None for the default.
+    """Read the article named on the command line: a path, a link (`http(s)://…`, fetched by
+    `index.fetch`, its page kept in `cache`'s pages folder; None: the default cache folder when it
+    may be used), "-" for standard input, or None for the default. An HTML page is read as its
+    story (`html="story"`, `index.story`) or whole, as laid out (`html="whole"`).
 
     Raises ArticleError for anything the user can fix, so the CLI can print it without a traceback.
     """
     codec = _lookup_codec(encoding)
-    if path is None:
+    if html not in HTML_MODES:
+        raise ArticleError(f"--html must be one of {', '.join(HTML_MODES)}, not {quoted(html)}")
+    charset = None
+    if isinstance(path, str) and is_url(path):
+        source = path
+        label = printable(source)
+        data, charset = _fetch(path, cache, refresh)
+    elif path is None:
         file_path = default_article_path()
         source = DEFAULT_ARTICLE_NAME
         label = f"the {DEFAULT_ARTICLE_NAME} ({file_path})"
@@ -82,12 +171,12 @@ def load_article(
             raise ArticleError("no article path given (the path is an empty string)")
         label = printable(source)
         data = _read_file(pathlib.Path(source), label)
-    fmt = detect(source, data)
+    fmt = detect(source, data) if charset is None else ("pdf" if data.startswith(b"%PDF-") else "html")
     try:
         if fmt == "pdf":
             text = pdf_text(data, label)
         else:
-            text = _decode(data, encoding, codec, label)
+            text = _decode(data, encoding, codec, label) if charset is None else _decode_page(data, charset)
             if not text.strip():  # said as for any text file: empty, or only whitespace
                 fmt = "text"
             elif fmt == "markdown":
@@ -95,12 +184,47 @@ def load_article(
                 text = markdown_text(text, label)
             elif fmt == "html":
                 check_table_size(text, fmt, label)
-                text = html_text(text, label)
+                text = html_story_or_whole(text, label, html)
     except FormatError as err:
         raise ArticleError(str(err)) from None
     if fmt != "text" and not text.strip():
         raise ArticleError(f"{label} has no text a person would read (only markup)")
     return _make_article(text, source, label, fmt)
+
+
+def _fetch(url: str, cache: "CacheLayout | None", refresh: bool) -> tuple[bytes, str]:
+    """The page's bytes and the charset to decode them with ("" when the page does not say)."""
+    from article_qa.index.cache_layout import CacheLayout
+    from article_qa.index.fetch import FetchError, fetch
+
+    layout = cache if cache is not None else CacheLayout.at(None)
+    folder = layout.pages if layout.problem() is None else None  # an unsafe cache folder is not written
+    try:
+        page = fetch(url, folder, refresh=refresh)
+    except FetchError as err:
+        raise ArticleError(str(err)) from None
+    return page.data, page.charset or ""
+
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+
+
+def _decode_page(data: bytes, charset: str) -> str:
+    """A web page's text: in the charset its server named, else the one its `<meta>` names, else
+    UTF-8 (a byte that does not decode becomes U+FFFD, visible, rather than refusing the page)."""
+    names = [charset] if charset else []
+    found = _META_CHARSET.search(data[:8192])
+    if found:
+        names.append(found.group(1).decode("ascii"))
+    for name in names + ["utf-8"]:
+        try:
+            codec = codecs.lookup(name)
+        except LookupError:
+            continue
+        if getattr(codec, "_is_text_encoding", True):
+            text = data.decode(codec.name, errors="replace")
+            return text[1:] if text.startswith("\ufeff") else text
+    return data.decode("utf-8", errors="replace")
 
 
 def article_from_text(text: str, source: str = "<text>") -> Article:

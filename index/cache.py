@@ -11,7 +11,10 @@ it), and users asked where the space went. The folder can be any path (`--index-
 - an index folder whose build lock is held (an `index` or a first question running now) is kept,
   and so is a temporary file of a process still running;
 - `hashes.json` is removed only when it is the tool's checksum cache (every entry a file state and
-  a sha256).
+  a sha256);
+- `pages` (web pages read by URL) is emptied when it holds the marker: its pages and records
+  (`<32 hex>.page`, `<32 hex>.json`) and dead processes' temporary files go, anything else stays
+  (and with it the folder).
 
 What was made by a version without markers is recognised by its layout but kept (the caller says
 so: it can be removed by hand). The chat history is kept: it is what the user typed, not a cache.
@@ -33,9 +36,12 @@ from typing import Iterator
 
 from article_qa.index.cache_layout import (
     CHAT_HISTORY,
+    CORPUS_DATA_FILES,
+    CORPUS_DATABASE,
     EXPORTS,
     HASH_CACHE_FILE,
     INDEX_LOCK,
+    PAGES,
     SIDECAR,
     CacheLayout,
     is_index_folder_name,
@@ -57,8 +63,10 @@ from article_qa.index.store import DATA_FILES
 _LEGACY_EXPORT = re.compile(r"(encoder|reader)-[0-9a-f]{16}\.onnx")  # the single-file exports of 0.1
 _HASH_KEY = re.compile(r".+\|\d+\|\d+\|\d+\|\d+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_PAGE_FILE = re.compile(r"[0-9a-f]{32}\.(?:page|json)")
 _TEMP_BASES = {f".{HASH_CACHE_FILE}", f".{CHAT_HISTORY}", f".{MARKER}"}
-_KIND_NAMES = {"index": "article indexes", "models": "model exports (ONNX)", "hashes": "checksum cache",
+_KIND_NAMES = {"index": "article indexes", "models": "model exports (ONNX)", "pages": "web pages read by URL",
+               "hashes": "checksum cache",
                "history": "chat history", "other": "not article-qa's"}
 # Why `clear_cache` kept something, in the order they are reported.
 KEPT = {
@@ -162,6 +170,8 @@ def _clear_entry(path: Path, entry: CacheEntry, cleared: Cleared) -> None:
         _clear_index(path, entry.size, cleared)
     elif entry.kind == "models":
         _clear_exports(path, entry.size, cleared)
+    elif entry.kind == "pages":
+        _clear_pages(path, entry.size, cleared)
     elif entry.kind == "hashes" and temp_base(path.name) is not None and not is_stale_temp(path.name):
         cleared.keep("in use", entry.size)  # being written by a process still running
     elif entry.kind == "hashes":
@@ -189,7 +199,8 @@ def _index_file(entry: os.DirEntry) -> bool:
     if entry.is_dir(follow_symlinks=False):
         return False
     name = entry.name
-    return (name in (SIDECAR, MARKER) or name.startswith(INDEX_LOCK) or temp_base(name) is not None
+    return (name in (SIDECAR, MARKER, CORPUS_DATABASE, CORPUS_DATABASE + "-journal") or name.startswith(INDEX_LOCK)
+            or temp_base(name) is not None or CORPUS_DATA_FILES.fullmatch(name) is not None
             or any(p.fullmatch(name) for p in DATA_FILES.values()))
 
 
@@ -227,6 +238,33 @@ def _clear_exports(folder: Path, size: int, cleared: Cleared) -> None:
             left += 1
             continue
         _remove(path)
+        cleared.freed += entry_size
+    if not left:
+        os.unlink(folder / MARKER)
+        os.rmdir(folder)
+
+
+def _clear_pages(folder: Path, size: int, cleared: Cleared) -> None:
+    """Remove the saved pages and records and dead temporary files of a marked `pages` folder; the
+    folder goes too when nothing else is left in it."""
+    if not is_marked(folder):
+        return cleared.keep("unmarked", size)
+    left = 0
+    for entry in os.scandir(folder):
+        if entry.name == MARKER:
+            continue
+        entry_size = _size(Path(entry.path))
+        if temp_base(entry.name) is not None and not entry.is_dir(follow_symlinks=False):
+            reason = None if is_stale_temp(entry.name) else "in use"
+        elif _PAGE_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            reason = None
+        else:
+            reason = "foreign"
+        if reason:
+            cleared.keep(reason, entry_size)
+            left += 1
+            continue
+        os.unlink(entry.path)
         cleared.freed += entry_size
     if not left:
         os.unlink(folder / MARKER)
@@ -280,6 +318,8 @@ def _kind(path: Path) -> str:
             return "other"  # another user's folder, or one others may write to: not ours to empty
         if path.name == EXPORTS:
             return "models"
+        if path.name == PAGES:
+            return "pages"
         if is_index_folder_name(path.name):
             return "index"
         return "other"

@@ -4,9 +4,11 @@ The folder is `--index-dir`, else `$ARTICLE_QA_INDEX_DIR`, else the user's cache
 ~/.cache/article-qa); `~` is expanded in either. Inside it:
 
     <16 hex>-<8 hex>/   one article's index: index.json and its data files   `index_folder`
+                        (or a corpus's: corpus.sqlite and its search files, `corpus_store`)
     onnx/               the ONNX exports of the encoder and the reader         `exports`
     hashes.json         checksums of big files, by inode, size and ctime       `hash_cache`
     chat_history        the chat's line history (what the user typed)          `chat_history`
+    pages/              web pages read by URL: <32 hex>.page and .json        `pages`
 
 Everything that needs one of these asks a `CacheLayout` for it, so that the names and the rule
 for choosing the folder live here only. Whether the folder may be used at all is
@@ -27,6 +29,11 @@ INDEX_LOCK = ".lock"  # in an index folder: held while the index is built
 EXPORTS = "onnx"
 HASH_CACHE_FILE = "hashes.json"
 CHAT_HISTORY = "chat_history"
+PAGES = "pages"  # web pages fetched by URL (index/fetch.py)
+# In a corpus's index folder (`index/corpus_store.py`): its database (and SQLite's journal beside
+# it while a write is in progress) and its two search files.
+CORPUS_DATABASE = "corpus.sqlite"
+CORPUS_DATA_FILES = re.compile(r"(vectors|lexical)-[0-9a-f]{16}\.(npz|faiss|tantivy)")
 _INDEX_FOLDER = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
 
 
@@ -73,6 +80,10 @@ class CacheLayout:
     @property
     def chat_history(self) -> Path:
         return self.root / CHAT_HISTORY
+
+    @property
+    def pages(self) -> Path:
+        return self.root / PAGES
 
     def index_folder(self, article_sha256: str, model_name: str) -> Path:
         return self.root / index_key(article_sha256, model_name)

@@ -5,9 +5,14 @@ and answers, and an HTML article's tags hid its answers from the reader. Each fo
 the text a reader of the rendered document sees; that text *is* the article from then on: every
 offset the tool reports counts characters of it (`article-qa text FILE` prints it).
 
+An HTML page is read as the story it carries by default (`html_story_or_whole`, `index/story.py`:
+the headline and the body's paragraphs, no menus, share buttons or related links), or whole, as laid
+out (`--html whole`), for pages that are not stories; a page with no story found is read whole,
+with a FormatWarning that says so.
+
 Well-kept libraries do the parsing, imported only for their file type: markdown-it-py (CommonMark;
-already installed as a dependency of rich), inscriptis (HTML to text with the page's layout: blocks,
-lists, tables), pypdf (pure Python PDF text extraction).
+already installed as a dependency of rich), trafilatura (a news page's main text), inscriptis (HTML
+to text with the page's layout: blocks, lists, tables), pypdf (pure Python PDF text extraction).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import warnings
 
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd", ".mkdn")
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
+HTML_MODES = ("story", "whole")  # --html: the page's story (the default), or the whole page as laid out
 _HTML_START = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]", re.I | re.S)
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n.*?\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
 
@@ -181,6 +187,26 @@ def _inline(children) -> str:
 
 
 # --- HTML ---------------------------------------------------------------------------------------------
+
+
+def html_story_or_whole(source: str, label: str = "the article", mode: str = "story") -> str:
+    """The text of an HTML page: its story (`index.story.story_text`) with mode "story", else, and
+    when no story is found (said in one FormatWarning), the whole page as `html_text` lays it out.
+    A page past libxml2's depth limit is read whole at once (`html_text` says so)."""
+    if mode == "story" and source.strip():
+        tree, too_deep = _html_tree(source)
+        if not too_deep:
+            from article_qa.index.story import story_text
+
+            try:
+                story = story_text(tree)
+            except RecursionError:
+                story = None
+            if story:
+                return story
+            warnings.warn(f"{label}: no story found in the page; it is read whole, menus and links included "
+                          "(--html whole reads it so without this warning)", FormatWarning, stacklevel=2)
+    return html_text(source, label)
 
 
 def html_text(source: str, label: str = "the article") -> str:

@@ -22,10 +22,15 @@ TokenSpans = Callable[[str], list[tuple[int, int]]]
 
 @dataclass(frozen=True)
 class Passage:
+    """`text == article[start:end]`. `index` is unique within the index it came from: the order in a
+    single article's index, the passage id in a corpus. `article` names the passage's article in a
+    corpus (an `index.article.ArticleRef`); None in a single article's index, whose article it is."""
+
     index: int
     start: int
     end: int
     text: str
+    article: object = None
 
 
 @dataclass(frozen=True)

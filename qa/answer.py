@@ -61,6 +61,7 @@ class Answer:
     hits: tuple[Hit, ...]
     best_guess: Candidate | None = None  # only when not answered
     read_as: str | None = None  # the question as the reader read it, when a follow-up was rewritten
+    article: object = None  # the `ArticleRef` of the answer's (or best guess's) article; its offsets count there
 
     @property
     def answered(self) -> bool:
@@ -87,21 +88,29 @@ class Answer:
 
     def to_dict(self) -> dict:
         """The JSON shape of `--json`, batch output and the web API."""
+        named = {} if self.article is None else {"article": self.article.to_dict()}
         answer = None
         if self.answered:
-            answer = Candidate(self.text, self.start, self.end, self.score).to_dict()
+            answer = {**Candidate(self.text, self.start, self.end, self.score).to_dict(), **named}
         out = {"question": self.question}
         if self.read_as is not None and self.read_as != self.question:
             out["read_as"] = self.read_as
         out["verdict"] = self.verdict
         out["answer"] = answer
-        out["best_guess"] = self.best_guess.to_dict() if self.best_guess else None
+        out["best_guess"] = {**self.best_guess.to_dict(), **named} if self.best_guess else None
         out["confidence"] = self.confidence
         out["passages"] = [
-            {"text": h.passage.text, "start": h.passage.start, "end": h.passage.end, "score": round(h.score, 4)}
+            {"text": h.passage.text, "start": h.passage.start, "end": h.passage.end, "score": round(h.score, 4),
+             **_article_of(h.passage, named)}
             for h in self.hits
         ]
         return out
+
+
+def _article_of(passage, named: dict) -> dict:
+    """A passage's `"article"`: its own (in a corpus), else the answer's (one article's index)."""
+    ref = getattr(passage, "article", None)
+    return named if ref is None else {"article": ref.to_dict()}
 
 
 @dataclass(frozen=True)

@@ -442,7 +442,8 @@ def is_follow_up(question: str) -> bool:
 READING_PREFERENCE = 0.05  # probability a later (less plausible) reading of a follow-up gives up per rank
 
 
-def ask_in_context(qa, questions: list[str], histories: list[list[Turn]]) -> list:
+def ask_in_context(qa, questions: list[str], histories: list[list[Turn]],
+                   within: list[str | None] | None = None) -> list:
     """Answers to questions asked after their conversations' `histories`, from `qa.ask_many`.
 
     A follow-up may have several readings (`readings`); all are answered in one batch and the one
@@ -451,7 +452,11 @@ def ask_in_context(qa, questions: list[str], histories: list[list[Turn]]) -> lis
     """
     options = [readings(q, h) for q, h in zip(questions, histories)]
     asked = [q for q, opts in zip(questions, options) for _ in opts]
-    answers = qa.ask_many(asked, [c for opts in options for c in opts])
+    contexts = [c for opts in options for c in opts]
+    if within is not None and any(w is not None for w in within):  # each reading keeps its question's article
+        answers = qa.ask_many(asked, contexts, [w for w, opts in zip(within, options) for _ in opts])
+    else:
+        answers = qa.ask_many(asked, contexts)
     return _chosen_readings(options, answers, lambda answer: answer.score)
 
 
@@ -547,7 +552,7 @@ class Conversations:
                 self._by_id.popitem(last=False)  # the least recently used
         return conversation
 
-    def ask_many(self, asked: list[tuple[str | None, str]]) -> list:
+    def ask_many(self, asked: list[tuple[str | None, str]], within: list[str | None] | None = None) -> list:
         """Answers to (conversation id, question) pairs, in order, in one batched call; a question
         without an id stands alone. One call holds at most one question of a conversation: a
         conversation's turns depend on each other, so they are asked in calls one after another."""
@@ -555,7 +560,8 @@ class Conversations:
         ids = [cid for cid, _ in asked if cid is not None]
         if len(ids) != len(set(ids)):
             raise ValueError("one call asks at most one question of each conversation")
-        answers = ask_in_context(self.qa, [q for _, q in asked], [c.turns if c else [] for c in conversations])
+        answers = ask_in_context(self.qa, [q for _, q in asked], [c.turns if c else [] for c in conversations],
+                                 within)
         if len(answers) != len(asked):  # zip would drop questions silently
             raise RuntimeError(f"{len(answers)} answers for {len(asked)} questions")
         for conversation, answer in zip(conversations, answers):

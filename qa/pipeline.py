@@ -8,6 +8,7 @@ from drifting apart.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from article_qa.index.embedding_model import resolve_model
 from article_qa.index.embeddings import Embedder, Progress
 from article_qa.index.parallel import Loading
 from article_qa.index.passages import Chunking
+from article_qa.index.printable import quoted
 from article_qa.index.store import ArticleIndex, open_index
 from article_qa.qa.answer import Answer, Decision, decide
 from article_qa.qa.confidence import Calibrator
@@ -52,6 +54,9 @@ class Settings:
     wide_k: int = 6
     wide_floor: float = 0.3
     decision: Decision = field(default_factory=Decision)
+    # In a corpus: the id of the one article every question is limited to (`--within`), unless a
+    # question names its own; None: all of them.
+    within: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,12 @@ def first_use(model: str | None = None, reader: str | None = None, index_dir: st
 
 
 class ArticleQA:
-    """Question answering over one article. Cheap to construct; models load on first use."""
+    """Question answering over one article, or over a corpus of many (`open_corpus`). Cheap to
+    construct; models load on first use.
+
+    Over a corpus every answer names its article (`Answer.article`) and its offsets count in that
+    article's text (`text_of`); the reader's candidates are decided article by article, so an
+    answer and the candidates it is weighed against come one per article."""
 
     def __init__(self, index: ArticleIndex, reader_name: str | None = None, settings: Settings | None = None,
                  cache: CacheLayout | None = None, runtime: str = "auto"):
@@ -159,9 +169,75 @@ class ArticleQA:
         index = open_index(article, embedder, chunking, layout.root, progress=progress, rebuild=rebuild)
         return cls(index, reader, settings, cache=cache, runtime=runtime)
 
+    @classmethod
+    def open_corpus(
+        cls,
+        articles,
+        *,
+        model: str | None = None,
+        reader: str | None = None,
+        index_dir: str | Path | None = None,
+        chunking: Chunking = Chunking(),
+        settings: Settings | None = None,
+        progress: Progress | None = None,
+        rebuild: bool = False,
+        encoding: str = "utf-8",
+    ) -> "ArticleQA":
+        """Open a corpus: `articles` are `--article` values (files, folders, globs, JSON Lines
+        files; `index.corpus_sources`) or a `Listing` of them. Its index is brought up to date
+        article by article (`index.corpus_store`); `qa.index.status.changes` says what changed."""
+        from article_qa.index.corpus_sources import Listing, list_corpus
+        from article_qa.index.corpus_store import open_corpus
+        from article_qa.index.onnx_export import chosen_runtime
+
+        listing = articles if isinstance(articles, Listing) else list_corpus([str(a) for a in articles])
+        layout = CacheLayout.at(index_dir)
+        runtime = chosen_runtime()
+        cache = layout if layout.problem() is None else None
+        embedder = Embedder(resolve_model(model, hash_cache=cache.hash_cache if cache else None),
+                            export_dir=cache.exports if cache else None, runtime=runtime)
+        index = open_corpus(listing, embedder, chunking, layout.root, progress=progress, rebuild=rebuild,
+                            encoding=encoding)
+        return cls(index, reader, settings, cache=cache, runtime=runtime)
+
+    @property
+    def is_corpus(self) -> bool:
+        return getattr(self.index, "is_corpus", False)
+
     @property
     def article(self) -> Article:
+        """The one article (a corpus has many: `text_of`, `index.refs`)."""
+        if self.is_corpus:
+            raise TypeError("a corpus has many articles: use text_of(answer) or index.refs")
         return self.index.article
+
+    @property
+    def article_count(self) -> int:
+        return len(self.index) if self.is_corpus else 1
+
+    def text_of(self, answer_or_ref=None) -> str:
+        """The text an answer's offsets count in (its article's), or that of an `ArticleRef`."""
+        if not self.is_corpus:
+            return self.index.article.text
+        ref = getattr(answer_or_ref, "article", answer_or_ref)
+        if ref is None:
+            raise ValueError("this answer names no article (nothing was found)")
+        return self.index.text_of(ref.id)
+
+    def resolve_within(self, value: str | None) -> str | None:
+        """The article id `value` (an id or a path) names, for `--within` or a batch line's
+        "article"; raises ValueError with a one-line message when the index has no such article."""
+        if value is None:
+            return None
+        if self.is_corpus:
+            try:
+                return self.index.resolve(value)
+            except KeyError as err:
+                raise ValueError(err.args[0]) from None
+        ref = self.index.article.ref()
+        if value in (ref.id, ref.source) or os.path.realpath(value) == os.path.realpath(ref.source):
+            return None  # the only article there is
+        raise ValueError(f"no article {quoted(value)} here: the index holds only {quoted(ref.id)}")
 
     @property
     def reader(self) -> Reader:
@@ -191,7 +267,7 @@ class ArticleQA:
         """The same models and settings over another article: its own index, this pipeline's
         encoder and reader, so reading many articles (eval, calibration) loads each model once."""
         index = open_index(article, self.index.embedder, self.index.chunking, CacheLayout.at(index_dir).root)
-        view = ArticleQA(index, self.reader_name, self.settings, self.cache, self.runtime)
+        view = ArticleQA(index, self.reader_name, replace(self.settings, within=None), self.cache, self.runtime)
         view._reader = self._reader
         return view
 
@@ -204,21 +280,25 @@ class ArticleQA:
     def ask(self, question: str) -> Answer:
         return self.ask_many([question])[0]
 
-    def ask_many(self, questions: list[str], contexts: list[Contextual] | None = None) -> list[Answer]:
-        """Answers in the order of `questions`; `contexts` carries rewritten follow-ups."""
+    def ask_many(self, questions: list[str], contexts: list[Contextual] | None = None,
+                 within: list[str | None] | None = None) -> list[Answer]:
+        """Answers in the order of `questions`; `contexts` carries rewritten follow-ups; `within`
+        limits each question to one article of a corpus (an id; None: Settings.within)."""
         if not questions:
             return []
-        return [answer for _, answer in self.evidence_many(questions, contexts)]
+        return [answer for _, answer in self.evidence_many(questions, contexts, within)]
 
-    def evidence_many(self, questions: list[str], contexts: list[Contextual] | None = None
-                      ) -> list[tuple[Evidence, Answer]]:
+    def evidence_many(self, questions: list[str], contexts: list[Contextual] | None = None,
+                      within: list[str | None] | None = None) -> list[tuple[Evidence, Answer]]:
         """Each question's evidence and the answer decided from it, in order: search, one reader
         pass over the best passages, and for the questions that would go unanswered a second pass
         over the further passages (Settings.wide_k), keeping the more confident reading."""
         contexts = contexts or [Contextual(q, q) for q in questions]
         read = self._reader_questions(list(dict.fromkeys(questions)), contexts)
         self._reader.start()  # loads while the question is encoded and searched
-        deep = self.search_many(contexts, max(self.settings.k, self.settings.wide_k))
+        depth = max(self.settings.k, self.settings.wide_k)
+        deep = (self.search_many(contexts, depth, within) if within is not None and any(w is not None for w in within)
+                else self.search_many(contexts, depth))
         hits = [h[: self.settings.k] for h in deep]
         evidence = [Evidence(q, c, r, s, h) for q, c, r, s, h in zip(questions, contexts, read,
                                                                          self.read_many(read, hits), hits)]
@@ -249,16 +329,45 @@ class ArticleQA:
 
     def decide(self, evidence: Evidence) -> Answer:
         """The answer `evidence` makes under this pipeline's decision. The confidence weighs the
-        question the reader read (shortened when too long)."""
-        q, c = evidence.question, evidence.context
-        answer = decide(q, self.article.text, evidence.spans, evidence.hits, self.settings.decision,
-                        reading=evidence.read.question)
-        return replace(answer, read_as=c.question if c.question != q else None)
+        question the reader read (shortened when too long).
 
-    def ask_in_context(self, questions: list[str], histories: list[list[Turn]]) -> list[Answer]:
+        Over a corpus each article's candidates are decided on their own, over that article's text
+        and hits, and the most likely article's answer wins (an answer beats a best guess): at most
+        one answer per article, and one article's repeated candidates never vouch for each other
+        across articles. The answer keeps every hit, each naming its article."""
+        q, c = evidence.question, evidence.context
+        read_as = c.question if c.question != q else None
+        if not self.is_corpus:
+            answer = decide(q, self.index.article.text, evidence.spans, evidence.hits, self.settings.decision,
+                            reading=evidence.read.question)
+            return replace(answer, read_as=read_as, article=self._single_ref())
+        by_article: dict[str, list[Span]] = {}
+        for span in evidence.spans:
+            by_article.setdefault(span.passage.article.id, []).append(span)
+        best = None
+        for article_id, spans in by_article.items():
+            hits = [h for h in evidence.hits if h.passage.article.id == article_id]
+            answer = decide(q, self.index.text_of(article_id), spans, hits, self.settings.decision,
+                            reading=evidence.read.question)
+            if answer.answered or answer.best_guess is not None:
+                answer = replace(answer, article=self.index.refs[article_id])
+            if best is None or (answer.answered, answer.score) > (best.answered, best.score):
+                best = answer
+        if best is None:
+            return Answer(q, None, None, None, 0.0, tuple(evidence.hits), read_as=read_as)
+        return replace(best, hits=tuple(evidence.hits), read_as=read_as)
+
+    def _single_ref(self):
+        ref = getattr(self, "_ref", None)
+        if ref is None:
+            ref = self._ref = self.index.article.ref()
+        return ref
+
+    def ask_in_context(self, questions: list[str], histories: list[list[Turn]],
+                       within: list[str | None] | None = None) -> list[Answer]:
         """Answers to questions asked after their conversations' `histories`
         (`qa.conversation.ask_in_context`)."""
-        return ask_in_context(self, questions, histories)
+        return ask_in_context(self, questions, histories, within)
 
     def _reader_questions(self, questions: list[str], contexts: list[Contextual]) -> list[Contextual]:
         """What the reader reads: the question sentence of a question too long for it (retrieval
@@ -286,11 +395,16 @@ class ArticleQA:
             read.append(context)
         return read
 
-    def search_many(self, contexts: list[Contextual], k: int) -> list[list[Hit]]:
-        """The k best passages for each question (one encoder call, one FAISS search)."""
+    def search_many(self, contexts: list[Contextual], k: int,
+                    within: list[str | None] | None = None) -> list[list[Hit]]:
+        """The k best passages for each question (one encoder call, one search); over a corpus,
+        within the article each `within` names (else Settings.within; None: all)."""
         queries = [c.query for c in contexts]
         vectors = self.index.embedder.encode(queries)
-        return retrieve(self.index, vectors, queries, k, self.settings.dense_weight)
+        if not self.is_corpus:
+            return retrieve(self.index, vectors, queries, k, self.settings.dense_weight)
+        limits = [self.settings.within if w is None else w for w in (within or [None] * len(queries))]
+        return self.index.search(vectors, queries, k, self.settings.dense_weight, limits)
 
     def read_many(self, contexts: list[Contextual], hits: list[list[Hit]]) -> list[list[Span]]:
         """Candidate spans from the passages retrieved for each question (one reader pass)."""

@@ -20,7 +20,7 @@ CHAT_HELP = """Commands (the colon is optional for help, quit and exit; Tab comp
   :help        this help
   :sources     show or hide the passages under each answer (now {sources})
   :show N      show passage N of the last answer whole
-  :open FILE   ask about another article (text, Markdown, HTML or PDF)
+  :open FILE   ask about another article (text, Markdown, HTML or PDF; or a link, https://…)
   :k N         read N passages per question (now {k})
   :reset       forget the conversation so far (follow-ups start afresh)
   :quit        leave (Ctrl-D works too; Ctrl-C cancels the current line or answer)
@@ -33,9 +33,12 @@ HISTORY_LENGTH = 1000
 
 
 def banner(qa) -> str:
-    from article_qa.index.printable import printable
+    """The chat's first line: which article answers (`terminal.naming.article_name`), and its size."""
+    from article_qa.terminal.naming import article_name
 
-    return f"article-qa chat · {printable(qa.article.source)} · {len(qa.index.passages)} passages"
+    if getattr(qa, "is_corpus", False):
+        return f"article-qa chat · {qa.article_count} articles · {qa.index.passage_count} passages"
+    return f"article-qa chat · {article_name(qa.article)} · {len(qa.index.passages)} passages"
 
 
 def clean(question: str) -> str:
@@ -96,7 +99,7 @@ class Chat:
             self.answer(text)
 
     def answer(self, text: str) -> None:
-        from article_qa.terminal.render import show
+        from article_qa.terminal.render import show_answer
 
         try:
             answer = self.conversation.ask(clean(text))
@@ -109,7 +112,7 @@ class Chat:
         self.last = answer
         if not self.interactive:
             typer.echo(f"Q: {answer.question}")
-        show(answer, self.qa.article.text, self.view())
+        show_answer(self.qa, answer, self.view())
         typer.echo("")
 
     def command(self, text: str) -> Optional[str]:
@@ -157,7 +160,10 @@ class Chat:
         except ValueError:
             typer.echo(f"article-qa: :show takes a passage number from 1 to {len(hits)}", err=True)
             return
-        print_lines(passage_lines(self.last, self.qa.article.text, hits[number - 1], number))
+        hit = hits[number - 1]
+        corpus = getattr(self.qa, "is_corpus", False)
+        text = self.qa.text_of(hit.passage.article) if corpus else self.qa.article.text
+        print_lines(passage_lines(self.last, text, hit, number, titled=corpus and self.qa.article_count > 1))
         typer.echo("")
 
     def open(self, argument: str) -> None:
@@ -165,9 +171,12 @@ class Chat:
         from article_qa.index.article import ArticleError
 
         if not argument:
-            typer.echo("article-qa: :open takes a file name", err=True)
+            typer.echo("article-qa: :open takes a file name or a link", err=True)
             return
-        path = os.path.expanduser(argument.strip("'\""))
+        from article_qa.index.article import is_url
+
+        path = argument.strip("'\"")
+        path = path if is_url(path) else os.path.expanduser(path)
         if path == "-":
             typer.echo("article-qa: :open needs a file (stdin holds the questions)", err=True)
             return

@@ -7,6 +7,7 @@ one plain line per step, as logs want it, and no bars at all.
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,22 +76,57 @@ def progress_bar(label: str) -> tuple[Optional[Callable[[int, Optional[int]], No
     return update, activity
 
 
-def open_article_qa(article, encoding, index_dir, model, reader, k, rebuild: bool = False):
-    """The pipeline for `article` (a path, "-", None, or an `Article`), saying what takes time:
-    preparing the models the first time and indexing an article not seen before."""
-    from article_qa.index.article import Article, load_article
+def read_article(article, encoding: str = "utf-8", index_dir=None, html: str = "story", refresh: bool = False):
+    """The `Article` named on the command line (a path, a link, "-" or None), a link's page kept
+    in the cache folder of `index_dir`; on a terminal a spinner while a link is fetched."""
+    from article_qa.index.article import is_url, load_article
+    from article_qa.index.cache_layout import CacheLayout
+    from article_qa.index.printable import printable
+
+    if article == "-" and sys.stdin.isatty():
+        typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
+    activity = Activity()
+    if is_url(article) and activity.live:
+        activity.step(f"Opening {printable(article)}")
+    try:
+        return load_article(article, encoding=encoding, html=html, cache=CacheLayout.at(index_dir), refresh=refresh)
+    finally:
+        activity.stop()
+
+
+def article_specs(article) -> list[str] | None:
+    """The `--article` values as a list (None: the shipped article); one `Article` stays one."""
+    if article is None or isinstance(article, (str, os.PathLike)):
+        return None if article is None else [os.fspath(article)]
+    if isinstance(article, (list, tuple)):
+        return [os.fspath(a) for a in article] or None
+    return None
+
+
+def open_article_qa(article, encoding, index_dir, model, reader, k, rebuild: bool = False,
+                    within: str | None = None, html: str = "story", refresh: bool = False):
+    """The pipeline for `article` (a path, a link, "-", None, an `Article`, or several `--article`
+    values: a corpus, `index.corpus_sources`), saying what takes time: fetching a link, preparing
+    the models the first time and indexing an article (or a corpus's new and changed articles) not
+    seen before. `within` limits every question to one article of a corpus (an id or a path)."""
+    from article_qa.index.article import DEFAULT_ARTICLE_NAME, Article, is_url
+    from article_qa.index.corpus_kind import is_corpus
     from article_qa.index.printable import printable
     from article_qa.qa.pipeline import ArticleQA, first_use
     from article_qa.terminal.process import offline_unless_hub, quiet_libraries
 
     quiet_libraries()
     offline_unless_hub(model, reader)
-    if article == "-" and sys.stdin.isatty():
-        typer.echo("reading the article from standard input; end with Ctrl-D", err=True)
+    specs = article_specs(article)
+    if is_corpus(specs):
+        return _open_corpus(specs, encoding, index_dir, model, reader, k, rebuild, within)
+    if specs is not None:
+        article = specs[0]
     if not isinstance(article, Article):
-        article = load_article(article, encoding=encoding)
+        article = read_article(article, encoding, index_dir, html, refresh)
     activity = Activity()
-    shown = article.source if article.source in ("default article", "<stdin>") else Path(article.source).name
+    source = article.source
+    shown = source if source in (DEFAULT_ARTICLE_NAME, "<stdin>") or is_url(source) else Path(source).name
     name = printable(shown)
 
     def progress(done: int, total: int) -> None:
@@ -109,7 +145,51 @@ def open_article_qa(article, encoding, index_dir, model, reader, k, rebuild: boo
             qa.prepare()
     finally:
         activity.stop()
+    if within is not None:
+        from article_qa.terminal.messages import UserError
+
+        try:
+            qa.resolve_within(within)
+        except ValueError as err:
+            raise UserError(str(err)) from None
     return qa.with_settings(k=k)
+
+
+def _open_corpus(specs, encoding, index_dir, model, reader, k, rebuild, within):
+    """A corpus's pipeline; each article that could not be read is said by name, on stderr."""
+    from article_qa.index.corpus_sources import list_corpus
+    from article_qa.index.printable import printable
+    from article_qa.qa.pipeline import ArticleQA, first_use
+    from article_qa.terminal.messages import UserError, warn
+
+    listing = list_corpus(specs)
+    activity = Activity()
+
+    def progress(done: int, total: int) -> None:
+        label = f"Indexing {len(listing.entries)} articles: {total} new passage{'' if total == 1 else 's'}"
+        if not activity.has(label):
+            activity.step(label, total)
+        activity.advance(label, done, total)
+
+    try:
+        preparing = first_use(model, reader, index_dir)
+        if preparing:
+            activity.step(PREPARING)
+        qa = ArticleQA.open_corpus(listing, model=model, reader=reader, index_dir=index_dir, progress=progress,
+                                   rebuild=rebuild, encoding=encoding)
+        if preparing:
+            qa.prepare()
+    finally:
+        activity.stop()
+    for skipped in qa.index.status.changes.skipped:
+        named = skipped.reason if printable(skipped.source) in skipped.reason else \
+            f"{printable(skipped.source)}: {skipped.reason}"
+        warn(f"{named} (skipped; the other articles are indexed)")
+    try:
+        limit = qa.resolve_within(within)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    return qa.with_settings(k=k, within=limit)
 
 
 @contextmanager

@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
 from article_qa.index.printable import BIDI_CONTROLS, SEPARATORS, escape_char
 from article_qa.qa.answer import CLOSEST_TEXT, NO_ANSWER_TEXT, NOT_SURE_TEXT, Answer, percent
@@ -54,6 +55,7 @@ class View:
     sources: bool = False
     clip: int | None = None
     weak_ratio: float = Settings.read_ratio
+    titled: bool = False  # name the article on the answer line and on passages (an index of many)
 
 
 @dataclass(frozen=True)
@@ -96,23 +98,37 @@ def shown_hits(answer: Answer, weak_ratio: float = Settings.read_ratio) -> list[
         return []
     best = max(h.score for h in answer.hits)
     span = _span(answer)
-    holding = next((h for h in answer.hits if span and h.passage.start <= span[0] and span[1] <= h.passage.end), None)
+    holding = next((h for h in answer.hits if span and _same_article(answer, h.passage)
+                    and h.passage.start <= span[0] and span[1] <= h.passage.end), None)
     kept = [h for h in answer.hits if h is holding or (h.score >= WEAK_MATCH and h.score >= weak_ratio * best)]
     return sorted(kept, key=lambda h: h is not holding)  # stable: the rest keep their order
 
 
-def answer_lines(answer: Answer, article: str, view: View = View()) -> list[Line]:
-    """The lines that show `answer` (over the article text `article`)."""
+def _same_article(answer: Answer, passage) -> bool:
+    """Whether `passage` is of the answer's article (always, in one article's index)."""
+    ref = getattr(passage, "article", None)
+    return ref is None or ref == answer.article
+
+
+def _title(ref) -> str:
+    return one_line(ref.title or ref.id)
+
+
+def answer_lines(answer: Answer, article: str, view: View = View(),
+                 text_of: Callable[[object], str] | None = None) -> list[Line]:
+    """The lines that show `answer` (over the article text `article`, its own article's); in a
+    corpus `text_of(ref)` gives the text of a passage's other article."""
     lines = []
+    named = (Segment(f"  · {_title(answer.article)}", "head"),) if view.titled and answer.article else ()
     if answer.read_as and answer.read_as != answer.question:
         lines.append(Line((Segment(f"read as: {one_line(answer.read_as)}", "dim"),), one_line=True))
     if answer.answered:
         lines.append(Line((Segment("Answer: ", "label"), Segment(one_line(answer.text), "answer"),
-                           Segment(f"  (confidence {percent(answer.score)})", "dim"))))
+                           Segment(f"  (confidence {percent(answer.score)})", "dim")) + named))
     elif answer.best_guess is not None:
         guess = answer.best_guess
         lines.append(Line((Segment(NOT_SURE_TEXT, "unsure"), Segment(f" {CLOSEST_TEXT} "),
-                           Segment(f"“{one_line(guess.text)}”", "guess"), Segment(f" ({percent(guess.score)})."))))
+                           Segment(f"“{one_line(guess.text)}”", "guess"), Segment(f" ({percent(guess.score)}).")) + named))
     else:
         lines.append(Line((Segment(NO_ANSWER_TEXT, "unsure"),)))
     span = _span(answer)
@@ -134,18 +150,24 @@ def answer_lines(answer: Answer, article: str, view: View = View()) -> list[Line
         else:
             lines.append(Line((Segment("Passages", "head"),)))
         for number, hit in enumerate(hits, 1):
-            lines.extend(passage_lines(answer, article, hit, number, view.clip))
+            own = _same_article(answer, hit.passage) or text_of is None
+            lines.extend(passage_lines(answer, article if own else text_of(hit.passage.article), hit, number,
+                                       view.clip, titled=view.titled))
     return lines
 
 
-def passage_lines(answer: Answer, article: str, hit: Hit, number: int, limit: int | None = None) -> list[Line]:
-    """Passage `number`: where it is and how well it matches the question, then its text (cut to
-    about `limit` characters around the answer, or from its start), the answer marked when inside."""
+def passage_lines(answer: Answer, article: str, hit: Hit, number: int, limit: int | None = None,
+                  titled: bool = False) -> list[Line]:
+    """Passage `number`: where it is (in a corpus, `titled`: in which article) and how well it
+    matches the question, then its text (cut to about `limit` characters around the answer, or from
+    its start), the answer marked when inside. `article` is the passage's own article's text."""
     p = hit.passage
     where = locate(article, p.start, p.end)
-    head = Line((Segment(f"[{number}] ", "head"),
-                 Segment(f"{where.paragraphs}, characters {p.start}-{p.end}, match {hit.score:.2f}", "dim")))
-    span = _span(answer)
+    ref = getattr(p, "article", None)
+    title = (Segment(f"{_title(ref)} · ", "head"),) if titled and ref is not None else ()
+    head = Line((Segment(f"[{number}] ", "head"),) + title +
+                (Segment(f"{where.paragraphs}, characters {p.start}-{p.end}, match {hit.score:.2f}", "dim"),))
+    span = _span(answer) if _same_article(answer, p) else None
     inside = span if span and p.start <= span[0] and span[1] <= p.end else None
     focus = inside or (p.start, p.start)
     left, right = clip(article, p.start, p.end, focus[0], focus[1], limit) if limit else (p.start, p.end)
@@ -210,5 +232,14 @@ def print_lines(lines: list[Line]) -> None:
         typer.echo(plain_text(lines))
 
 
-def show(answer: Answer, article: str, view: View = View()) -> None:
-    print_lines(answer_lines(answer, article, view))
+def show(answer: Answer, article: str, view: View = View(), text_of: Callable[[object], str] | None = None) -> None:
+    print_lines(answer_lines(answer, article, view, text_of))
+
+
+def show_answer(qa, answer: Answer, view: View = View()) -> None:
+    """Show an answer of the pipeline `qa`, over its own article's text; over a corpus of more
+    than one article, the answer line and the passages name their article."""
+    if not getattr(qa, "is_corpus", False):
+        return show(answer, qa.article.text, view)
+    text = qa.text_of(answer) if answer.article is not None else ""
+    show(answer, text, replace(view, titled=qa.article_count > 1), qa.text_of)

@@ -262,3 +262,21 @@ def test_the_text_view_shows_an_articles_escapes_literally_on_a_terminal(tmp_pat
     piped = subprocess.run([sys.executable, "-c", "from article_qa import cli; cli.main()", "text", "--article", str(article)],
                            capture_output=True, env=env, timeout=60)
     assert piped.stdout == article.read_bytes()  # a pipe still gets the exact text every offset counts in
+
+
+def test_ask_on_a_terminal_names_the_article_it_answers_from(term_env):
+    """A user who forgot --article sees which article said "does not say"; the line fits 80 columns."""
+    term = Terminal(["ask", "Who is buying Yahoo?"], term_env)
+    assert term.finish() == 0
+    lines = [line for line in term.lines() if line]
+    assert lines[0] == "from: the sample article (Ukraine peace talks) — --article FILE asks another"
+    assert lines[1].startswith(("The article does not say.", "Not sure."))
+    assert re.search(rb"\x1b\[2m\s*from: ", term.raw)  # dim
+
+
+def test_chat_first_line_names_the_article(term_env):
+    term = Terminal(["chat"], term_env)
+    term.wait_prompt()
+    assert term.lines()[0].startswith("article-qa chat · the sample article (Ukraine peace talks) · ")
+    term.child.sendeof()
+    assert term.finish() == 0

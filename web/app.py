@@ -15,7 +15,9 @@ mistake there could not run injected code; a server bound to loopback answers on
 Host names loopback (a web page elsewhere cannot reach it by DNS rebinding); POST bodies must be JSON
 (`Content-Type: application/json`, which a cross-site form cannot send without the browser asking
 first) of at most MAX_BODY_BYTES; every error is JSON `{"error": "one line"}` with a 4xx status, and
-no file path ever comes from a request (the article is fixed when the server starts).
+no file path or link ever comes from a request: the article is fixed when the server starts (a
+link given to `serve --article` is fetched then, from the command line), and a request that names
+one (`"article"`) is refused, so a page in the browser cannot make the server reach other addresses.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from starlette.routing import Route
 
 from article_qa.index.printable import json_dumps, quoted
 from article_qa.web.service import RequestError, Service
+
+NO_ARTICLE_FIELD = ('"article" is not read: this server answers about the article it was started with '
+                    '(article-qa serve --article FILE|URL) and never opens one a request names')
 
 class SafeJSONResponse(JSONResponse):
     """JSON as `--json` writes it: C1 and bidi controls, DEL and the Unicode line separators of an
@@ -104,6 +109,8 @@ def create_app(service: Service, *, allowed_hosts: frozenset[str] | None = LOOPB
 
     async def ask(request: Request) -> Response:
         body = await read_json_object(request)
+        if "article" in body:  # links are opened from the command line only (see the module's notes)
+            raise RequestError(422, NO_ARTICLE_FIELD)
         future = service.submit(body.get("question"), body.get("conversation"),
                                 wanted=still_connected(request, asyncio.get_running_loop()))
         return SafeJSONResponse(await asyncio.wrap_future(future))

@@ -1,0 +1,634 @@
+"""The saved index of a corpus: many articles in one index, updated article by article.
+
+One folder in the cache per corpus (its `--article` values and the model) holds:
+
+    corpus.sqlite             config (format, model, chunking, the data files in use and their
+                              checksums), articles (id, content sha256, file stamp, title, source,
+                              format, text) and passages (id, article, order, start, end)
+    vectors-<16 hex>.npz      the passages' unit vectors by passage id (`VectorIndex`)
+    lexical-<16 hex>.npz      their BM25 postings by passage id (`LexicalIndex`)
+
+Passage text is never held as Python objects: a hit's text is read from its article's row when it
+is retrieved (SQLite's `substr` counts characters as Python does, so `text == article[start:end]`).
+
+**Incremental.** An article whose file stamp (size, mtime) and, when that changed, content sha256
+are those stored is unchanged and not read again; a changed or removed article's passages are
+removed from both search indexes and the new ones added (txtai's upsert), so only changed articles
+are embedded. **Atomic.** The new search indexes are written under new names first; the rows and
+the config naming the new files change in one SQLite transaction; only after it commits are the
+old files removed. A process killed at any point leaves the old index or the new one: before the
+commit SQLite rolls back and the old files are still there, after it the new ones are. Writers take
+turns on the folder's file lock (the one `cache clear` respects); readers need none.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import stat
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from article_qa.index.article import ArticleError, ArticleRef
+from article_qa.index.cache_layout import CORPUS_DATA_FILES, CORPUS_DATABASE, INDEX_LOCK, CacheLayout
+from article_qa.index.corpus_sources import Listing, Skipped, read_entry
+from article_qa.index.embeddings import Embedder, Progress
+from article_qa.index.passages import Chunking, Passage, split_passages
+from article_qa.index.printable import printable, quoted
+from article_qa.index.private_files import private_folder, remove_stale_temps, write_atomic
+from article_qa.index.store import LOCK_TIMEOUT_S, IndexWarning
+
+FORMAT = "article-qa-corpus"
+VERSION = 1
+DATABASE = CORPUS_DATABASE
+CORPUS_FILES = CORPUS_DATA_FILES
+SEARCH_DEPTH = 50  # candidates taken from each of the dense and the lexical search before fusing
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, stamp TEXT, title TEXT NOT NULL, source TEXT NOT NULL,
+    format TEXT NOT NULL, text TEXT NOT NULL, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS passages (
+    pid INTEGER PRIMARY KEY AUTOINCREMENT, article TEXT NOT NULL, ord INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS passages_by_article ON passages(article, ord);
+"""
+
+
+@dataclass(frozen=True)
+class _Backend:
+    """One search backend as the store uses it: its module (`open_*_index`, `new_*_index`) and the
+    suffix of the one file it saves to (tantivy's folder is saved as one snapshot file, so that the
+    store checksums and swaps whole files)."""
+
+    module: object
+    suffix: str
+
+
+def _backends(in_memory: bool = False) -> tuple[str, _Backend, _Backend]:
+    """(name, vectors, lexical): `index/vector_backends.py` (exact FAISS, IVF+SQ8 by size) and
+    `index/lexical_backends.py` (tantivy) when this build has them, else the numpy ones of
+    `index/exact_backends.py`, which an index kept in memory always uses (nothing to save)."""
+    try:
+        if in_memory:
+            raise ImportError
+        from article_qa.index import lexical_backends, vector_backends
+    except ImportError:
+        from article_qa.index import exact_backends
+
+        return "exact", _Backend(exact_backends, ".npz"), _Backend(exact_backends, ".npz")
+    return "faiss+tantivy", _Backend(vector_backends, ".faiss"), _Backend(lexical_backends, ".tantivy")
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What an update did, by article id."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+
+    def counts(self) -> dict:
+        return {"added": len(self.added), "changed": len(self.changed), "removed": len(self.removed),
+                "unchanged": len(self.unchanged), "skipped": len(self.skipped)}
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+@dataclass(frozen=True)
+class CorpusStatus:
+    """What `open_corpus` did: built, updated, reused, rebuilt (and why) or kept in memory."""
+
+    action: str
+    reason: str | None
+    path: Path | None
+    seconds: float
+    changes: Changes = field(default_factory=Changes)
+
+
+def corpus_key(specs: tuple[str, ...], model_name: str) -> str:
+    """The corpus's folder name: its `--article` values (as absolute paths, in order) and the model,
+    in the `<16 hex>-<8 hex>` form of every index folder (`cache clear` knows it)."""
+    spelled = json.dumps([os.path.abspath(os.path.expanduser(s)) for s in specs])
+    model = hashlib.sha256(model_name.encode()).hexdigest()[:8]
+    return f"{hashlib.sha256(('corpus:' + spelled).encode()).hexdigest()[:16]}-{model}"
+
+
+class CorpusIndex:
+    """A corpus's articles and passages (SQLite) with their dense and lexical search indexes."""
+
+    is_corpus = True
+
+    def __init__(self, db: sqlite3.Connection, vectors, lexical, embedder: Embedder, chunking: Chunking,
+                 status: CorpusStatus):
+        self.db = db
+        self.vectors = vectors
+        self.lexical = lexical
+        self.embedder = embedder
+        self.chunking = chunking
+        self.status = status
+        self.refs: dict[str, ArticleRef] = {
+            row[0]: ArticleRef(row[0], row[1], row[2])
+            for row in db.execute("SELECT id, title, source FROM articles ORDER BY position, id")}
+        self._texts: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    @property
+    def passage_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM passages").fetchone()[0])
+
+    def text_of(self, article_id: str) -> str:
+        """The article's text, the one its offsets count in (the last few are kept)."""
+        text = self._texts.get(article_id)
+        if text is None:
+            row = self.db.execute("SELECT text FROM articles WHERE id = ?", (article_id,)).fetchone()
+            if row is None:
+                raise KeyError(article_id)
+            if len(self._texts) >= 64:
+                self._texts.pop(next(iter(self._texts)))
+            text = self._texts[article_id] = row[0]
+        return text
+
+    def resolve(self, value: str) -> str:
+        """The id of the article `value` names: its id, or its source path as given or resolved.
+        Raises KeyError with a one-line message."""
+        if value in self.refs:
+            return value
+        for ref in self.refs.values():
+            if ref.source == value:
+                return ref.id
+        wanted = os.path.realpath(os.path.expanduser(value))
+        for ref in self.refs.values():
+            if os.path.realpath(ref.source) == wanted:
+                return ref.id
+        ids = list(self.refs)
+        shown = ", ".join(quoted(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        raise KeyError(f"no article {quoted(value)} in the corpus (its ids: {shown})")
+
+    def passage_ids(self, article_id: str) -> np.ndarray:
+        rows = self.db.execute("SELECT pid FROM passages WHERE article = ? ORDER BY ord", (article_id,))
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def passages(self, ids: list[int]) -> list[Passage]:
+        """The passages of these ids, in this order, their text read from their article's row."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f'SELECT p.pid, p.article, p.start, p."end", substr(a.text, p.start + 1, p."end" - p.start) '
+            f"FROM passages p JOIN articles a ON a.id = p.article WHERE p.pid IN ({marks})", [int(i) for i in ids])
+        found = {r[0]: Passage(r[0], r[2], r[3], r[4], self.refs[r[1]]) for r in rows}
+        return [found[i] for i in ids if i in found]
+
+    def search(self, query_vectors: np.ndarray, query_texts: list[str], k: int, dense_weight: float,
+               within: list[str | None]) -> list[list]:
+        """The k best passages of each query, best first: BM25 and cosine fused as for one article
+        (`qa.retrieve.fused_scores`: BM25 divided by the query's best BM25 score), over the union of
+        the dense and the lexical search's best SEARCH_DEPTH; `within` an article id restricts the
+        search to that article's passages before it is made. A passage whose text an earlier hit
+        has already (the same paragraph in several articles) is read once: it is left out."""
+        from article_qa.qa.retrieve import Hit
+
+        depth = max(SEARCH_DEPTH, 4 * k)
+        queries = np.ascontiguousarray(query_vectors, dtype=np.float32)
+        results = []
+        for row, text in enumerate(query_texts):
+            allowed = None if within[row] is None else self.passage_ids(within[row])
+            query = queries[row:row + 1]
+            dense_s, dense_i = self.vectors.search(query, depth, allowed)
+            lexical_s, lexical_i = self.lexical.search(text, depth, allowed)
+            candidates = np.unique(np.concatenate([dense_i[0][dense_i[0] >= 0], lexical_i[lexical_i >= 0]]))
+            if not len(candidates):
+                results.append([])
+                continue
+            dense_s, dense_i = self.vectors.search(query, len(candidates), candidates)
+            dense = {int(i): float(s) for s, i in zip(dense_s[0], dense_i[0]) if i >= 0}
+            lexical_c, lexical_ci = self.lexical.search(text, len(candidates), candidates)
+            lexical = {int(i): float(s) for s, i in zip(lexical_c, lexical_ci) if i >= 0}
+            best = max(float(lexical_s[0]) if len(lexical_s) else 0.0, 0.0)
+            scored = []
+            for pid in candidates.tolist():
+                d, lx = dense.get(pid, 0.0), lexical.get(pid, 0.0)
+                scored.append((dense_weight * d + (1 - dense_weight) * (lx / best if best > 0 else 0.0), pid, d, lx))
+            scored.sort(key=lambda s: (-s[0], s[1]))
+            hits, seen = [], set()
+            for start in range(0, len(scored), 4 * k):
+                batch = scored[start:start + 4 * k]
+                passages = {p.index: p for p in self.passages([s[1] for s in batch])}
+                for fused, pid, d, lx in batch:
+                    passage = passages.get(pid)
+                    if passage is None or passage.text in seen:
+                        continue
+                    seen.add(passage.text)
+                    hits.append(Hit(passage, fused, d, lx))
+                    if len(hits) >= k:
+                        break
+                if len(hits) >= k:
+                    break
+            results.append(hits)
+        return results
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_corpus(
+    listing: Listing,
+    embedder: Embedder,
+    chunking: Chunking = Chunking(),
+    index_dir: Path | None = None,
+    progress: Progress | None = None,
+    rebuild: bool = False,
+    encoding: str = "utf-8",
+) -> CorpusIndex:
+    """The corpus's index, brought up to date with its articles: reused when nothing changed,
+    otherwise updated article by article (or built) and saved."""
+    started = time.monotonic()
+    layout = CacheLayout.at(index_dir)
+    problem = layout.problem()
+    if problem:
+        warnings.warn(f"not using the cache folder {printable(str(layout.root))}: {problem}; the index is kept "
+                      "in memory and the models are not exported (slower)", IndexWarning)
+        return _in_memory(listing, embedder, chunking, progress, encoding, problem, started)
+    folder = layout.root / corpus_key(listing.specs, embedder.model.name)
+    expected = _expected_config(embedder, chunking)
+    try:
+        private_folder(folder.parent, parents=True)
+        private_folder(folder)
+        _private_file(folder / DATABASE)
+        db = _connect(folder / DATABASE)
+    except (OSError, sqlite3.Error) as err:
+        return _cannot_write(folder, err, listing, embedder, chunking, progress, encoding, started)
+    if not rebuild:
+        reused = _reuse(db, folder, expected, listing, embedder, chunking, started)
+        if reused is not None:
+            return reused
+    from filelock import FileLock
+
+    lock = FileLock(str(folder / INDEX_LOCK), timeout=LOCK_TIMEOUT_S)
+    try:
+        lock.acquire()
+    except OSError as err:
+        db.close()
+        return _cannot_write(folder, err, listing, embedder, chunking, progress, encoding, started)
+    try:
+        if not rebuild:  # another process may have updated it while we waited for the lock
+            reused = _reuse(db, folder, expected, listing, embedder, chunking, started)
+            if reused is not None:
+                return reused
+        try:
+            return _update(db, folder, expected, listing, embedder, chunking, progress, encoding, rebuild, started)
+        except (OSError, sqlite3.OperationalError) as err:  # disk full, read-only
+            db.close()
+            return _cannot_write(folder, err, listing, embedder, chunking, progress, encoding, started)
+    finally:
+        lock.release()
+
+
+def _private_file(path: Path) -> None:
+    """Make the database file readable by its owner only (SQLite's journal copies its mode), and
+    refuse a link or anything but a regular file planted in its place."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    finally:
+        os.close(fd)
+
+
+def _connect(path: Path | str) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=LOCK_TIMEOUT_S)
+    db.executescript(_SCHEMA)
+    return db
+
+
+def _expected_config(embedder: Embedder, chunking: Chunking) -> dict:
+    return {"format": FORMAT, "version": VERSION, "backends": _backends()[0],
+            "model": {"name": embedder.model.name, "sha256": embedder.model.sha256},
+            "chunking": chunking.to_dict()}
+
+
+def _config(db: sqlite3.Connection) -> dict:
+    out = {}
+    for key, value in db.execute("SELECT key, value FROM config"):
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = None
+    return out
+
+
+class _Unusable(Exception):
+    """The saved index cannot be used as it is; the message is the reason shown."""
+
+
+def _check_config(config: dict, expected: dict) -> None:
+    if not config:
+        raise _Unusable("")
+    for key, label in (("format", "it is not an article-qa corpus index"),
+                       ("version", "it was saved by another version"),
+                       ("backends", "it was saved with other search backends"), ("model", "the model changed"),
+                       ("chunking", "the chunking changed")):
+        if config.get(key) != expected[key]:
+            raise _Unusable(label)
+
+
+def _load_backends(folder: Path | None, config: dict):
+    """The saved vector and lexical indexes the config names, after each file's size and sha256
+    were checked. Raises _Unusable."""
+    _, vector_backend, lexical_backend = _backends()
+    files = config.get("files")
+    if folder is None or not isinstance(files, dict):
+        raise _Unusable("the saved index is incomplete")
+    loaded = []
+    for kind, backend, opener in (("vectors", vector_backend, vector_backend.module.open_vector_index),
+                                  ("lexical", lexical_backend, lexical_backend.module.open_lexical_index)):
+        entry = files.get(kind)
+        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                and CORPUS_FILES.fullmatch(entry["name"]) and entry["name"].startswith(kind)):
+            raise _Unusable("the saved index is incomplete")
+        path = folder / entry["name"]
+        if path.is_symlink() or not path.is_file() or not entry["name"].endswith(backend.suffix):
+            raise _Unusable("the saved index is incomplete")
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise _Unusable("the saved index is incomplete") from None
+        if len(data) != entry.get("size") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            raise _Unusable(f"the saved {kind} are damaged (checksum mismatch)")
+        try:
+            loaded.append(opener(path))
+        except Exception as err:  # noqa: BLE001 - any unreadable index means: rebuild it
+            raise _Unusable(f"the saved {kind} are damaged ({type(err).__name__})") from None
+    return loaded
+
+
+def _save_generation(folder: Path, vector_backend: _Backend, lexical_backend: _Backend, vectors, lexical,
+                     gone: np.ndarray, ids: np.ndarray, encoded: np.ndarray, texts: list[str],
+                     written: list[str]):
+    """The search indexes with `gone` removed and `ids` added, saved under new names (appended to
+    `written` before each is made, so a failure removes them); the files in use are never written.
+    Returns (vectors, lexical, the config's "files" entry)."""
+    generation = secrets.token_hex(8)
+    if len(gone):
+        vectors.remove(gone)
+        lexical.remove(gone)
+    if len(ids):
+        vectors.add(ids, encoded)
+        lexical.add(ids, texts)
+    files = {}
+    for kind, index, backend in (("vectors", vectors, vector_backend), ("lexical", lexical, lexical_backend)):
+        name = f"{kind}-{generation}{backend.suffix}"
+        written.append(name)
+        write_atomic(folder / name, lambda tmp, index=index: index.save(Path(tmp)))
+        data = (folder / name).read_bytes()
+        files[kind] = {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                       "kind": index.kind}
+    return vectors, lexical, files
+
+
+def _stored(db: sqlite3.Connection) -> dict[str, tuple[str, str | None, str]]:
+    """id → (content sha256, file stamp, title) of every stored article."""
+    return {row[0]: (row[1], row[2], row[3]) for row in db.execute("SELECT id, sha256, stamp, title FROM articles")}
+
+
+def _quick_unchanged(stored: dict, listing: Listing) -> bool:
+    """Whether every listed article is stored as it is now, judged by file stamps and the checksums
+    of JSON Lines texts alone (nothing is read), and no stored article is gone."""
+    if set(stored) != {e.id for e in listing.entries}:
+        return False
+    for entry in listing.entries:
+        sha, stamp, title = stored[entry.id]
+        if entry.title is not None and entry.title != title:  # a JSON Lines title changed alone
+            return False
+        if entry.path is None:
+            if hashlib.sha256((entry.text or "").encode("utf-8", "surrogatepass")).hexdigest() != sha:
+                return False
+        elif not entry.stamp or entry.stamp != stamp:
+            return False
+    return True
+
+
+def _reuse(db, folder, expected, listing, embedder, chunking, started) -> CorpusIndex | None:
+    try:
+        _check_config(_config(db), expected)
+        stored = _stored(db)
+        if not _quick_unchanged(stored, listing):
+            return None
+        vectors, lexical = _load_backends(folder, _config(db))
+    except _Unusable:
+        return None
+    changes = Changes(unchanged=tuple(e.id for e in listing.entries), skipped=tuple(listing.skipped))
+    status = CorpusStatus("reused", None, folder, time.monotonic() - started, changes)
+    return CorpusIndex(db, vectors, lexical, embedder, chunking, status)
+
+
+def _plan(stored: dict, listing: Listing, encoding: str, fresh: bool):
+    """Which articles to add, change and remove, reading only those whose file stamp changed."""
+    added, changed, unchanged, restamp = [], [], [], []
+    skipped = list(listing.skipped)
+    skipped_ids = set()
+    for position, entry in enumerate(listing.entries):
+        old = None if fresh else stored.get(entry.id)
+        stamp = entry.stamp
+        if old is not None and stamp and old[1] == stamp:
+            unchanged.append(entry.id)
+            restamp.append((entry, None, position))
+            continue
+        try:
+            article = read_entry(entry, encoding)
+        except ArticleError as err:
+            skipped.append(Skipped(entry.source, str(err)))
+            skipped_ids.add(entry.id)
+            continue
+        if old is not None and old[0] == article.sha256:
+            unchanged.append(entry.id)
+            restamp.append((entry, stamp, position))
+        else:
+            (changed if entry.id in stored else added).append((article, stamp, position))
+    listed = {e.id for e in listing.entries}
+    removed = [i for i in stored if i not in listed and i not in skipped_ids]
+    if fresh:  # a rebuild: every stored article goes, the listed ones come back as added or changed
+        removed = [i for i in stored if i not in {a.id for a, _, _ in added + changed}]
+    return added, changed, removed, unchanged, restamp, skipped
+
+
+def _update(db, folder, expected, listing, embedder, chunking, progress, encoding, rebuild, started) -> CorpusIndex:
+    _, vector_backend, lexical_backend = _backends()
+    config = _config(db)
+    reason = "rebuild requested" if rebuild else None
+    vectors = lexical = None
+    if not rebuild:
+        try:
+            _check_config(config, expected)
+            vectors, lexical = _load_backends(folder, config)
+        except _Unusable as err:
+            reason = str(err) or None
+            rebuild = bool(_stored(db))  # a saved index that cannot be used is rebuilt whole
+    stored = _stored(db)
+    fresh = vectors is None
+    added, changed, removed, unchanged, restamp, skipped = _plan(stored, listing, encoding, fresh)
+    if not fresh and not (added or changed or removed):  # touched files, unreadable ones: no new search files
+        db.execute("BEGIN IMMEDIATE")
+        _restamp(db, restamp)
+        db.execute("COMMIT")
+        changes = Changes(unchanged=tuple(unchanged), skipped=tuple(skipped))
+        return CorpusIndex(db, vectors, lexical, embedder, chunking,
+                           CorpusStatus("reused", None, folder, time.monotonic() - started, changes))
+    new = added + changed
+    pieces, texts = _split(new, embedder, chunking)
+    encoded = _encode(texts, embedder, progress)
+    if vectors is None:
+        dim = encoded.shape[1] if len(texts) else embedder.dim
+        vectors = vector_backend.module.new_vector_index(dim, len(texts), training_sample=encoded if len(texts) else None)
+        lexical = lexical_backend.module.new_lexical_index()
+    old_files = {entry.name for entry in os.scandir(folder) if CORPUS_FILES.fullmatch(entry.name)}
+    written: list[str] = []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        going = [a.id for a, _, _ in changed] + removed
+        gone = np.array([r[0] for i in going for r in
+                         db.execute("SELECT pid FROM passages WHERE article = ?", (i,))], dtype=np.int64)
+        if fresh:
+            db.execute("DELETE FROM passages")
+            db.execute("DELETE FROM articles")
+        for article_id in going:
+            db.execute("DELETE FROM passages WHERE article = ?", (article_id,))
+            db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+        new_ids = []
+        for (article, stamp, position), spans in zip(new, pieces):
+            db.execute("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (article.id, article.sha256, stamp, article.ref().title, article.source, article.format,
+                        article.text, position))
+            for order, (start, end) in enumerate(spans):
+                cursor = db.execute('INSERT INTO passages (article, ord, start, "end") VALUES (?, ?, ?, ?)',
+                                    (article.id, order, start, end))
+                new_ids.append(cursor.lastrowid)
+        _restamp(db, restamp)
+        ids = np.array(new_ids, dtype=np.int64)
+        vectors, lexical, files = _save_generation(folder, vector_backend, lexical_backend, vectors, lexical,
+                                                   gone if not fresh else np.zeros(0, np.int64), ids, encoded,
+                                                   texts, written)
+        settings = dict(expected, files=files, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        for key, value in settings.items():
+            db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (key, json.dumps(value)))
+        _before_commit()
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        for name in written:
+            _unlink(folder / name)
+        raise
+    for name in old_files - set(written):  # the previous index's, and those of writers killed before committing
+        _unlink(folder / name)
+    remove_stale_temps(folder)
+    _export_quietly(embedder)
+    changes = Changes(tuple(a.id for a, _, _ in added), tuple(a.id for a, _, _ in changed),
+                      tuple(i for i in removed if i not in {a.id for a, _, _ in new}), tuple(unchanged),
+                      tuple(skipped))
+    action = "rebuilt" if reason else ("built" if not stored else ("updated" if changes.any else "reused"))
+    status = CorpusStatus(action, reason, folder, time.monotonic() - started, changes)
+    return CorpusIndex(db, vectors, lexical, embedder, chunking, status)
+
+
+def _restamp(db: sqlite3.Connection, restamp) -> None:
+    """Unchanged articles: their order and source as listed now, and a new file stamp when the
+    file was touched without changing its text (so it is not read again next time)."""
+    for entry, stamp, position in restamp:
+        if entry.title is not None:
+            db.execute("UPDATE articles SET title = ? WHERE id = ?", (entry.title, entry.id))
+        if stamp is None:
+            db.execute("UPDATE articles SET position = ?, source = ? WHERE id = ?", (position, entry.source, entry.id))
+        else:
+            db.execute("UPDATE articles SET position = ?, source = ?, stamp = ? WHERE id = ?",
+                       (position, entry.source, stamp, entry.id))
+
+
+def _before_commit() -> None:
+    """A point tests can stop a writer at (killed after writing the new files, before the commit)."""
+    point = os.environ.get("ARTICLE_QA_TEST_PAUSE")
+    if point == "corpus-before-commit":
+        print("PAUSED corpus-before-commit", flush=True)
+        time.sleep(60)
+
+
+def _unlink(path: Path) -> None:
+    """Remove one of the store's files (a link is removed, never followed)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _split(new, embedder: Embedder, chunking: Chunking) -> tuple[list[list[tuple[int, int]]], list[str]]:
+    limit = min(chunking.max_tokens, embedder.max_tokens - 2)
+    effective = Chunking(limit, chunking.min_tokens, chunking.overlap_sentences)
+    pieces, texts = [], []
+    for article, _, _ in new:
+        passages = split_passages(article.text, embedder.token_spans, effective)
+        pieces.append([(p.start, p.end) for p in passages])
+        texts.extend(p.text for p in passages)
+    return pieces, texts
+
+
+def _encode(texts: list[str], embedder: Embedder, progress: Progress | None) -> np.ndarray:
+    """The texts' vectors, each distinct text encoded once (a paragraph many articles share)."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    distinct = list(dict.fromkeys(texts))
+    vectors = embedder.encode(distinct, progress=progress)
+    row = {text: i for i, text in enumerate(distinct)}
+    return vectors[[row[t] for t in texts]]
+
+
+def _cannot_write(folder, err, listing, embedder, chunking, progress, encoding, started) -> CorpusIndex:
+    why = str(getattr(err, "strerror", None) or err)
+    warnings.warn(f"cannot write the index to {printable(str(folder))} ({why}); using it from memory", IndexWarning)
+    return _in_memory(listing, embedder, chunking, progress, encoding, why, started)
+
+
+def _in_memory(listing, embedder, chunking, progress, encoding, why, started) -> CorpusIndex:
+    """The corpus indexed in memory (a SQLite database in memory, the search indexes unsaved)."""
+    _, vector_backend, lexical_backend = _backends(in_memory=True)
+    db = _connect(":memory:")
+    added, _, _, _, _, skipped = _plan({}, listing, encoding, True)
+    pieces, texts = _split(added, embedder, chunking)
+    encoded = _encode(texts, embedder, progress)
+    vectors = vector_backend.module.new_vector_index(encoded.shape[1] if len(texts) else embedder.dim, len(texts))
+    lexical = lexical_backend.module.new_lexical_index()
+    ids = []
+    for (article, stamp, position), spans in zip(added, pieces):
+        db.execute("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (article.id, article.sha256, stamp, article.ref().title, article.source, article.format,
+                    article.text, position))
+        for order, (start, end) in enumerate(spans):
+            ids.append(db.execute('INSERT INTO passages (article, ord, start, "end") VALUES (?, ?, ?, ?)',
+                                  (article.id, order, start, end)).lastrowid)
+    if ids:
+        vectors.add(np.array(ids, np.int64), encoded)
+        lexical.add(np.array(ids, np.int64), texts)
+    changes = Changes(added=tuple(a.id for a, _, _ in added), skipped=tuple(skipped))
+    status = CorpusStatus("in-memory", why, None, time.monotonic() - started, changes)
+    return CorpusIndex(db, vectors, lexical, embedder, chunking, status)
+
+
+def _export_quietly(embedder: Embedder) -> None:
+    from article_qa.index.store import _export_quietly as export
+
+    export(embedder)
+
