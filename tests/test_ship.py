@@ -34,3 +34,18 @@ def test_card_says_where_and_how_long_the_weights_trained():
 def test_card_of_a_cpu_run_within_its_schedule():
     card = model_card(state(step=90, notes=[]), READER, {}, "")
     assert "on a 2-core CPU (fp32)" in card and "Steps: 90;" in card
+
+
+def test_shipping_the_shipped_folder_onto_itself_keeps_its_weights(tmp_path):
+    import json
+
+    from training.ship import main
+
+    folder = tmp_path / "reader_weights"
+    folder.mkdir()
+    (folder / "reader.json").write_text(json.dumps(READER))
+    (folder / "train_state.json").write_text(json.dumps(state()))
+    (folder / "delta.safetensors").write_bytes(b"weights")
+    main(["--reader", str(folder), "--to", str(folder)])
+    assert (folder / "delta.safetensors").read_bytes() == b"weights"
+    assert "3.3 min on one NVIDIA H100 GPU" in (folder / "MODEL_CARD.md").read_text()

@@ -177,12 +177,15 @@ def main(argv: list[str] | None = None) -> None:
     scores = dev_scores(args.reader, args.dev, args.chats)
     notes = args.notes.read_text() if args.notes else ""
     (args.reader / "MODEL_CARD.md").write_text(model_card(state, reader, scores, notes))
-    target = args.to or SHIPPED_READER
+    target = Path(args.to or SHIPPED_READER)
+    print(json.dumps(scores, indent=2))
+    if target.resolve() == args.reader.resolve():  # the shipped reader refitted in place: its card is all that changed
+        print(f"{args.reader} is the shipped reader: wrote its model card")
+        return
     for old in target.glob("*.safetensors"):
         old.unlink()
     for name in (*SHIPPED_FILES, weights_file(reader)):
         shutil.copyfile(args.reader / name, target / name)
-    print(json.dumps(scores, indent=2))
     print(f"shipped {args.reader} to {target}")
 
 
