@@ -149,3 +149,32 @@ def test_serve_over_a_folder_says_how_many_articles_and_answers_there(index_dir,
     finally:
         code, stderr = stop(proc)
     assert code == 0 and "Traceback" not in stderr, stderr
+
+
+def test_a_large_corpus_is_listed_a_page_at_a_time_and_says_how_many(tmp_path):
+    """1,200 articles (the fake embedder: no model is needed to list them): one answer holds at most
+    1,000, says how many there are and how many match, and the filter and the pages reach them all."""
+    import json
+    from types import SimpleNamespace
+
+    from helpers_index import FakeEmbedder
+    from article_qa.index.corpus_sources import list_corpus
+    from article_qa.index.corpus_store import open_corpus
+    from article_qa.index.passages import Chunking
+
+    lines = tmp_path / "big.jsonl"
+    lines.write_text("".join(json.dumps({"id": f"a{i:04d}", "title": ("Harbour report " if i % 100 == 7 else "Report ") + str(i),
+                                         "text": f"Report {i}: the lamp was lit on day {i}."}) + "\n" for i in range(1200)))
+    index = open_corpus(list_corpus([str(lines)]), FakeEmbedder(), Chunking(max_tokens=60, min_tokens=3), tmp_path / "cache")
+    qa = SimpleNamespace(is_corpus=True, index=index, start_loading=lambda: None)
+    with running(qa) as url:
+        _, first = call(url + "api/articles")
+        assert (first["total"], first["matched"], first["limit"], len(first["articles"])) == (1200, 1200, 1000, 1000)
+        _, rest = call(url + "api/articles?offset=1000")
+        ids = [a["id"] for a in first["articles"] + rest["articles"]]
+        assert ids == [f"a{i:04d}" for i in range(1200)]
+        _, harbour = call(url + "api/articles?q=harbour")
+        assert harbour["matched"] == 12 and [a["title"] for a in harbour["articles"]][-1] == "Harbour report 1107"
+        _, last = call(article_url(url, "a1107"))
+        assert last["text"] == "Report 1107: the lamp was lit on day 1107." and last["title"] == "Harbour report 1107"
+    index.close()

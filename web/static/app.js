@@ -160,9 +160,9 @@ function showList(data) {
 
 function countList(matched, total) {
   const shown = $("articles").querySelectorAll("li:not([hidden])").length;
-  $("list-meta").textContent = matched === total ? `${total.toLocaleString()} articles`
-    : shown < matched ? `${shown.toLocaleString()} of ${matched.toLocaleString()} matching, ${total.toLocaleString()} in all: type to narrow`
-    : `${matched.toLocaleString()} of ${total.toLocaleString()} articles`;
+  $("list-meta").textContent = shown < matched
+    ? `${shown.toLocaleString()} shown of ${matched.toLocaleString()}${matched < total ? ` matching (${total.toLocaleString()} in all)` : ""}: type to narrow`
+    : matched === total ? `${total.toLocaleString()} articles` : `${matched.toLocaleString()} of ${total.toLocaleString()} articles`;
 }
 
 // The filter narrows the list as you type: every word must be in the title or the id, as on the
