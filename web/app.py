@@ -106,7 +106,8 @@ def create_app(service: Service, *, allowed_hosts: frozenset[str] | None = LOOPB
 
     async def articles(request: Request) -> Response:
         params = request.query_params
-        return SafeJSONResponse(service.articles(params.get("q", ""), params.get("offset", "0"), params.get("limit")))
+        listed = service.articles(params.get("q", ""), params.get("offset", "0"), params.get("limit"))
+        return chunked(json_dumps(listed, separators=(",", ":")).encode(), "application/json")  # up to ~1,000 entries
 
     async def article(request: Request) -> Response:
         # A corpus's article is read from its database: off the event loop, which serves the others.

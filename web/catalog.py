@@ -36,14 +36,18 @@ class Entry:
     def to_dict(self) -> dict:
         return {"id": self.id, "title": self.title, "source": self.source, "passages": self.passages}
 
-    def matches(self, words: list[str]) -> bool:
-        """Every word of the filter (case-folded) is in the title or the id."""
-        where = f"{self.title}\n{self.id}".casefold()
-        return all(word in where for word in words)
+    @property
+    def searched(self) -> str:
+        """What the filter looks in: the title and the id, case-folded."""
+        return f"{self.title}\n{self.id}".casefold()
 
 
 class Catalog:
-    """The served articles of `qa` (an `ArticleQA` over one article or a corpus)."""
+    """The served articles of `qa` (an `ArticleQA` over one article or a corpus).
+
+    A corpus's article is read through the corpus index's own SQLite connection (opened for use
+    from any thread; SQLite serialises calls on it): the service's worker searches with it while
+    these reads, one at a time under `_lock`, run on Starlette's thread pool."""
 
     def __init__(self, qa):
         self.qa = qa
@@ -57,6 +61,7 @@ class Catalog:
             ref = qa.article.ref()
             self.entries = [Entry(ref.id, ref.title, ref.source, len(qa.index.passages))]
         self._by_id = {entry.id: entry for entry in self.entries}
+        self._searched = [entry.searched for entry in self.entries]  # folded once, not per keystroke
         self._encoded: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()  # the page's reads of the database, one at a time
 
@@ -71,7 +76,8 @@ class Catalog:
         """The articles whose title or id hold every word of `query`, from `offset`, at most `limit`,
         in the corpus's order, with how many there are in all and how many match."""
         words = query.casefold().split()
-        matched = [entry for entry in self.entries if entry.matches(words)] if words else self.entries
+        matched = [entry for entry, where in zip(self.entries, self._searched) if all(w in where for w in words)] \
+            if words else self.entries
         return {
             "total": len(self.entries),
             "matched": len(matched),
