@@ -25,6 +25,11 @@ Rows:
               conversation, over HTTP on 127.0.0.1): errors, p50/p95 per question as the clients
               see it, against the same questions through ArticleQA in process in the same run;
               also the page weight (HTML + CSS + JS bytes) and a clean stop on Ctrl-C
+  corpus      (only when asked for, with --squad) the scaling vector and lexical indexes over 10k,
+              100k and 1M SQuAD passages (bench/corpus.py says what is real and what synthetic):
+              build time against embedding, size on disk, retrieval p50/p95 and RSS in a fresh
+              process, recall@10 of the approximate index against exact search, and one article
+              of 100k re-indexed
   big         a 5 MB article (made here from the default one, every paragraph numbered and its
               words shuffled, so no two passages are alike): `article-qa index` into a folder with
               the ONNX exports, against embedding its passages alone (bench/embed_only.py), with
@@ -53,7 +58,8 @@ from bench.naive import SCRIPT as NAIVE_SCRIPT
 from bench.questions import big_article, perturbed_article, seed_questions, variants
 
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = ["ask", "help", "chat", "batch", "index", "index_cold", "memory", "serve", "big"]
+ROWS = ["ask", "help", "chat", "batch", "index", "index_cold", "memory", "serve", "big", "corpus"]
+DEFAULT_ROWS = [r for r in ROWS if r != "corpus"]  # corpus needs --squad and takes an hour here
 CHILD_TIMEOUT_S = 3600
 WARM_QUESTION = "Where were the peace talks held?"
 
@@ -210,8 +216,10 @@ class Result:
 
 class Bench:
     def __init__(self, work: Path, repeat: int, batch_questions: int, index_chars: int,
-                 serve_questions: int = SERVE_QUESTIONS, big_chars: int = BIG_ARTICLE_CHARS):
+                 serve_questions: int = SERVE_QUESTIONS, big_chars: int = BIG_ARTICLE_CHARS,
+                 corpus: argparse.Namespace | None = None):
         self.work = work
+        self.corpus = corpus
         self.serve_questions = serve_questions
         self.big_chars = big_chars
         self.repeat = repeat
@@ -527,6 +535,29 @@ class Bench:
         )
 
 
+    def row_corpus(self) -> list[Result]:
+        from bench import corpus
+
+        options = self.corpus
+        embeddings = options.corpus_embeddings
+        if embeddings is None:
+            embeddings = self.work / "corpus-embeddings.npz"
+            log(f"corpus: embedding {options.corpus_base:,} SQuAD paragraphs and 300 questions for real")
+            run_timed([sys.executable, "-m", "bench.corpus_embed", "--squad", str(options.squad), "--paragraphs",
+                       str(options.corpus_base), "--out", str(embeddings), "--cache", str(self.cache)],
+                      self.env, ROOT, timeout=6 * 3600).check("bench.corpus_embed")
+        log(f"corpus: building and probing {options.corpus_sizes}")
+        proc = run_timed([sys.executable, "-m", "bench.corpus", "run", "--squad", str(options.squad),
+                          "--embeddings", str(embeddings), "--cache", str(self.cache), "--work",
+                          str(self.work / "corpus"), "--sizes", options.corpus_sizes],
+                         self.env, ROOT, timeout=6 * 3600).check("bench.corpus")
+        line = next(x for x in proc.stdout.splitlines() if x.startswith(corpus.RESULT_MARKER))
+        data = json.loads(line[len(corpus.RESULT_MARKER):])
+        data["run_peak_rss_mb"] = round(proc.max_rss_mb, 1)
+        return [Result(r["row"], r["what"], r["measured"], r["target"], r["met"], data=r["data"])
+                for r in corpus.rows(data)]
+
+
 def _copy_tree(source: Path, target: Path) -> None:
     """Hard links where possible (the exports are only read), copies otherwise."""
 
@@ -564,7 +595,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="Smoke test: repeat 2, batch of 200 questions, 200 kB of text to index, "
                              "serve with 8 clients x 10 questions, a 500 kB 'big' article.")
     parser.add_argument("--json", type=Path, metavar="PATH", help="Also write the results as JSON.")
-    parser.add_argument("--rows", default=",".join(ROWS), help=f"Comma-separated rows (default all: {','.join(ROWS)}).")
+    parser.add_argument("--rows", default=",".join(DEFAULT_ROWS),
+                        help=f"Comma-separated rows (default {','.join(DEFAULT_ROWS)}; also: corpus).")
+    corpus = parser.add_argument_group("the corpus row")
+    corpus.add_argument("--squad", type=Path, help="SQuAD 1.0 training file (.json or .json.gz) the corpora are made of")
+    corpus.add_argument("--corpus-sizes", default="10000,100000,1000000", help="passages per corpus (default %(default)s)")
+    corpus.add_argument("--corpus-base", type=int, default=10_000,
+                        help="SQuAD paragraphs embedded for real (default %(default)s); larger corpora repeat them renamed")
+    corpus.add_argument("--corpus-embeddings", type=Path,
+                        help="reuse the embeddings (and their measured time) of an earlier bench.corpus_embed run")
     args = parser.parse_args(argv)
     args.rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in args.rows if r not in ROWS]
@@ -574,6 +613,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.repeat = 2 if args.quick else 5
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if "corpus" in args.rows:
+        if args.squad is None:
+            parser.error("the corpus row needs --squad PATH (SQuAD 1.0 training data)")
+        for path in (args.squad, args.corpus_embeddings):
+            if path is not None and not path.is_file():
+                parser.error(f"file not found: {path}")
+        try:
+            sizes = [int(x) for x in args.corpus_sizes.split(",") if x.strip()]
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) < 1:
+            parser.error(f"--corpus-sizes must be positive whole numbers separated by commas, not {args.corpus_sizes!r}")
     return args
 
 
@@ -588,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     warm_up: dict = {}
     with tempfile.TemporaryDirectory(prefix="article-qa-bench-") as tmp:
         bench = Bench(Path(tmp), args.repeat, batch_questions, index_chars,
-                      serve_questions=10 if args.quick else SERVE_QUESTIONS, big_chars=big_chars)
+                      serve_questions=10 if args.quick else SERVE_QUESTIONS, big_chars=big_chars, corpus=args)
         needs_cache = any(r not in ("help", "index_cold") for r in args.rows)  # "big" copies the exports
         try:
             if needs_cache:
@@ -603,6 +654,9 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as err:  # noqa: BLE001 - one broken row must not hide the others
                 log(f"row {row} failed: {err}")
                 result = Result(row, row, f"error: {err}", "", False)
+            if isinstance(result, list):  # a row of several lines (corpus)
+                results.extend(result)
+                continue
             if bench.exports() != exports:
                 # e.g. the shipped reader was retrained meanwhile: a run paid for a new ONNX export.
                 log(f"WARNING: the ONNX exports changed during row {row}; its timings include an export")

@@ -363,8 +363,9 @@ def _load_backends(folder: Path | None, config: dict):
     return loaded
 
 
-def _stored(db: sqlite3.Connection) -> dict[str, tuple[str, str | None]]:
-    return {row[0]: (row[1], row[2]) for row in db.execute("SELECT id, sha256, stamp FROM articles")}
+def _stored(db: sqlite3.Connection) -> dict[str, tuple[str, str | None, str]]:
+    """id → (content sha256, file stamp, title) of every stored article."""
+    return {row[0]: (row[1], row[2], row[3]) for row in db.execute("SELECT id, sha256, stamp, title FROM articles")}
 
 
 def _quick_unchanged(stored: dict, listing: Listing) -> bool:
@@ -373,7 +374,9 @@ def _quick_unchanged(stored: dict, listing: Listing) -> bool:
     if set(stored) != {e.id for e in listing.entries}:
         return False
     for entry in listing.entries:
-        sha, stamp = stored[entry.id]
+        sha, stamp, title = stored[entry.id]
+        if entry.title is not None and entry.title != title:  # a JSON Lines title changed alone
+            return False
         if entry.path is None:
             if hashlib.sha256((entry.text or "").encode("utf-8", "surrogatepass")).hexdigest() != sha:
                 return False
@@ -519,6 +522,8 @@ def _restamp(db: sqlite3.Connection, restamp) -> None:
     """Unchanged articles: their order and source as listed now, and a new file stamp when the
     file was touched without changing its text (so it is not read again next time)."""
     for entry, stamp, position in restamp:
+        if entry.title is not None:
+            db.execute("UPDATE articles SET title = ? WHERE id = ?", (entry.title, entry.id))
         if stamp is None:
             db.execute("UPDATE articles SET position = ?, source = ? WHERE id = ?", (position, entry.source, entry.id))
         else:

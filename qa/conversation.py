@@ -219,9 +219,13 @@ def _looks_like_person(text: str | None) -> bool:
         and words[-1].lower().strip(".,;:'’\"") not in _NOT_PERSON
 
 
+_POSSESSIVE_SUFFIX = re.compile(r"['’]s$")
+
+
 def last_name(name: str) -> str:
-    """"Volodymyr Zelensky" → "Zelensky", "Alexander De Croo" → "De Croo"."""
-    words = [w.strip(".,;:'’\"") for w in name.split()]
+    """"Volodymyr Zelensky" → "Zelensky", "Alexander De Croo" → "De Croo"; a possessive is no
+    part of a name ("Is Hicks's husband still serving?" names Hicks)."""
+    words = [_POSSESSIVE_SUFFIX.sub("", w.strip(".,;:'’\"")) for w in name.split()]
     kept = [words[-1]]
     for word in reversed(words[:-1]):
         if word.lower() not in _NAME_PARTICLES:
@@ -450,13 +454,29 @@ def ask_in_context(qa, questions: list[str], histories: list[list[Turn]],
     asked = [q for q, opts in zip(questions, options) for _ in opts]
     contexts = [c for opts in options for c in opts]
     if within is not None and any(w is not None for w in within):  # each reading keeps its question's article
-        answers = iter(qa.ask_many(asked, contexts, [w for w, opts in zip(within, options) for _ in opts]))
+        answers = qa.ask_many(asked, contexts, [w for w, opts in zip(within, options) for _ in opts])
     else:
-        answers = iter(qa.ask_many(asked, contexts))
+        answers = qa.ask_many(asked, contexts)
+    return _chosen_readings(options, answers, lambda answer: answer.score)
+
+
+def evidence_in_context(qa, questions: list[str], histories: list[list[Turn]]) -> list[tuple]:
+    """`ask_in_context` with each chosen reading's evidence: (Evidence, Answer) pairs from
+    `qa.evidence_many`, chosen by the same rule (what the confidence is fitted on for follow-ups)."""
+    options = [readings(q, h) for q, h in zip(questions, histories)]
+    asked = [q for q, opts in zip(questions, options) for _ in opts]
+    pairs = qa.evidence_many(asked, [c for opts in options for c in opts])
+    return _chosen_readings(options, pairs, lambda pair: pair[1].score)
+
+
+def _chosen_readings(options: list[list[Contextual]], results: list, score) -> list:
+    """Per question, the result of its most confidently answered reading (`results` holds one per
+    reading, in order), a later reading giving up READING_PREFERENCE per rank."""
+    results = iter(results)
     chosen = []
     for opts in options:
-        candidates = [next(answers) for _ in opts]
-        chosen.append(max(enumerate(candidates), key=lambda ra: ra[1].score - READING_PREFERENCE * ra[0])[1])
+        candidates = [next(results) for _ in opts]
+        chosen.append(max(enumerate(candidates), key=lambda rc: score(rc[1]) - READING_PREFERENCE * rc[0])[1])
     return chosen
 
 

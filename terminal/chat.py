@@ -35,7 +35,7 @@ HISTORY_LENGTH = 1000
 def banner(qa) -> str:
     from article_qa.index.printable import printable
 
-    if qa.is_corpus:
+    if getattr(qa, "is_corpus", False):
         return f"article-qa chat · {qa.article_count} articles · {qa.index.passage_count} passages"
     return f"article-qa chat · {printable(qa.article.source)} · {len(qa.index.passages)} passages"
 
@@ -160,8 +160,9 @@ class Chat:
             typer.echo(f"article-qa: :show takes a passage number from 1 to {len(hits)}", err=True)
             return
         hit = hits[number - 1]
-        text = self.qa.text_of(hit.passage.article) if self.qa.is_corpus else self.qa.article.text
-        print_lines(passage_lines(self.last, text, hit, number, titled=self.qa.article_count > 1))
+        corpus = getattr(self.qa, "is_corpus", False)
+        text = self.qa.text_of(hit.passage.article) if corpus else self.qa.article.text
+        print_lines(passage_lines(self.last, text, hit, number, titled=corpus and self.qa.article_count > 1))
         typer.echo("")
 
     def open(self, argument: str) -> None:

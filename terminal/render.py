@@ -239,7 +239,7 @@ def show(answer: Answer, article: str, view: View = View(), text_of: Callable[[o
 def show_answer(qa, answer: Answer, view: View = View()) -> None:
     """Show an answer of the pipeline `qa`, over its own article's text; over a corpus of more
     than one article, the answer line and the passages name their article."""
-    if not qa.is_corpus:
+    if not getattr(qa, "is_corpus", False):
         return show(answer, qa.article.text, view)
     text = qa.text_of(answer) if answer.article is not None else ""
     show(answer, text, replace(view, titled=qa.article_count > 1), qa.text_of)

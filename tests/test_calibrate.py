@@ -143,3 +143,26 @@ def test_training_can_make_near_miss_negatives(articles):
     assert all(ex.question not in originals for ex in near)  # the question itself was changed
     assert all(ex.question in originals for ex in made if ex.kind == "answerable")  # nothing could be made
 
+
+
+def test_follow_up_turns_are_rows_of_the_reading_the_conversation_chooses(tmp_path):
+    import json
+
+    from article_qa.index.article import default_article_path
+    from training.calibrate import CHAT_KIND, collect_chats
+
+    (tmp_path / "story.txt").write_text(default_article_path().read_text(encoding="utf-8"), encoding="utf-8")
+    turns = [("c1", "Where were the peace talks held?", ["Brussels, Belgium"]),
+             ("c1", "When?", ["Sunday"]),
+             ("c2", "Who won the football match?", [])]
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("".join(json.dumps({"id": f"{c}.{i}", "conversation": c, "article": "story.txt",
+                                         "question": q, "answers": a}) + "\n"
+                             for i, (c, q, a) in enumerate(turns)), encoding="utf-8")
+    rows = collect_chats(chats, None, tmp_path / "index")
+    assert [r["golds"] for r in rows] == [a for _, _, a in turns]
+    assert {r["document"] for r in rows} == {"news:story"} and {r["kind"] for r in rows} == {CHAT_KIND}
+    (features, right, text), = rows[1]["candidates"]
+    assert len(features) == len(FEATURES)
+    # "When?" is read as a question about the talks, so the reader finds their day.
+    assert right and "Sunday" in text

@@ -231,7 +231,9 @@ def test_index_is_reused_then_rebuilt(cli_env, tmp_path):
         (["ask", "   "], "empty question"),
         (["ask", "\x1b[31m\x07"], "empty question"),  # only control characters
         (["ask", "Why?", "--article", "/nonexistent/file.txt"], "article not found: /nonexistent/file.txt"),
-        (["ask", "Why?", "--article", str(DATA)], f"{DATA} is a directory, not an article file"),
+        # A folder is a corpus (its .txt, .md, .html and .pdf files); this one holds only JSON.
+        (["ask", "Why?", "--article", str(DATA)],
+         f"{DATA} holds no articles (no .txt, .md, .markdown, .html, .htm, .pdf files in it or its subfolders)"),
         (["batch", "/nonexistent/q.jsonl"], "question file not found: /nonexistent/q.jsonl"),
         (["batch", "--resume"], "--resume needs --output FILE to know what was already answered"),
         (["eval", "/nonexistent.json"], "file not found: /nonexistent.json"),

@@ -262,3 +262,9 @@ def test_a_fragment_brings_the_person_of_the_conversation_along():
     giving = Turn("How much of the profits from the new shoots is she giving away?", "15 percent")
     history = [Turn("Who took the photo?", "Vanessa Hicks"), giving]
     assert first_reading("To whom?", history).question == "To whom is Hicks giving away?"
+
+
+def test_a_name_read_in_its_possessive_stands_for_the_person():
+    history = [Turn("Is Hicks's husband still serving?", "still on active duty", None)]
+    first = readings("What did she say about the photo?", history)[0].question
+    assert first == "What did Hicks say about the photo?"

@@ -217,3 +217,24 @@ def test_exact_backends_remove_and_search_within():
     assert lexical.search("red", 3, allowed=np.array([12]))[1].tolist() == [12, -1, -1]
     lexical.remove(np.array([12]))
     assert lexical.search("red", 3)[1].tolist() == [10, -1, -1]
+
+
+def test_a_jsonl_corpus_updates_by_content_and_title(tmp_path):
+    lines = tmp_path / "corpus.jsonl"
+
+    def write(*articles):
+        lines.write_text("".join(json.dumps(a) + "\n" for a in articles))
+
+    write({"id": "a", "title": "Owls", "text": "Owls hunt at night in the old forest."},
+          {"id": "b", "text": "Bees make honey from the nectar of flowers."})
+    embedder = FakeEmbedder()
+    _open(list_corpus([str(lines)]), tmp_path, embedder).close()
+    write({"id": "a", "title": "Night Owls", "text": "Owls hunt at night in the old forest."},
+          {"id": "b", "text": "Bees make honey from the nectar of clover."})
+    embedder.encoded_texts = 0
+    index = _open(list_corpus([str(lines)]), tmp_path, embedder)
+    counts = index.status.changes.counts()
+    assert (counts["changed"], counts["unchanged"]) == (1, 1)
+    assert embedder.encoded_texts == len(index.passage_ids("b"))  # only b is embedded again
+    assert index.refs["a"].title == "Night Owls" and index.refs["b"].title.startswith("Bees make honey")
+    assert index.text_of("b").endswith("clover.")

@@ -136,10 +136,7 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
     """Per question: the feature vector of the candidate the answering path weighs and whether it
     is right, grouped by document (so the fit/check split can keep articles apart). Questions go
     through `ArticleQA.evidence_many`, the path users get (the wider look included)."""
-    from article_qa.evaluation.squad import is_right
     from article_qa.index.article import article_from_text
-    from article_qa.qa.answer import ordered_candidates
-    from article_qa.qa.confidence import features
     from article_qa.qa.pipeline import ArticleQA
 
     rows = []
@@ -154,17 +151,54 @@ def collect(documents: list[CalibrationDocument], reader: str | None, index_dir,
             article, reader=reader, index_dir=index_dir).with_settings(k=k)
         shared = qa
         for q, (evidence, _) in zip(doc.questions, qa.evidence_many([q.question for q in doc.questions])):
-            reading = evidence.read.question
-            ranked = ordered_candidates(reading, doc.text, evidence.spans, evidence.hits, qa.settings.decision)
-            candidates = [
-                (features(reading, doc.text, ranked, i, evidence.hits), is_right(doc.text[c.start:c.end], q.golds),
-                 doc.text[c.start:c.end])
-                for i, c in enumerate(ranked[:1])  # the span decide() weighs
-            ]
             document = doc.title if ":" in doc.title else doc.title.split("-")[0]  # "12-cut" is article 12
-            rows.append({"document": document, "kind": q.kind, "golds": q.golds,
-                         "candidates": candidates})
+            rows.append(_row(qa, document, q.kind, q.golds, evidence))
         print(f"collected {n + 1}/{len(documents)} documents, {len(rows)} questions", flush=True)
+    return rows
+
+
+def _row(qa, document: str, kind: str, golds: list[str], evidence) -> dict:
+    """A calibration row: the features of the span decide() weighs, and whether it is right."""
+    from article_qa.evaluation.squad import is_right
+    from article_qa.qa.answer import ordered_candidates
+    from article_qa.qa.confidence import features
+
+    text = qa.article.text
+    reading = evidence.read.question
+    ranked = ordered_candidates(reading, text, evidence.spans, evidence.hits, qa.settings.decision)
+    candidates = [(features(reading, text, ranked, 0, evidence.hits), is_right(text[c.start:c.end], golds),
+                   text[c.start:c.end]) for c in ranked[:1]]
+    return {"document": document, "kind": kind, "golds": golds, "candidates": candidates}
+
+
+CHAT_KIND = "follow-up turn"
+
+
+def collect_chats(path: Path, reader: str | None, index_dir, k: int = 3) -> list[dict]:
+    """Per turn of a conversations file (`eval --chats` format, each line naming its article): the
+    row of the reading the conversation chooses (`evidence_in_context`), asked after the turns
+    before it as chat asks them. A turn's document is "news:<article>", so leaving a news article
+    out leaves out its conversations too."""
+    from article_qa.evaluation.squad import load_chats
+    from article_qa.index.article import load_article
+    from article_qa.qa.conversation import evidence_in_context, turn_after
+    from article_qa.qa.pipeline import ArticleQA
+
+    opened: dict[str, ArticleQA] = {}
+    histories: dict[str, list] = {}
+    rows = []
+    for turn in load_chats(path):
+        named = turn.get("article") or ""
+        if named not in opened:
+            article = load_article(path.parent / named if named else None)
+            opened[named] = (next(iter(opened.values())).for_article(article, index_dir) if opened else
+                             ArticleQA.open(article, reader=reader, index_dir=index_dir).with_settings(k=k))
+        qa = opened[named]
+        history = histories.setdefault(str(turn["conversation"]), [])
+        evidence, answer = evidence_in_context(qa, [turn["question"]], [history])[0]
+        history.append(turn_after(answer))
+        rows.append(_row(qa, f"news:{Path(named).stem or 'default'}", CHAT_KIND, list(turn["answers"]), evidence))
+    print(f"collected {len(rows)} follow-up turns of {path.name}", flush=True)
     return rows
 
 
@@ -292,6 +326,9 @@ def main(argv: list[str] | None = None) -> None:
                              "held out, or all of them for a reader never trained on it)")
     parser.add_argument("--news", type=Path, default=None,
                         help="a folder of news articles' SQuAD 2.0 files (*.squad.json), fitted on too")
+    parser.add_argument("--chats", type=Path, action="append", default=[],
+                        help="a conversations file of news articles (eval --chats format, lines naming their "
+                             "article), its follow-up turns fitted on as news; may be repeated")
     parser.add_argument("--rows", type=Path, default=None, help="reuse (or save) the collected features here")
     parser.add_argument("--index-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -330,8 +367,12 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         with tempfile.TemporaryDirectory() as cache:
             rows += collect(missing, str(args.reader), args.index_dir or cache)
-        if args.rows is not None:
-            args.rows.write_text(json.dumps(rows))
+    if args.chats and not any(r["kind"] == CHAT_KIND for r in rows):
+        with tempfile.TemporaryDirectory() as cache:
+            for chats in args.chats:
+                rows += collect_chats(chats, str(args.reader), args.index_dir or cache)
+    if (missing or args.chats) and args.rows is not None:
+        args.rows.write_text(json.dumps(rows))
     documents = sorted({r["document"] for r in rows})
     check = set(random.Random("check").sample(documents, max(1, int(len(documents) * CHECK_SHARE))))
     fit_rows = [r for r in rows if r["document"] not in check]

@@ -1,0 +1,287 @@
+"""The lexical index for many articles at once: BM25 in tantivy, which adds and deletes passages.
+
+Why tantivy (tantivy-py, Rust): a corpus changes an article at a time, so its lexical index must
+delete one article's passages and add the new ones without rebuilding the rest, and it must answer
+in milliseconds at a million passages. `python -m bench.lexical_compare` measured it against the
+project's numpy BM25 (`index/lexical.py`) and bm25s on the same SQuAD passages (README, "Scale"):
+tantivy is the only one of the three that deletes and adds in place (bm25s and `BM25` are built
+once over a fixed list, so a changed article means a rebuild), and its queries are the fastest.
+
+Tokenisation is the project's own: passages and questions go through `index.lexical.terms` (lower
+case, stopwords dropped, a plural -s folded) in Python, and tantivy only splits the result at
+spaces, so a word matches here exactly when it matches in the single-article BM25. tantivy's
+scoring is BM25 with its fixed k1 = 1.2, b = 0.75 (the single-article index uses k1 = 1.5): the
+ranking agrees closely but scores are not the same numbers (the bench reports the agreement).
+
+A tantivy index is a folder that tantivy writes into itself; `new_lexical_index(path)` makes it
+there, with a small `article-qa-lexical.json` saying what it is and how it tokenises. Changes are
+made durable by tantivy's commit, which writes new segment files and then replaces its `meta.json`
+atomically, so a process killed mid-write leaves the last commit. `add` and `remove` are buffered
+and committed by `save`, or by the next `search` or `len` (so what was added is always searched).
+`save(other_path)` copies the committed index into a new folder, atomically (temporary folder,
+fsync, rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from article_qa.index.lexical import terms
+from article_qa.index.private_files import read_regular, write_atomic
+
+KINDS = ("tantivy",)
+MARKER = "article-qa-lexical.json"
+FORMAT_VERSION = 1
+TOKENIZER = "article_qa.index.lexical.terms/1"  # bump when `terms` changes: old indexes are refused
+_ANALYZER = "aq_terms"
+WRITER_HEAP_BYTES = 128_000_000
+WRITER_THREADS = 2
+
+
+class LexicalIndexError(ValueError):
+    """A lexical index that cannot be used; the message is one sentence for the user."""
+
+
+class LexicalIndex(Protocol):
+    kind: str
+
+    def add(self, ids: np.ndarray, texts: list[str]) -> None: ...
+    def remove(self, ids: np.ndarray) -> None: ...
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+    def save(self, path: Path | None = None) -> None: ...
+    def __len__(self) -> int: ...
+
+
+def new_lexical_index(path: Path, kind: str | None = None) -> "TantivyIndex":
+    """An empty lexical index in the folder `path` (made here; it must not exist or be empty)."""
+    chosen = kind or "tantivy"
+    if chosen not in KINDS:
+        raise LexicalIndexError(f"unknown lexical index kind {chosen!r} (choose from {', '.join(KINDS)})")
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise LexicalIndexError(f"cannot make a lexical index in {path}: it exists and is not an empty folder")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return TantivyIndex.create(path)
+
+
+def open_lexical_index(path: Path) -> "TantivyIndex":
+    """The lexical index in the folder `path`; LexicalIndexError when it is missing, not one of
+    ours, made with other tokenisation, or damaged."""
+    path = Path(path)
+    if not path.is_dir():
+        raise LexicalIndexError(f"lexical index not found: {path}")
+    try:
+        config = json.loads(read_regular(path / MARKER, 64 * 1024).decode("utf-8"))
+    except FileNotFoundError:
+        raise LexicalIndexError(f"{path} is not an article-qa lexical index (it has no {MARKER})") from None
+    except (OSError, ValueError) as err:
+        raise LexicalIndexError(f"the lexical index {path} is damaged (its {MARKER} is unreadable: {err})") from None
+    if not isinstance(config, dict) or config.get("kind") not in KINDS or config.get("format") != FORMAT_VERSION:
+        raise LexicalIndexError(f"the lexical index {path} is of a kind or format this version does not read; build it again")
+    if config.get("tokenizer") != TOKENIZER:
+        raise LexicalIndexError(f"the lexical index {path} was tokenised by {config.get('tokenizer')!r}, not "
+                                f"{TOKENIZER!r}; build it again")
+    return TantivyIndex.open(path, config)
+
+
+class TantivyIndex:
+    kind = "tantivy"
+
+    def __init__(self, path: Path, index, config: dict):
+        self.path = path
+        self._index = index
+        self._schema = index.schema
+        self.config = config
+        self._writer = None
+        self._dirty = False
+        self._searcher = None
+
+    # -- making and opening --
+    @staticmethod
+    def _schema_and_analyzer():
+        import tantivy
+
+        builder = tantivy.SchemaBuilder()
+        builder.add_unsigned_field("id", indexed=True, fast=True)
+        builder.add_text_field("body", tokenizer_name=_ANALYZER, index_option="freq")
+        return builder.build(), tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
+
+    @classmethod
+    def create(cls, path: Path) -> "TantivyIndex":
+        import tantivy
+
+        schema, analyzer = cls._schema_and_analyzer()
+        index = tantivy.Index(schema, path=str(path), reuse=False)
+        index.register_tokenizer(_ANALYZER, analyzer)
+        config = {"format": FORMAT_VERSION, "kind": "tantivy", "tokenizer": TOKENIZER,
+                  "scoring": "BM25, k1 1.2, b 0.75 (tantivy's)"}
+        write_atomic(path / MARKER, json.dumps(config).encode("utf-8"))
+        self = cls(path, index, config)
+        self._commit(force=True)  # an empty, valid index on disk from the start
+        return self
+
+    @classmethod
+    def open(cls, path: Path, config: dict) -> "TantivyIndex":
+        import tantivy
+
+        _, analyzer = cls._schema_and_analyzer()
+        try:
+            index = tantivy.Index.open(str(path))
+            index.register_tokenizer(_ANALYZER, analyzer)
+            index.reload()
+            index.searcher().num_docs  # noqa: B018 - touches the segments: a damaged one fails here
+        except (ValueError, OSError, RuntimeError) as err:
+            raise LexicalIndexError(f"the lexical index {path} is damaged (tantivy: {_first_line(err)})") from None
+        return cls(path, index, config)
+
+    # -- changes --
+    def add(self, ids: np.ndarray, texts: list[str]) -> None:
+        """Add passages `texts` under `ids` (new ids: to replace a passage, remove it first)."""
+        import tantivy
+
+        ids = _checked_ids(ids)
+        if len(ids) != len(texts):
+            raise LexicalIndexError(f"{len(ids):,} ids for {len(texts):,} texts")
+        if len(np.unique(ids)) != len(ids):
+            raise LexicalIndexError("the ids to add repeat")
+        if len(ids) and len(self):
+            present = self._present(ids)
+            if len(present):
+                raise LexicalIndexError(f"{len(present):,} of the ids to add are already in the index "
+                                        f"(e.g. {int(present[0])}); remove them first to replace them")
+        writer = self._get_writer()
+        for passage_id, text in zip(ids.tolist(), texts):
+            document = tantivy.Document()
+            document.add_unsigned("id", passage_id)
+            document.add_text("body", " ".join(terms(text)))
+            writer.add_document(document)
+        self._dirty = self._dirty or bool(len(ids))
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Remove the passages `ids`; ids not in the index are ignored."""
+        import tantivy
+
+        ids = _checked_ids(ids)
+        if len(ids):
+            self._get_writer().delete_documents_by_query(
+                tantivy.Query.term_set_query(self._schema, "id", ids.tolist()))
+            self._dirty = True
+
+    def save(self, path: Path | None = None) -> None:
+        """Commit what was added and removed (tantivy's atomic commit), and with `path` another
+        folder, copy the committed index there (a new folder, filled and renamed in one step)."""
+        self._commit()
+        if self._writer is not None:
+            self._writer.wait_merging_threads()  # lets background merges finish; a new writer comes when needed
+            self._writer = None
+        if path is None or Path(path).resolve() == self.path.resolve():
+            return
+        target = Path(path)
+        if target.exists():
+            raise LexicalIndexError(f"cannot save the lexical index to {target}: it exists")
+        temp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp"))
+        try:
+            for entry in os.scandir(self.path):
+                if entry.is_file(follow_symlinks=False) and not entry.name.startswith(".tantivy-"):
+                    shutil.copy2(entry.path, temp / entry.name)
+                    with open(temp / entry.name, "rb") as f:
+                        os.fsync(f.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+
+    # -- searching --
+    def __len__(self) -> int:
+        return int(self._fresh_searcher().num_docs)
+
+    def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the best k passages for `query`, best first (fewer when fewer match a
+        term of the query; none when it has no content word). `allowed` restricts the search to
+        those passage ids before it runs."""
+        import tantivy
+
+        if k < 1:
+            raise LexicalIndexError(f"k must be at least 1, not {k}")
+        words = terms(query)
+        nothing = np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if not words:
+            return nothing
+        schema = self._schema
+        text = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "body", word)) for word in words])
+        if allowed is not None:
+            allowed = np.unique(_checked_ids(allowed))
+            if not len(allowed):
+                return nothing
+            only = tantivy.Query.const_score_query(tantivy.Query.term_set_query(schema, "id", allowed.tolist()), 0.0)
+            text = tantivy.Query.boolean_query([(tantivy.Occur.Must, text), (tantivy.Occur.Must, only)])
+        searcher = self._fresh_searcher()
+        hits = searcher.search(text, k, count=False).hits
+        if not hits:
+            return nothing
+        scores = np.array([score for score, _ in hits], dtype=np.float32)
+        ids = np.array(searcher.fast_field_values("id", [address for _, address in hits]), dtype=np.int64)
+        return scores, ids
+
+    def ids(self) -> np.ndarray:
+        """Every passage id held (committed first)."""
+        import tantivy
+
+        searcher = self._fresh_searcher()
+        n = searcher.num_docs
+        if not n:
+            return np.zeros(0, np.int64)
+        hits = searcher.search(tantivy.Query.all_query(), n, count=False).hits
+        return np.array(searcher.fast_field_values("id", [a for _, a in hits]), dtype=np.int64)
+
+    # -- inside --
+    def _present(self, ids: np.ndarray) -> np.ndarray:
+        import tantivy
+
+        searcher = self._fresh_searcher()
+        hits = searcher.search(tantivy.Query.term_set_query(self._schema, "id", ids.tolist()), len(ids), count=False).hits
+        return np.array(searcher.fast_field_values("id", [a for _, a in hits]), dtype=np.int64)
+
+    def _get_writer(self):
+        if self._writer is None:
+            try:
+                self._writer = self._index.writer(heap_size=WRITER_HEAP_BYTES, num_threads=WRITER_THREADS)
+            except ValueError as err:
+                raise LexicalIndexError(f"cannot write the lexical index {self.path}: {_first_line(err)} "
+                                        "(is another process writing it?)") from None
+        return self._writer
+
+    def _commit(self, force: bool = False) -> None:
+        if self._dirty or force:
+            self._get_writer().commit()
+            self._dirty = False
+            self._index.reload()
+            self._searcher = None
+
+    def _fresh_searcher(self):
+        self._commit()
+        if self._searcher is None:
+            self._searcher = self._index.searcher()
+        return self._searcher
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _checked_ids(ids) -> np.ndarray:
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or (len(ids) and not np.issubdtype(ids.dtype, np.integer)):
+        raise LexicalIndexError("passage ids must be a one-dimensional array of integers")
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if len(ids) and ids.min() < 0:
+        raise LexicalIndexError(f"passage ids must not be negative (got {int(ids.min())})")
+    return ids
