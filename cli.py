@@ -287,7 +287,7 @@ def serve(
 
 def _served(qa) -> str:
     """What `serve` says it serves: the article's source, or how many articles a corpus holds."""
-    if qa.is_corpus:
+    if getattr(qa, "is_corpus", False):
         return f"{qa.article_count:,} article{'' if qa.article_count == 1 else 's'}"
     return qa.article.source
 
