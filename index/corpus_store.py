@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import stat
 import time
@@ -64,16 +65,30 @@ CREATE INDEX IF NOT EXISTS passages_by_article ON passages(article, ord);
 """
 
 
-def _backends():
-    """The search backends: `index/vector_backends.py` and `index/lexical_backends.py` when this
-    build has them (they choose by size), else the exact ones of `index/exact_backends.py`."""
+@dataclass(frozen=True)
+class _Backend:
+    """One search backend as the store uses it: its module (`open_*_index`, `new_*_index`), the
+    suffix of its saved name and whether it saves into a folder of its own (tantivy) rather than
+    one file."""
+
+    module: object
+    suffix: str
+    folder: bool = False
+
+
+def _backends(in_memory: bool = False) -> tuple[str, _Backend, _Backend]:
+    """(name, vectors, lexical): `index/vector_backends.py` (exact FAISS, IVF+SQ8 by size) and
+    `index/lexical_backends.py` (tantivy) when this build has them, else the numpy ones of
+    `index/exact_backends.py`, which an index kept in memory always uses (nothing to save)."""
     try:
+        if in_memory:
+            raise ImportError
         from article_qa.index import lexical_backends, vector_backends
     except ImportError:
         from article_qa.index import exact_backends
 
-        return exact_backends, exact_backends
-    return vector_backends, lexical_backends
+        return "exact", _Backend(exact_backends, ".npz"), _Backend(exact_backends, ".npz")
+    return "faiss+tantivy", _Backend(vector_backends, ".faiss"), _Backend(lexical_backends, "", folder=True)
 
 
 @dataclass(frozen=True)
@@ -305,7 +320,7 @@ def _connect(path: Path | str) -> sqlite3.Connection:
 
 
 def _expected_config(embedder: Embedder, chunking: Chunking) -> dict:
-    return {"format": FORMAT, "version": VERSION,
+    return {"format": FORMAT, "version": VERSION, "backends": _backends()[0],
             "model": {"name": embedder.model.name, "sha256": embedder.model.sha256},
             "chunking": chunking.to_dict()}
 
@@ -328,39 +343,79 @@ def _check_config(config: dict, expected: dict) -> None:
     if not config:
         raise _Unusable("")
     for key, label in (("format", "it is not an article-qa corpus index"),
-                       ("version", "it was saved by another version"), ("model", "the model changed"),
+                       ("version", "it was saved by another version"),
+                       ("backends", "it was saved with other search backends"), ("model", "the model changed"),
                        ("chunking", "the chunking changed")):
         if config.get(key) != expected[key]:
             raise _Unusable(label)
 
 
 def _load_backends(folder: Path | None, config: dict):
-    """The saved vector and lexical indexes the config names, after their size and sha256 were
-    checked. Raises _Unusable."""
-    vector_backends, lexical_backends = _backends()
+    """The saved vector and lexical indexes the config names, a file's size and sha256 checked
+    first (a folder backend checks its own). Raises _Unusable."""
+    _, vector_backend, lexical_backend = _backends()
     files = config.get("files")
     if folder is None or not isinstance(files, dict):
         raise _Unusable("the saved index is incomplete")
     loaded = []
-    for kind, opener in (("vectors", vector_backends.open_vector_index), ("lexical", lexical_backends.open_lexical_index)):
+    for kind, backend, opener in (("vectors", vector_backend, vector_backend.module.open_vector_index),
+                                  ("lexical", lexical_backend, lexical_backend.module.open_lexical_index)):
         entry = files.get(kind)
         if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
                 and CORPUS_FILES.fullmatch(entry["name"]) and entry["name"].startswith(kind)):
             raise _Unusable("the saved index is incomplete")
         path = folder / entry["name"]
-        try:
-            data = path.read_bytes() if not path.is_symlink() else None
-        except OSError:
-            data = None
-        if data is None:
+        if path.is_symlink() or not path.exists() or path.is_dir() != backend.folder:
             raise _Unusable("the saved index is incomplete")
-        if len(data) != entry.get("size") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-            raise _Unusable(f"the saved {kind} are damaged (checksum mismatch)")
+        if not backend.folder:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                raise _Unusable("the saved index is incomplete") from None
+            if len(data) != entry.get("size") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+                raise _Unusable(f"the saved {kind} are damaged (checksum mismatch)")
         try:
             loaded.append(opener(path))
-        except Exception as err:  # noqa: BLE001 - any unreadable file means: rebuild it
+        except Exception as err:  # noqa: BLE001 - any unreadable index means: rebuild it
             raise _Unusable(f"the saved {kind} are damaged ({type(err).__name__})") from None
     return loaded
+
+
+def _save_generation(folder: Path, vector_backend: _Backend, lexical_backend: _Backend, vectors, lexical,
+                     gone: np.ndarray, ids: np.ndarray, encoded: np.ndarray, texts: list[str],
+                     written: list[str]):
+    """The search indexes with `gone` removed and `ids` added, saved under new names (appended to
+    `written` before each is made, so a failure removes them). The saved indexes in use are never
+    touched: a folder backend's committed index is first copied to its new folder, then changed
+    there. Returns (vectors, lexical, the config's "files" entry)."""
+    generation = secrets.token_hex(8)
+    lexical_name = f"lexical-{generation}{lexical_backend.suffix}"
+    if lexical_backend.folder:
+        written.append(lexical_name)
+        if lexical is None:
+            lexical = lexical_backend.module.new_lexical_index(folder / lexical_name)
+        else:
+            lexical.save(folder / lexical_name)
+            lexical = lexical_backend.module.open_lexical_index(folder / lexical_name)
+    if len(gone):
+        vectors.remove(gone)
+        lexical.remove(gone)
+    if len(ids):
+        vectors.add(ids, encoded)
+        lexical.add(ids, texts)
+    files = {}
+    for kind, index, name, backend in (("vectors", vectors, f"vectors-{generation}{vector_backend.suffix}", vector_backend),
+                                       ("lexical", lexical, lexical_name, lexical_backend)):
+        if backend.folder:
+            index.save()
+            files[kind] = {"name": name, "kind": index.kind, "folder": True}
+            continue
+        written.append(name)
+        write_atomic(folder / name, lambda tmp, index=index: index.save(Path(tmp)))
+        data = (folder / name).read_bytes()
+        files[kind] = {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
+                       "kind": index.kind}
+    return vectors, lexical, files
 
 
 def _stored(db: sqlite3.Connection) -> dict[str, tuple[str, str | None, str]]:
@@ -430,7 +485,7 @@ def _plan(stored: dict, listing: Listing, encoding: str, fresh: bool):
 
 
 def _update(db, folder, expected, listing, embedder, chunking, progress, encoding, rebuild, started) -> CorpusIndex:
-    vector_backends, lexical_backends = _backends()
+    _, vector_backend, lexical_backend = _backends()
     config = _config(db)
     reason = "rebuild requested" if rebuild else None
     vectors = lexical = None
@@ -456,8 +511,9 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
     encoded = _encode(texts, embedder, progress)
     if vectors is None:
         dim = encoded.shape[1] if len(texts) else embedder.dim
-        vectors = vector_backends.new_vector_index(dim, len(texts))
-        lexical = lexical_backends.new_lexical_index()
+        vectors = vector_backend.module.new_vector_index(dim, len(texts), training_sample=encoded if len(texts) else None)
+        if not lexical_backend.folder:
+            lexical = lexical_backend.module.new_lexical_index()
     old_files = {entry.name for entry in os.scandir(folder) if CORPUS_FILES.fullmatch(entry.name)}
     written: list[str] = []
     db.execute("BEGIN IMMEDIATE")
@@ -482,20 +538,9 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
                 new_ids.append(cursor.lastrowid)
         _restamp(db, restamp)
         ids = np.array(new_ids, dtype=np.int64)
-        if len(gone) and not fresh:
-            vectors.remove(gone)
-            lexical.remove(gone)
-        if len(ids):
-            vectors.add(ids, encoded)
-            lexical.add(ids, texts)
-        files = {}
-        for kind, index in (("vectors", vectors), ("lexical", lexical)):
-            name = f"{kind}-{secrets.token_hex(8)}.npz"
-            written.append(name)
-            write_atomic(folder / name, lambda tmp, index=index: index.save(Path(tmp)))
-            data = (folder / name).read_bytes()
-            files[kind] = {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-                           "kind": index.kind}
+        vectors, lexical, files = _save_generation(folder, vector_backend, lexical_backend, vectors, lexical,
+                                                   gone if not fresh else np.zeros(0, np.int64), ids, encoded,
+                                                   texts, written)
         settings = dict(expected, files=files, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         for key, value in settings.items():
             db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (key, json.dumps(value)))
@@ -506,7 +551,7 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
         for name in written:
             _unlink(folder / name)
         raise
-    for name in old_files:  # the previous index's files, and those of writers killed before committing
+    for name in old_files - set(written):  # the previous index's, and those of writers killed before committing
         _unlink(folder / name)
     remove_stale_temps(folder)
     _export_quietly(embedder)
@@ -540,8 +585,12 @@ def _before_commit() -> None:
 
 
 def _unlink(path: Path) -> None:
+    """Remove one of the store's files, or a folder backend's folder (a link is removed, never followed)."""
     try:
-        os.unlink(path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
     except FileNotFoundError:
         pass
 
@@ -575,13 +624,13 @@ def _cannot_write(folder, err, listing, embedder, chunking, progress, encoding, 
 
 def _in_memory(listing, embedder, chunking, progress, encoding, why, started) -> CorpusIndex:
     """The corpus indexed in memory (a SQLite database in memory, the search indexes unsaved)."""
-    vector_backends, lexical_backends = _backends()
+    _, vector_backend, lexical_backend = _backends(in_memory=True)
     db = _connect(":memory:")
     added, _, _, _, _, skipped = _plan({}, listing, encoding, True)
     pieces, texts = _split(added, embedder, chunking)
     encoded = _encode(texts, embedder, progress)
-    vectors = vector_backends.new_vector_index(encoded.shape[1] if len(texts) else embedder.dim, len(texts))
-    lexical = lexical_backends.new_lexical_index()
+    vectors = vector_backend.module.new_vector_index(encoded.shape[1] if len(texts) else embedder.dim, len(texts))
+    lexical = lexical_backend.module.new_lexical_index()
     ids = []
     for (article, stamp, position), spans in zip(added, pieces):
         db.execute("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

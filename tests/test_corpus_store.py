@@ -238,3 +238,27 @@ def test_a_jsonl_corpus_updates_by_content_and_title(tmp_path):
     assert embedder.encoded_texts == len(index.passage_ids("b"))  # only b is embedded again
     assert index.refs["a"].title == "Night Owls" and index.refs["b"].title.startswith("Bees make honey")
     assert index.text_of("b").endswith("clover.")
+
+
+def test_cache_clear_removes_a_corpus_index_and_a_shared_cache_keeps_it_in_memory(tmp_path):
+    import warnings
+
+    from article_qa.index.cache import clear_cache
+    from article_qa.index.store import IndexWarning
+
+    folder = _folder(tmp_path)
+    index = _open(list_corpus([str(folder)]), tmp_path)
+    path = index.status.path
+    index.close()
+    assert path.is_dir() and (path / DATABASE).stat().st_mode & 0o077 == 0  # the database is private
+    clear_cache(tmp_path / "cache")
+    assert not path.exists()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept = open_corpus(list_corpus([str(folder)]), FakeEmbedder(), CHUNKING, shared)
+    assert kept.status.action == "in-memory" and any(issubclass(w.category, IndexWarning) for w in caught)
+    hits = kept.search(fake_vectors(["alpha lamp"]), ["alpha lamp"], 2, 0.5, [None])[0]
+    assert hits[0].passage.article.id == "alpha.txt" and not any(shared.iterdir())
