@@ -262,3 +262,23 @@ def test_cache_clear_removes_a_corpus_index_and_a_shared_cache_keeps_it_in_memor
     assert kept.status.action == "in-memory" and any(issubclass(w.category, IndexWarning) for w in caught)
     hits = kept.search(fake_vectors(["alpha lamp"]), ["alpha lamp"], 2, 0.5, [None])[0]
     assert hits[0].passage.article.id == "alpha.txt" and not any(shared.iterdir())
+
+
+def test_two_writers_take_turns_one_builds_the_other_reuses(tmp_path):
+    folder = _folder(tmp_path)
+    script = (
+        "import sys, json; sys.path.insert(0, %r)\n"
+        "from helpers_index import FakeEmbedder\n"
+        "from article_qa.index.corpus_sources import list_corpus\n"
+        "from article_qa.index.corpus_store import open_corpus\n"
+        "from article_qa.index.passages import Chunking\n"
+        "from pathlib import Path\n"
+        "import time\n"
+        "embedder = FakeEmbedder(on_encode=lambda texts: time.sleep(1.0))\n"
+        "index = open_corpus(list_corpus([%r]), embedder, Chunking(max_tokens=60, min_tokens=3), Path(%r))\n"
+        "print(json.dumps([index.status.action, embedder.encoded_texts, len(index)]))\n"
+    ) % (str(Path(__file__).parent), str(folder), str(tmp_path / "cache"))
+    processes = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    results = sorted(json.loads(p.communicate(timeout=120)[0]) for p in processes)
+    assert [r[0] for r in results] == ["built", "reused"]
+    assert results[1][1] == 0 and results[0][2] == results[1][2] == 3  # the one that waited embedded nothing
