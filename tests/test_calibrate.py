@@ -166,3 +166,16 @@ def test_follow_up_turns_are_rows_of_the_reading_the_conversation_chooses(tmp_pa
     assert len(features) == len(FEATURES)
     # "When?" is read as a question about the talks, so the reader finds their day.
     assert right and "Sunday" in text
+
+
+def test_a_pool_sample_is_fixed_and_drawn_from_each_articles_own_questions():
+    from training.calibrate import squad2_documents
+
+    path = Path(__file__).parent / "data" / "tiny_squad2.json"
+    whole = squad2_documents(path, None, "pool")
+    sampled = squad2_documents(path, None, "pool", per_article=2)
+    assert [d.title for d in sampled] == [d.title for d in whole]
+    for full, few in zip(whole, sampled):
+        assert len(few.questions) == min(2, len(full.questions))
+        assert {q.question for q in few.questions} <= {q.question for q in full.questions}
+    assert sampled == squad2_documents(path, None, "pool", per_article=2)
