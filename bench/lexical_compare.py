@@ -94,7 +94,7 @@ def compare(squad_path: Path, passages: int, queries: int, work: Path, log=print
     folder = work / "lexical-compare-tantivy"
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
-    index = new_lexical_index(folder)
+    index = new_lexical_index(path=folder)
     ids = np.arange(len(texts), dtype=np.int64)
     for first in range(0, len(texts), 50_000):
         index.add(ids[first:first + 50_000], texts[first:first + 50_000])

@@ -188,10 +188,9 @@ def _clear_index(path: Path, size: int, cleared: Cleared) -> None:
 
 def _index_file(entry: os.DirEntry) -> bool:
     """Whether `entry` is a file the tool writes into an index folder."""
+    if entry.is_dir(follow_symlinks=False):
+        return False
     name = entry.name
-    if entry.is_dir(follow_symlinks=False):  # a corpus's lexical index (tantivy's folder), or its copy in progress
-        base = (temp_base(name) or name).lstrip(".")
-        return base.startswith("lexical-") and CORPUS_DATA_FILES.fullmatch(base) is not None
     return (name in (SIDECAR, MARKER, CORPUS_DATABASE, CORPUS_DATABASE + "-journal") or name.startswith(INDEX_LOCK)
             or temp_base(name) is not None or CORPUS_DATA_FILES.fullmatch(name) is not None
             or any(p.fullmatch(name) for p in DATA_FILES.values()))

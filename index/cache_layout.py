@@ -31,7 +31,7 @@ CHAT_HISTORY = "chat_history"
 # In a corpus's index folder (`index/corpus_store.py`): its database (and SQLite's journal beside
 # it while a write is in progress) and its two search files.
 CORPUS_DATABASE = "corpus.sqlite"
-CORPUS_DATA_FILES = re.compile(r"(vectors|lexical)-[0-9a-f]{16}(\.npz|\.faiss)?")  # lexical-<hex>: tantivy's folder
+CORPUS_DATA_FILES = re.compile(r"(vectors|lexical)-[0-9a-f]{16}\.(npz|faiss|tantivy)")
 _INDEX_FOLDER = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
 
 

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import sqlite3
 import stat
 import time
@@ -67,13 +66,12 @@ CREATE INDEX IF NOT EXISTS passages_by_article ON passages(article, ord);
 
 @dataclass(frozen=True)
 class _Backend:
-    """One search backend as the store uses it: its module (`open_*_index`, `new_*_index`), the
-    suffix of its saved name and whether it saves into a folder of its own (tantivy) rather than
-    one file."""
+    """One search backend as the store uses it: its module (`open_*_index`, `new_*_index`) and the
+    suffix of the one file it saves to (tantivy's folder is saved as one snapshot file, so that the
+    store checksums and swaps whole files)."""
 
     module: object
     suffix: str
-    folder: bool = False
 
 
 def _backends(in_memory: bool = False) -> tuple[str, _Backend, _Backend]:
@@ -88,7 +86,7 @@ def _backends(in_memory: bool = False) -> tuple[str, _Backend, _Backend]:
         from article_qa.index import exact_backends
 
         return "exact", _Backend(exact_backends, ".npz"), _Backend(exact_backends, ".npz")
-    return "faiss+tantivy", _Backend(vector_backends, ".faiss"), _Backend(lexical_backends, "", folder=True)
+    return "faiss+tantivy", _Backend(vector_backends, ".faiss"), _Backend(lexical_backends, ".tantivy")
 
 
 @dataclass(frozen=True)
@@ -351,8 +349,8 @@ def _check_config(config: dict, expected: dict) -> None:
 
 
 def _load_backends(folder: Path | None, config: dict):
-    """The saved vector and lexical indexes the config names, a file's size and sha256 checked
-    first (a folder backend checks its own). Raises _Unusable."""
+    """The saved vector and lexical indexes the config names, after each file's size and sha256
+    were checked. Raises _Unusable."""
     _, vector_backend, lexical_backend = _backends()
     files = config.get("files")
     if folder is None or not isinstance(files, dict):
@@ -365,15 +363,14 @@ def _load_backends(folder: Path | None, config: dict):
                 and CORPUS_FILES.fullmatch(entry["name"]) and entry["name"].startswith(kind)):
             raise _Unusable("the saved index is incomplete")
         path = folder / entry["name"]
-        if path.is_symlink() or not path.exists() or path.is_dir() != backend.folder:
+        if path.is_symlink() or not path.is_file() or not entry["name"].endswith(backend.suffix):
             raise _Unusable("the saved index is incomplete")
-        if not backend.folder:
-            try:
-                data = path.read_bytes()
-            except OSError:
-                raise _Unusable("the saved index is incomplete") from None
-            if len(data) != entry.get("size") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-                raise _Unusable(f"the saved {kind} are damaged (checksum mismatch)")
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise _Unusable("the saved index is incomplete") from None
+        if len(data) != entry.get("size") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            raise _Unusable(f"the saved {kind} are damaged (checksum mismatch)")
         try:
             loaded.append(opener(path))
         except Exception as err:  # noqa: BLE001 - any unreadable index means: rebuild it
@@ -385,18 +382,9 @@ def _save_generation(folder: Path, vector_backend: _Backend, lexical_backend: _B
                      gone: np.ndarray, ids: np.ndarray, encoded: np.ndarray, texts: list[str],
                      written: list[str]):
     """The search indexes with `gone` removed and `ids` added, saved under new names (appended to
-    `written` before each is made, so a failure removes them). The saved indexes in use are never
-    touched: a folder backend's committed index is first copied to its new folder, then changed
-    there. Returns (vectors, lexical, the config's "files" entry)."""
+    `written` before each is made, so a failure removes them); the files in use are never written.
+    Returns (vectors, lexical, the config's "files" entry)."""
     generation = secrets.token_hex(8)
-    lexical_name = f"lexical-{generation}{lexical_backend.suffix}"
-    if lexical_backend.folder:
-        written.append(lexical_name)
-        if lexical is None:
-            lexical = lexical_backend.module.new_lexical_index(folder / lexical_name)
-        else:
-            lexical.save(folder / lexical_name)
-            lexical = lexical_backend.module.open_lexical_index(folder / lexical_name)
     if len(gone):
         vectors.remove(gone)
         lexical.remove(gone)
@@ -404,12 +392,8 @@ def _save_generation(folder: Path, vector_backend: _Backend, lexical_backend: _B
         vectors.add(ids, encoded)
         lexical.add(ids, texts)
     files = {}
-    for kind, index, name, backend in (("vectors", vectors, f"vectors-{generation}{vector_backend.suffix}", vector_backend),
-                                       ("lexical", lexical, lexical_name, lexical_backend)):
-        if backend.folder:
-            index.save()
-            files[kind] = {"name": name, "kind": index.kind, "folder": True}
-            continue
+    for kind, index, backend in (("vectors", vectors, vector_backend), ("lexical", lexical, lexical_backend)):
+        name = f"{kind}-{generation}{backend.suffix}"
         written.append(name)
         write_atomic(folder / name, lambda tmp, index=index: index.save(Path(tmp)))
         data = (folder / name).read_bytes()
@@ -512,8 +496,7 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
     if vectors is None:
         dim = encoded.shape[1] if len(texts) else embedder.dim
         vectors = vector_backend.module.new_vector_index(dim, len(texts), training_sample=encoded if len(texts) else None)
-        if not lexical_backend.folder:
-            lexical = lexical_backend.module.new_lexical_index()
+        lexical = lexical_backend.module.new_lexical_index()
     old_files = {entry.name for entry in os.scandir(folder) if CORPUS_FILES.fullmatch(entry.name)}
     written: list[str] = []
     db.execute("BEGIN IMMEDIATE")
@@ -585,12 +568,9 @@ def _before_commit() -> None:
 
 
 def _unlink(path: Path) -> None:
-    """Remove one of the store's files, or a folder backend's folder (a link is removed, never followed)."""
+    """Remove one of the store's files (a link is removed, never followed)."""
     try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+        os.unlink(path)
     except FileNotFoundError:
         pass
 

@@ -13,21 +13,31 @@ spaces, so a word matches here exactly when it matches in the single-article BM2
 scoring is BM25 with its fixed k1 = 1.2, b = 0.75 (the single-article index uses k1 = 1.5): the
 ranking agrees closely but scores are not the same numbers (the bench reports the agreement).
 
-A tantivy index is a folder that tantivy writes into itself; `new_lexical_index(path)` makes it
-there, with a small `article-qa-lexical.json` saying what it is and how it tokenises. Changes are
-made durable by tantivy's commit, which writes new segment files and then replaces its `meta.json`
-atomically, so a process killed mid-write leaves the last commit. `add` and `remove` are buffered
-and committed by `save`, or by the next `search` or `len` (so what was added is always searched).
-`save(other_path)` copies the committed index into a new folder, atomically (temporary folder,
-fsync, rename).
+A tantivy index is a folder that tantivy writes into itself, with a small `article-qa-lexical.json`
+saying what it is and how it tokenises. Two ways to keep one:
+
+- **in place**: `new_lexical_index(path=folder)`, then `save()`: tantivy's commit writes new
+  segment files and then replaces its `meta.json` atomically, so a process killed mid-write leaves
+  the last commit. Cheapest for a big corpus that changes an article at a time.
+- **as one file** (what a store that checksums and swaps whole files wants): `save(file)` writes a
+  snapshot, a 16-byte magic, a JSON list of the folder's files and their sizes, then their bytes,
+  atomically (temporary file, fsync, rename); `open_lexical_index(file)` unpacks it into a private
+  temporary folder (removed with the index object) and opens it there. `new_lexical_index()` with
+  no path works in such a temporary folder too.
+
+`add` and `remove` are buffered and committed by `save`, or by the next `search` or `len` (so what
+was added is always searched).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import struct
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +53,9 @@ TOKENIZER = "article_qa.index.lexical.terms/1"  # bump when `terms` changes: old
 _ANALYZER = "aq_terms"
 WRITER_HEAP_BYTES = 128_000_000
 WRITER_THREADS = 2
+SNAPSHOT_MAGIC = b"ARTICLEQA-LEX01\n"
+_SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
+MAX_SNAPSHOT_HEADER = 16 * 1024 * 1024
 
 
 class LexicalIndexError(ValueError):
@@ -59,11 +72,14 @@ class LexicalIndex(Protocol):
     def __len__(self) -> int: ...
 
 
-def new_lexical_index(path: Path, kind: str | None = None) -> "TantivyIndex":
-    """An empty lexical index in the folder `path` (made here; it must not exist or be empty)."""
+def new_lexical_index(kind: str | None = None, path: Path | None = None) -> "TantivyIndex":
+    """An empty lexical index: in the folder `path` (made here; it must not exist or be empty), or
+    with no path in a private temporary folder, kept with `save(file)`."""
     chosen = kind or "tantivy"
     if chosen not in KINDS:
         raise LexicalIndexError(f"unknown lexical index kind {chosen!r} (choose from {', '.join(KINDS)})")
+    if path is None:
+        return TantivyIndex.create(_temporary_folder(), temporary=True)
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise LexicalIndexError(f"cannot make a lexical index in {path}: it exists and is not an empty folder")
@@ -72,36 +88,95 @@ def new_lexical_index(path: Path, kind: str | None = None) -> "TantivyIndex":
 
 
 def open_lexical_index(path: Path) -> "TantivyIndex":
-    """The lexical index in the folder `path`; LexicalIndexError when it is missing, not one of
-    ours, made with other tokenisation, or damaged."""
+    """The lexical index in the folder `path`, or in the snapshot file `path` (see the module's
+    docstring); LexicalIndexError when it is missing, not one of ours, made with other
+    tokenisation, or damaged."""
     path = Path(path)
+    if path.is_file() and not path.is_symlink():
+        folder = _temporary_folder()
+        try:
+            _unpack(path, folder)
+            return _open_folder(folder, shown=path, temporary=True)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
     if not path.is_dir():
         raise LexicalIndexError(f"lexical index not found: {path}")
+    return _open_folder(path, shown=path)
+
+
+def _open_folder(path: Path, shown: Path, temporary: bool = False) -> "TantivyIndex":
     try:
         config = json.loads(read_regular(path / MARKER, 64 * 1024).decode("utf-8"))
     except FileNotFoundError:
-        raise LexicalIndexError(f"{path} is not an article-qa lexical index (it has no {MARKER})") from None
+        raise LexicalIndexError(f"{shown} is not an article-qa lexical index (it has no {MARKER})") from None
     except (OSError, ValueError) as err:
-        raise LexicalIndexError(f"the lexical index {path} is damaged (its {MARKER} is unreadable: {err})") from None
+        raise LexicalIndexError(f"the lexical index {shown} is damaged (its {MARKER} is unreadable: {err})") from None
     if not isinstance(config, dict) or config.get("kind") not in KINDS or config.get("format") != FORMAT_VERSION:
-        raise LexicalIndexError(f"the lexical index {path} is of a kind or format this version does not read; build it again")
+        raise LexicalIndexError(f"the lexical index {shown} is of a kind or format this version does not read; "
+                                "build it again")
     if config.get("tokenizer") != TOKENIZER:
-        raise LexicalIndexError(f"the lexical index {path} was tokenised by {config.get('tokenizer')!r}, not "
+        raise LexicalIndexError(f"the lexical index {shown} was tokenised by {config.get('tokenizer')!r}, not "
                                 f"{TOKENIZER!r}; build it again")
-    return TantivyIndex.open(path, config)
+    return TantivyIndex.open(path, config, shown=shown, temporary=temporary)
+
+
+def _temporary_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="article-qa-lexical-"))  # mode 0700
+
+
+def _pack(folder: Path, target: str) -> None:
+    """Write the snapshot of `folder` (its regular files, tantivy's lock files left out) to `target`."""
+    names = sorted(entry.name for entry in os.scandir(folder)
+                   if entry.is_file(follow_symlinks=False) and not entry.name.startswith(".tantivy-"))
+    listing = [[name, (folder / name).stat().st_size] for name in names]
+    header = json.dumps({"files": listing}).encode("utf-8")
+    with open(target, "wb") as out:
+        out.write(SNAPSHOT_MAGIC + struct.pack("<Q", len(header)) + header)
+        for name, _ in listing:
+            with open(folder / name, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)
+
+
+def _unpack(path: Path, folder: Path) -> None:
+    damaged = f"the lexical index {path} is damaged"
+    with open(path, "rb") as f:
+        if f.read(len(SNAPSHOT_MAGIC)) != SNAPSHOT_MAGIC:
+            raise LexicalIndexError(f"{path} is not an article-qa lexical index (it does not start with its magic)")
+        try:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > MAX_SNAPSHOT_HEADER:
+                raise ValueError("header too long")
+            files = [(str(name), int(size)) for name, size in json.loads(f.read(length).decode("utf-8"))["files"]]
+        except (struct.error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise LexicalIndexError(f"{damaged} (its list of files is unreadable)") from None
+        total = os.fstat(f.fileno()).st_size
+        if any(not _SNAPSHOT_NAME.fullmatch(n) or n in (".", "..") or size < 0 for n, size in files) or (
+                f.tell() + sum(size for _, size in files) != total):
+            raise LexicalIndexError(f"{damaged} (its size or its list of files is wrong: truncated?)")
+        for name, size in files:
+            with open(folder / name, "xb") as out:
+                left = size
+                while left:
+                    block = f.read(min(left, 1 << 20))
+                    out.write(block)
+                    left -= len(block)
 
 
 class TantivyIndex:
     kind = "tantivy"
 
-    def __init__(self, path: Path, index, config: dict):
-        self.path = path
+    def __init__(self, path: Path, index, config: dict, temporary: bool = False):
+        self.path = path  # the folder tantivy works in (a private temporary one for snapshots)
         self._index = index
         self._schema = index.schema
         self.config = config
         self._writer = None
         self._dirty = False
         self._searcher = None
+        self.temporary = temporary
+        if temporary:
+            weakref.finalize(self, shutil.rmtree, str(path), True)
 
     # -- making and opening --
     @staticmethod
@@ -114,7 +189,7 @@ class TantivyIndex:
         return builder.build(), tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
 
     @classmethod
-    def create(cls, path: Path) -> "TantivyIndex":
+    def create(cls, path: Path, temporary: bool = False) -> "TantivyIndex":
         import tantivy
 
         schema, analyzer = cls._schema_and_analyzer()
@@ -123,12 +198,12 @@ class TantivyIndex:
         config = {"format": FORMAT_VERSION, "kind": "tantivy", "tokenizer": TOKENIZER,
                   "scoring": "BM25, k1 1.2, b 0.75 (tantivy's)"}
         write_atomic(path / MARKER, json.dumps(config).encode("utf-8"))
-        self = cls(path, index, config)
+        self = cls(path, index, config, temporary)
         self._commit(force=True)  # an empty, valid index on disk from the start
         return self
 
     @classmethod
-    def open(cls, path: Path, config: dict) -> "TantivyIndex":
+    def open(cls, path: Path, config: dict, shown: Path | None = None, temporary: bool = False) -> "TantivyIndex":
         import tantivy
 
         _, analyzer = cls._schema_and_analyzer()
@@ -138,8 +213,8 @@ class TantivyIndex:
             index.reload()
             index.searcher().num_docs  # noqa: B018 - touches the segments: a damaged one fails here
         except (ValueError, OSError, RuntimeError) as err:
-            raise LexicalIndexError(f"the lexical index {path} is damaged (tantivy: {_first_line(err)})") from None
-        return cls(path, index, config)
+            raise LexicalIndexError(f"the lexical index {shown or path} is damaged (tantivy: {_first_line(err)})") from None
+        return cls(path, index, config, temporary)
 
     # -- changes --
     def add(self, ids: np.ndarray, texts: list[str]) -> None:
@@ -175,32 +250,26 @@ class TantivyIndex:
             self._dirty = True
 
     def save(self, path: Path | None = None) -> None:
-        """Commit what was added and removed (tantivy's atomic commit), and with `path` another
-        folder, copy the committed index there (a new folder, filled and renamed in one step)."""
+        """Commit what was added and removed (tantivy's atomic commit) in the index's folder; with
+        `path`, also write the committed index there as one snapshot file, atomically."""
         self._commit()
         if self._writer is not None:
             self._writer.wait_merging_threads()  # lets background merges finish; a new writer comes when needed
             self._writer = None
-        if path is None or Path(path).resolve() == self.path.resolve():
-            return
-        target = Path(path)
-        if target.exists():
-            raise LexicalIndexError(f"cannot save the lexical index to {target}: it exists")
-        temp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp"))
-        try:
-            for entry in os.scandir(self.path):
-                if entry.is_file(follow_symlinks=False) and not entry.name.startswith(".tantivy-"):
-                    shutil.copy2(entry.path, temp / entry.name)
-                    with open(temp / entry.name, "rb") as f:
-                        os.fsync(f.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
+        if path is not None:
+            path = Path(path)
+            if path.is_dir():
+                raise LexicalIndexError(f"cannot save the lexical index to {path}: it is a folder (give a file "
+                                        "name, or make the index in that folder and save() it in place)")
+            write_atomic(path, lambda temp: _pack(self.path, temp))
 
     # -- searching --
     def __len__(self) -> int:
         return int(self._fresh_searcher().num_docs)
+
+    def configuration(self) -> dict:
+        """What is recorded with the index: kind, format, tokenisation, scoring."""
+        return dict(self.config)
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the best k passages for `query`, best first (fewer when fewer match a

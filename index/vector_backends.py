@@ -3,9 +3,10 @@
 The rule, and why:
 
 - **exact** (`IndexIDMap2(IndexFlatIP)`) up to `EXACT_MAX` passages. Its recall is 1 by definition
-  and one query costs a scan of every vector: on this project's 2-core machine a 384-dim query over
-  100,000 vectors took ~7-10 ms and grows linearly, so ~200,000 is where it reaches the 20 ms
-  retrieval budget (`python -m bench --rows corpus` measures it again).
+  and one query costs a scan of every vector, on one thread: `python -m bench --rows corpus`
+  measured 17 ms of CPU per question (vector and BM25 together) over 100,000 384-dim passages on
+  the project's 2-core AMD EPYC machine, growing linearly, so 100,000 is where exact search still
+  fits the 20 ms retrieval budget (the issue guessed ~200,000; twice as many would take ~34 ms).
 - **ivf-sq8** (`IndexIVFScalarQuantizer`, 8-bit codes, inner product) above that: `nlist ≈ 4·√n`
   lists trained on a sample, each vector stored in 1 byte a dimension (a quarter of float32, so a
   million 384-dim passages take ~0.4 GB, not 1.5 GB), and only `nprobe` lists scanned per query.
@@ -41,7 +42,7 @@ import numpy as np
 from article_qa.index.private_files import open_regular, write_atomic
 
 KINDS = ("exact", "ivf-sq8")
-EXACT_MAX = 200_000  # passages; above it new_vector_index(kind=None) picks ivf-sq8 (see the docstring)
+EXACT_MAX = 100_000  # passages; above it new_vector_index(kind=None) picks ivf-sq8 (measured: see the docstring)
 TARGET_RECALL = 0.98
 MIN_POINTS_PER_LIST = 39  # FAISS's k-means warns below 39 training points per centroid
 MAGIC = b"ARTICLEQA-VEC01\n"
@@ -95,7 +96,10 @@ def new_vector_index(dim: int, expected_size: int, kind: str | None = None,
     `kind` None picks by size (`choose_kind`; `exact_max` overrides the threshold); "exact" or
     "ivf-sq8" forces one (the override recorded in the configuration). ivf-sq8 is trained here on
     `training_sample` (vectors like the ones to be added); with fewer than 39 sample vectors per
-    list it uses fewer lists, as many as the sample trains well, and records that."""
+    list it uses fewer lists, as many as the sample trains well, and records that. Without a
+    sample it is trained on a sample of the first vectors added, and its nprobe tuned on them
+    (`tune_nprobe` with 200 of them as queries against exact search over all of them): a fresh
+    build adds everything at once, so the first vectors are the corpus."""
     if dim < 1:
         raise VectorIndexError(f"a vector index needs a positive dimension, not {dim}")
     chosen = kind or choose_kind(expected_size, exact_max)
@@ -104,12 +108,11 @@ def new_vector_index(dim: int, expected_size: int, kind: str | None = None,
     how = "given" if kind else f"by size ({expected_size:,} passages, exact up to {exact_max:,})"
     if chosen == "exact":
         return ExactIndex.empty(dim, chosen_by=how)
-    if training_sample is None or len(training_sample) == 0:
-        raise VectorIndexError("an ivf-sq8 index needs a training sample of vectors like the ones it will hold")
-    sample = _checked_vectors(training_sample, dim, "training sample")
     wanted = nlist or default_nlist(expected_size)
-    lists = max(1, min(wanted, len(sample) // MIN_POINTS_PER_LIST))
-    return IVFSQ8Index.trained(dim, lists, sample, chosen_by=how, nlist_wanted=wanted)
+    if training_sample is None or len(training_sample) == 0:
+        return IVFSQ8Index.untrained(dim, wanted, expected_size, chosen_by=how)
+    sample = _checked_vectors(training_sample, dim, "training sample")
+    return IVFSQ8Index.trained(dim, wanted, sample, chosen_by=how)
 
 
 def open_vector_index(path: Path, *, verify: bool = True) -> "ExactIndex | IVFSQ8Index":
@@ -375,9 +378,16 @@ class IVFSQ8Index(_FaissIndex):
     kind = "ivf-sq8"
 
     @classmethod
-    def trained(cls, dim: int, nlist: int, sample: np.ndarray, chosen_by: str, nlist_wanted: int) -> "IVFSQ8Index":
+    def untrained(cls, dim: int, nlist: int, expected_size: int, chosen_by: str) -> "IVFSQ8Index":
+        """Trained, and tuned, on the first vectors added (see `new_vector_index`)."""
+        return cls(None, dim, {"chosen_by": chosen_by, "nlist_wanted": nlist, "expected_size": expected_size,
+                               "trained_on": 0, "nprobe": None, "tuning": None})
+
+    @classmethod
+    def trained(cls, dim: int, nlist_wanted: int, sample: np.ndarray, chosen_by: str) -> "IVFSQ8Index":
         import faiss
 
+        nlist = max(1, min(nlist_wanted, len(sample) // MIN_POINTS_PER_LIST))
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)
@@ -391,13 +401,49 @@ class IVFSQ8Index(_FaissIndex):
             config["nlist_note"] = f"{nlist_wanted} lists wanted, {nlist} trained: the sample had {len(sample):,} vectors"
         return cls(index, dim, config)
 
+    def __len__(self) -> int:
+        return 0 if self._index is None else int(self._index.ntotal)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if self._index is not None:
+            return super().add(ids, vectors)
+        vectors = _checked_vectors(vectors, self.dim, "vectors")
+        if len(vectors) == 0:
+            return
+        ids = _checked_ids(ids)
+        if len(ids) != len(vectors):
+            raise VectorIndexError(f"{len(ids):,} ids for {len(vectors):,} vectors")
+        rng = np.random.default_rng(0)
+        want = min(len(vectors), training_sample_size(max(self.config["expected_size"], len(vectors))))
+        sample = vectors[np.sort(rng.choice(len(vectors), want, replace=False))]
+        trained = IVFSQ8Index.trained(self.dim, self.config["nlist_wanted"], sample, self.config["chosen_by"])
+        self._index, self.config = trained._index, trained.config
+        super().add(ids, vectors)
+        queries = vectors[np.sort(rng.choice(len(vectors), min(200, len(vectors)), replace=False))]
+        tune_nprobe(self, queries, exact_ids=exact_neighbours(vectors, ids, queries, 10))
+        self.config["tuning"]["against"] += " (200 of the first passages added as queries)"
+
+    def remove(self, ids: np.ndarray) -> None:
+        if self._index is not None:
+            super().remove(ids)
+
+    def ids(self) -> np.ndarray:
+        if self._index is None:
+            return np.zeros(0, np.int64)
+        return self._ids()
+
+    def save(self, path: Path) -> None:
+        if self._index is None:
+            raise VectorIndexError("an ivf-sq8 index is trained on the first vectors added: add some before saving it")
+        super().save(path)
+
     @property
     def nlist(self) -> int:
-        return int(self._index.nlist)
+        return int(self.config["nlist_wanted"]) if self._index is None else int(self._index.nlist)
 
     @property
     def nprobe(self) -> int:
-        return int(self._index.nprobe)
+        return 0 if self._index is None else int(self._index.nprobe)
 
     def set_nprobe(self, nprobe: int, tuning: dict | None = None) -> None:
         self._index.nprobe = max(1, min(int(nprobe), self.nlist))
@@ -405,7 +451,7 @@ class IVFSQ8Index(_FaissIndex):
         if tuning is not None:
             self.config["tuning"] = tuning
 
-    def ids(self) -> np.ndarray:
+    def _ids(self) -> np.ndarray:
         import faiss
 
         lists = self._index.invlists
@@ -424,6 +470,8 @@ class IVFSQ8Index(_FaissIndex):
         return self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
 
     def _search(self, queries, k, allowed):
+        if self._index is None:
+            return _empty(len(queries), k)
         scores, ids = self.search_nprobe(queries, k, self.nprobe, allowed)
         # Probing nprobe lists can find fewer than k of what exists; search those queries again
         # over every list, so that k hits come back whenever k exist.

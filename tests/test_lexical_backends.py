@@ -27,7 +27,7 @@ IDS = np.array([10, 20, 30, 40, 50], dtype=np.int64)
 
 @pytest.fixture
 def index(tmp_path):
-    made = new_lexical_index(tmp_path / "lex")
+    made = new_lexical_index(path=tmp_path / "lex")
     made.add(IDS, TEXTS)
     return made
 
@@ -49,7 +49,7 @@ def test_top_hit_agrees_with_the_single_article_bm25(index):
 
 
 def test_filtered_search_returns_k_hits_from_the_allowed_set_only(tmp_path):
-    index = new_lexical_index(tmp_path / "lex")
+    index = new_lexical_index(path=tmp_path / "lex")
     ids = np.arange(100, 160, dtype=np.int64)
     index.add(ids, [f"alpha beta {'gamma ' * (i % 7)}" for i in range(60)])
     allowed = ids[::4]  # 15 of them
@@ -75,14 +75,60 @@ def test_remove_really_removes_and_saves(index, tmp_path):
         again.add(np.array([20]), ["again"])
 
 
-def test_search_sees_what_was_added_before_save(index, tmp_path):
+def test_search_sees_what_was_added_before_save(index):
     index.add(np.array([60]), ["Zeppelins flew over Brussels."])
     assert index.search("zeppelin", 3)[1].tolist() == [60]
-    index.save(tmp_path / "copy")
-    copy = open_lexical_index(tmp_path / "copy")
-    assert len(copy) == 6 and copy.search("zeppelin", 3)[1].tolist() == [60]
-    with pytest.raises(LexicalIndexError, match="exists"):
-        index.save(tmp_path / "copy")
+    assert len(index) == 6
+
+
+def test_one_file_snapshots_round_trip_and_clean_up(tmp_path):
+    """What a store that checksums whole files does: new index in a temporary folder, save(file),
+    open(file), change, save(file) again."""
+    import gc
+
+    made = new_lexical_index()
+    folder = made.path
+    assert made.temporary and folder.is_dir()
+    made.add(IDS, TEXTS)
+    snapshot = tmp_path / "lexical.bin"
+    made.save(snapshot)
+    assert snapshot.is_file() and [p.name for p in tmp_path.iterdir()] == ["lexical.bin"]  # no temp left
+    del made
+    gc.collect()
+    assert not folder.exists()  # the temporary folder goes with the index
+
+    opened = open_lexical_index(snapshot)
+    assert len(opened) == 5 and opened.search("Witkoff envoy", 1)[1].tolist() == [20]
+    opened.remove(np.array([20]))
+    opened.add(np.array([21]), ["Witkoff left the talks early."])
+    opened.save(snapshot)  # replaced atomically
+    again = open_lexical_index(snapshot)
+    assert sorted(again.ids().tolist()) == [10, 21, 30, 40, 50]
+    assert again.search("Witkoff", 2)[1].tolist() == [21]
+    with pytest.raises(LexicalIndexError, match="is a folder"):
+        again.save(tmp_path)
+
+
+def test_damaged_snapshots_give_one_clear_error(index, tmp_path):
+    snapshot = tmp_path / "lexical.bin"
+    index.save(snapshot)
+    whole = snapshot.read_bytes()
+    snapshot.write_bytes(whole[:-10])
+    with pytest.raises(LexicalIndexError, match="truncated"):
+        open_lexical_index(snapshot)
+    snapshot.write_bytes(b"PK\x03\x04 some zip file")
+    with pytest.raises(LexicalIndexError, match="is not an article-qa lexical index"):
+        open_lexical_index(snapshot)
+    snapshot.write_bytes(whole[:16] + b"\xff" * 8 + whole[24:])
+    with pytest.raises(LexicalIndexError, match="list of files is unreadable"):
+        open_lexical_index(snapshot)
+    flipped = bytearray(whole)
+    start = whole.index(b"meta.json")  # a name in the list that would climb out of its folder
+    flipped[start:start + 9] = b"../x.json"
+    snapshot.write_bytes(bytes(flipped))
+    with pytest.raises(LexicalIndexError, match="list of files is wrong"):
+        open_lexical_index(snapshot)
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_damaged_or_foreign_folders_give_one_clear_error(index, tmp_path):
@@ -105,7 +151,7 @@ def test_damaged_or_foreign_folders_give_one_clear_error(index, tmp_path):
     with pytest.raises(LexicalIndexError, match="damaged"):
         open_lexical_index(folder)
     with pytest.raises(LexicalIndexError, match="not an empty folder"):
-        new_lexical_index(folder)
+        new_lexical_index(path=folder)
 
 
 def test_bad_input_is_refused(index):
@@ -116,4 +162,4 @@ def test_bad_input_is_refused(index):
     with pytest.raises(LexicalIndexError, match="negative"):
         index.remove(np.array([-1]))
     with pytest.raises(LexicalIndexError, match="unknown lexical index kind"):
-        new_lexical_index(index.path.parent / "x", kind="whoosh")
+        new_lexical_index(kind="whoosh")

@@ -48,10 +48,25 @@ def test_kind_is_chosen_by_size_with_an_override(data):
     assert "by size" in big.configuration()["chosen_by"]
     forced = new_vector_index(DIM, 10**7, kind="exact")
     assert forced.kind == "exact" and forced.configuration()["chosen_by"] == "given"
-    with pytest.raises(VectorIndexError, match="training sample"):
-        new_vector_index(DIM, 5000, exact_max=1000)
     with pytest.raises(VectorIndexError, match="unknown vector index kind"):
         new_vector_index(DIM, 10, kind="hnsw")
+
+
+def test_ivf_without_a_sample_trains_and_tunes_on_its_first_vectors(data, tmp_path):
+    vectors, ids, queries = data
+    index = new_vector_index(DIM, len(vectors), exact_max=1000)  # as a store that builds in one go calls it
+    assert index.kind == "ivf-sq8" and len(index) == 0
+    assert (index.search(queries[:2], 3)[1] == -1).all()
+    with pytest.raises(VectorIndexError, match="add some before saving"):
+        index.save(tmp_path / "v.idx")
+    index.add(ids, vectors)
+    config = index.configuration()
+    assert config["trained_on"] == min(3000, 40 * index.nlist) and config["count"] == 3000
+    assert config["tuning"]["met"] and config["tuning"]["recall"] >= 0.98
+    truth = exact_neighbours(vectors, ids, queries, 10)
+    assert recall_at_k(index.search(queries, 10)[1], truth) >= 0.9  # new queries, not the tuning ones
+    index.save(tmp_path / "v.idx")
+    assert open_vector_index(tmp_path / "v.idx").nprobe == index.nprobe
 
 
 def test_ivf_uses_fewer_lists_when_the_sample_is_small(data):
