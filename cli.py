@@ -281,17 +281,14 @@ def serve(
     html: str = HtmlOpt,
     refresh: bool = RefreshOpt,
 ) -> None:
-    """Show the article on a local web page and answer there (answers highlighted in place); also a
-    JSON API for scripts: POST /api/ask, GET /api/article, GET /api/health. Ctrl-C stops it. The
-    article (a file or a link) is the one named here: the server never opens one a request names."""
+    """Show the article (or a corpus: its list of articles) on a local web page and answer there
+    (answers highlighted in place, in their article); also a JSON API for scripts: POST /api/ask,
+    GET /api/articles, GET /api/article/{id}, GET /api/health. Ctrl-C stops it. The articles (files
+    or links) are the ones named here: the server never opens one a request names."""
     with user_errors():
-        from article_qa.index.corpus_kind import is_corpus
-        from article_qa.terminal.progress import article_specs, open_article_qa
+        from article_qa.terminal.progress import open_article_qa
         from article_qa.web import server as web_server
 
-        if is_corpus(article_specs(article)):
-            raise UserError("serve shows one article for now; give a single --article file "
-                            "(ask, chat and batch answer over a corpus)")
         try:
             listener = web_server.listen(host, port)  # a taken port fails before any model loads
         except web_server.ServeError as err:
@@ -300,11 +297,18 @@ def serve(
             qa = open_article_qa(article, encoding, index_dir, model, reader, k, html=html, refresh=refresh)
             web_server.serve(
                 qa, listener, open_browser=open_browser,
-                announce=lambda url: typer.echo(f"article-qa: serving {qa.article.source} at {url} (Ctrl-C stops)"),
+                announce=lambda url: typer.echo(f"article-qa: serving {_served(qa)} at {url} (Ctrl-C stops)"),
             )
         finally:
             listener.close()
         typer.echo("article-qa: stopped", err=True)
+
+
+def _served(qa) -> str:
+    """What `serve` says it serves: the article's source, or how many articles a corpus holds."""
+    if getattr(qa, "is_corpus", False):
+        return f"{qa.article_count:,} article{'' if qa.article_count == 1 else 's'}"
+    return qa.article.source
 
 
 @app.command(name="index", epilog="Example: article-qa index --article news.md")

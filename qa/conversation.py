@@ -497,8 +497,9 @@ class Conversation:
         self.max_turns = max_turns
         self.turns: list[Turn] = []
 
-    def ask(self, question: str):
-        answer = ask_in_context(self.qa, [question], [self.turns])[0]
+    def ask(self, question: str, within: str | None = None):
+        """The answer to `question` after the turns so far; `within` limits it to one article of a corpus."""
+        answer = ask_in_context(self.qa, [question], [self.turns], None if within is None else [within])[0]
         self.remember(turn_after(answer))
         return answer
 

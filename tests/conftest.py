@@ -36,3 +36,19 @@ def cli_env(index_dir, monkeypatch):
     monkeypatch.setenv("ARTICLE_QA_INDEX_DIR", str(index_dir))
     monkeypatch.setenv("NO_COLOR", "1")
     return index_dir
+
+
+@pytest.fixture(scope="session")
+def news(tmp_path_factory):
+    """A corpus folder of three articles (tests/helpers_web.py) and {id: text} of them."""
+    from helpers_web import write_news
+
+    folder = tmp_path_factory.mktemp("corpus") / "news"
+    return folder, write_news(folder)
+
+
+@pytest.fixture(scope="session")
+def news_qa(news, index_dir):
+    from article_qa.qa.pipeline import ArticleQA
+
+    return ArticleQA.open_corpus([news[0]], index_dir=index_dir)

@@ -13,6 +13,7 @@ import time
 from types import SimpleNamespace
 
 from article_qa import cli
+from article_qa.index.article import Article
 from article_qa.terminal import progress
 from article_qa.web import service
 
@@ -21,11 +22,12 @@ def stub_qa() -> SimpleNamespace:
     size = int(os.environ.get("ARTICLE_QA_STUB_ARTICLE_BYTES", "2000"))
     text = ("The peace talks were held in Brussels. " * (size // 39 + 1))[:size]
     passages = [SimpleNamespace(index=0, start=0, end=len(text))]
-    article = SimpleNamespace(source="stub.txt", sha256="0" * 64, text=text)
-    return SimpleNamespace(article=article, index=SimpleNamespace(passages=passages), start_loading=lambda: None)
+    article = Article(text=text, source="stub.txt", sha256="0" * 64)
+    return SimpleNamespace(article=article, index=SimpleNamespace(passages=passages), start_loading=lambda: None,
+                           is_corpus=False)
 
 
-def stub_answer(self, question: str, conversation_id):
+def stub_answer(self, question: str, conversation_id, within=None):
     time.sleep(float(os.environ.get("ARTICLE_QA_STUB_ANSWER_S", "0")))
     print(f"stub: answered {question}", file=sys.stderr, flush=True)
     return {"answer": {"text": "Brussels"}, "question": question, "conversation": conversation_id or "c1"}

@@ -145,8 +145,3 @@ def test_chat_over_a_corpus_names_it_in_the_banner_and_answers(cli_env, news):
     result = run("chat", "--article", str(news), input="When did the Tay bridge open?\n")
     assert result.exit_code == 0, result.output
     assert "Answer: March 2024" in result.stdout and "· Bridge News" in result.stdout
-
-
-def test_serve_refuses_a_corpus_in_one_line(cli_env, news):
-    result = run("serve", "--article", str(news), "--port", "0")
-    assert result.exit_code == 2 and "serve shows one article for now" in result.stderr

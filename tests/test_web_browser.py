@@ -10,13 +10,12 @@ Chromium so that CI always runs it.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import pytest
+
+from helpers_web import WAIT_S, running
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +24,6 @@ ARTIFACTS = ROOT / "test-artifacts"
 PEACE_TALKS = "Where were the peace talks held?"
 WHO_ANNOUNCED = "Who announced that Ukraine is dropping its NATO bid?"
 FOLLOW_UP = "How did he speak to journalists?"
-WAIT_S = 60  # a shared 2-core machine: generous, it only matters when something is wrong
 
 
 def _browser() -> tuple[str, str]:
@@ -58,27 +56,6 @@ def browser():
         yield driver
     finally:
         driver.quit()
-
-
-@contextlib.contextmanager
-def running(qa):
-    """A real uvicorn server for `qa` on a free loopback port, in a thread; yields its URL."""
-    from article_qa.web.server import build_server, listen
-
-    listener = listen("127.0.0.1", 0)
-    server = build_server(qa, listener)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener.sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + WAIT_S
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    try:
-        yield listener.url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        listener.close()
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +131,9 @@ def test_page_marks_answers_in_the_article(browser, page_url, default_qa):
     open_page(driver, page_url)
     paragraphs = [p.text for p in driver.find_elements(By.CSS_SELECTOR, "#article p")]
     assert paragraphs == [text[b.start : b.end] for b in article_blocks(text)]  # each as in the file
+    # One article: no list of articles and no choice of where to search, as before corpora.
+    assert not driver.find_element(By.ID, "list-pane").is_displayed()
+    assert not driver.find_element(By.ID, "within").is_displayed()
 
     # Start scrolled to the end, so the answer is out of view until the page brings it in.
     driver.execute_script("const a = document.getElementById('article'); a.scrollTop = a.scrollHeight;")
@@ -257,3 +237,83 @@ def test_not_sure_and_no_answer_look_different_from_answers(browser, default_qa)
         assert "none" in button.get_attribute("class") and button.text.startswith("The article does not say.")
         assert not driver.find_elements(By.CSS_SELECTOR, "#article mark")
         assert driver.find_elements(By.CSS_SELECTOR, "#article .read")
+
+
+def test_a_corpus_lists_its_articles_filters_them_and_an_answer_opens_its_article(browser, news, news_qa):
+    """Over a corpus: the list of articles, a filter that narrows it as you type and works from the
+    keyboard, an answer that opens its own article with the span marked in view, and a question
+    asked only within the article shown."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from article_qa.web.blocks import article_blocks
+
+    _, texts = news
+    driver = browser
+    driver.set_window_size(1280, 800)
+
+    def listed():
+        return [b.get_attribute("data-id") for b in driver.find_elements(By.CSS_SELECTOR, "#articles li:not([hidden]) button")]
+
+    def shown(title):
+        wait(driver, lambda d: d.find_element(By.ID, "article-title").text == title, f"the article {title!r}")
+        current = driver.find_elements(By.CSS_SELECTOR, '#articles button[aria-current="true"]')
+        return [b.get_attribute("data-id") for b in current]
+
+    with running(news_qa) as url:
+        open_page(driver, url)
+        assert listed() == ["bridge.txt", "ukraine.txt", "sub/lamp.md"]
+        assert driver.find_element(By.ID, "list-meta").text == "3 articles"
+        assert shown("Bridge News") == ["bridge.txt"]  # the first article is open
+
+        # The filter narrows the list as you type; Enter opens the first match, Escape clears it.
+        box = driver.find_element(By.ID, "filter")
+        box.send_keys("LAMP")
+        assert listed() == ["sub/lamp.md"] and driver.find_element(By.ID, "list-meta").text == "1 of 3 articles"
+        box.send_keys(Keys.ENTER)
+        assert shown("Lamp History") == ["sub/lamp.md"]
+        lamp = texts["sub/lamp.md"]
+        assert [p.text for p in driver.find_elements(By.CSS_SELECTOR, "#article p")] == \
+            [lamp[b.start:b.end] for b in article_blocks(lamp)]
+        box.send_keys(Keys.ESCAPE)
+        assert listed() == ["bridge.txt", "ukraine.txt", "sub/lamp.md"]
+        # Down goes into the list and along it; Enter opens the article there.
+        box.send_keys(Keys.ARROW_DOWN)
+        driver.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+        assert driver.switch_to.active_element.get_attribute("data-id") == "ukraine.txt"
+        driver.switch_to.active_element.send_keys(Keys.ENTER)
+        assert shown(news_qa.index.refs["ukraine.txt"].title) == ["ukraine.txt"]
+
+        # A question over every article: its answer opens the bridge article, marked and in view.
+        expected = news_qa.conversation().ask("When did the Tay bridge open?").to_dict()
+        assert expected["answer"]["article"]["id"] == "bridge.txt"
+        ask(driver, "When did the Tay bridge open?")
+        assert shown("Bridge News") == ["bridge.txt"]
+        wait(driver, lambda d: d.execute_script(MARKED, "answer") == "March 2024", "March 2024 marked")
+        wait(driver, lambda d: d.execute_script(VISIBLE), "the answer scrolled into view")
+        bridge_answer = driver.find_elements(By.CSS_SELECTOR, "#log .turn .a")[-1]
+        assert "in Bridge News" in bridge_answer.text
+        driver.save_screenshot(str(ARTIFACTS / "serve-corpus.png"))
+
+        # Only in the article shown: the lamp article stays open, and only its passages are read.
+        driver.find_element(By.CSS_SELECTOR, '#articles button[data-id="sub/lamp.md"]').click()
+        assert shown("Lamp History") == ["sub/lamp.md"]
+        driver.find_element(By.ID, "within").click()
+        assert "Lamp History" in driver.find_element(By.ID, "scope").text
+        ask(driver, "When did the Tay bridge open?")
+        assert shown("Lamp History") == ["sub/lamp.md"]
+        assert "March 2024" not in driver.execute_script(MARKED, "answer")
+        assert driver.find_elements(By.CSS_SELECTOR, "#article .read")
+
+        # Clicking the earlier answer opens its article again with the span marked.
+        bridge_answer.click()
+        assert shown("Bridge News") == ["bridge.txt"]
+        wait(driver, lambda d: d.execute_script(MARKED, "answer") == "March 2024", "March 2024 marked again")
+
+        # Phone width: the list, the article and the chat one above the other, no sideways scrolling.
+        driver.set_window_size(390, 844)
+        bridge_answer.click()
+        wait(driver, lambda d: d.execute_script(VISIBLE), "the answer in view at phone width")
+        assert driver.execute_script("return document.documentElement.scrollWidth <= innerWidth")
+        assert driver.find_element(By.ID, "filter").is_displayed() and driver.find_element(By.ID, "question").is_displayed()
+        driver.save_screenshot(str(ARTIFACTS / "serve-corpus-phone.png"))

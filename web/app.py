@@ -1,9 +1,15 @@
 """The HTTP side of `article-qa serve`: the page's three static files and a small JSON API.
 
     GET  /              the page (web/static/index.html, app.css, app.js)
-    GET  /api/health    {"status": "ok", "article", "passages", "conversations", "waiting"}
-    GET  /api/article   {"source", "sha256", "text", "blocks": [{kind,start,end}], "passages": [{index,start,end}]}
-    POST /api/ask       {"question": "...", "conversation"?: "id"} -> `ask --json`'s object + "conversation"
+    GET  /api/health         {"status": "ok", "article" (one article only), "articles", "passages",
+                              "conversations", "waiting"}
+    GET  /api/articles       ?q=words&offset=0&limit=1000 -> {"total", "matched", "offset", "limit",
+                              "articles": [{"id", "title", "source", "passages"}]}
+    GET  /api/article/{id}   {"id", "title", "source", "sha256", "text", "blocks": [{kind,start,end}],
+                              "passages": [{index,start,end}]}; 404 for an id not served
+    GET  /api/article        the same for a server of one article (404 over a corpus: it has many)
+    POST /api/ask            {"question": "...", "conversation"?: "id", "article"?: "id"} -> `ask --json`'s
+                              object + "conversation"; "article" searches that article only
 
 Starlette rather than FastAPI: the API is three routes, FastAPI would add pydantic (the import cost
 typer is pinned to avoid) and its free /docs page loads Swagger UI from a CDN, which this offline
@@ -15,9 +21,10 @@ mistake there could not run injected code; a server bound to loopback answers on
 Host names loopback (a web page elsewhere cannot reach it by DNS rebinding); POST bodies must be JSON
 (`Content-Type: application/json`, which a cross-site form cannot send without the browser asking
 first) of at most MAX_BODY_BYTES; every error is JSON `{"error": "one line"}` with a 4xx status, and
-no file path or link ever comes from a request: the article is fixed when the server starts (a
-link given to `serve --article` is fetched then, from the command line), and a request that names
-one (`"article"`) is refused, so a page in the browser cannot make the server reach other addresses.
+no file path or link ever comes from a request: the articles are fixed when the server starts (a
+link given to `serve --article` is fetched then, from the command line), and a request's
+`"article"` is only looked up among their ids, so a page in the browser cannot make the server
+read a file or reach other addresses.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import re
 from importlib import resources
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -38,9 +46,6 @@ from starlette.routing import Route
 
 from article_qa.index.printable import json_dumps, quoted
 from article_qa.web.service import RequestError, Service
-
-NO_ARTICLE_FIELD = ('"article" is not read: this server answers about the article it was started with '
-                    '(article-qa serve --article FILE|URL) and never opens one a request names')
 
 class SafeJSONResponse(JSONResponse):
     """JSON as `--json` writes it: C1 and bidi controls, DEL and the Unicode line separators of an
@@ -88,7 +93,6 @@ def create_app(service: Service, *, allowed_hosts: frozenset[str] | None = LOOPB
     """The ASGI app. `allowed_hosts` (host names without port) guards against DNS rebinding; None
     allows any Host, for a server deliberately bound to a non-loopback address."""
     files = static_files()
-    article_json: list[bytes] = []  # encoded once: the article does not change while serving
 
     def static(path: str):
         name, media_type = STATIC[path]
@@ -102,17 +106,21 @@ def create_app(service: Service, *, allowed_hosts: frozenset[str] | None = LOOPB
     async def health(request: Request) -> Response:
         return SafeJSONResponse(service.health())
 
+    async def articles(request: Request) -> Response:
+        params = request.query_params
+        listed = service.articles(params.get("q", ""), params.get("offset", "0"), params.get("limit"))
+        return chunked(json_dumps(listed, separators=(",", ":")).encode(), "application/json")  # up to ~1,000 entries
+
     async def article(request: Request) -> Response:
-        if not article_json:
-            article_json.append(json_dumps(service.article(), separators=(",", ":")).encode())
-        return chunked(article_json[0], "application/json")
+        # A corpus's article is read from its database: off the event loop, which serves the others.
+        body = await run_in_threadpool(service.article_json, request.path_params.get("id"))
+        return chunked(body, "application/json")
 
     async def ask(request: Request) -> Response:
         body = await read_json_object(request)
-        if "article" in body:  # links are opened from the command line only (see the module's notes)
-            raise RequestError(422, NO_ARTICLE_FIELD)
         future = service.submit(body.get("question"), body.get("conversation"),
-                                wanted=still_connected(request, asyncio.get_running_loop()))
+                                wanted=still_connected(request, asyncio.get_running_loop()),
+                                article=body.get("article"))
         return SafeJSONResponse(await asyncio.wrap_future(future))
 
     @contextlib.asynccontextmanager
@@ -126,7 +134,9 @@ def create_app(service: Service, *, allowed_hosts: frozenset[str] | None = LOOPB
     routes = [Route(path, static(path), methods=["GET"]) for path in STATIC]
     routes += [
         Route("/api/health", health, methods=["GET"]),
+        Route("/api/articles", articles, methods=["GET"]),
         Route("/api/article", article, methods=["GET"]),
+        Route("/api/article/{id:path}", article, methods=["GET"]),
         Route("/api/ask", ask, methods=["POST"]),
     ]
     app = Starlette(

@@ -1,5 +1,6 @@
-"""What `article-qa serve` answers with: one `ArticleQA`, the conversations of the pages and scripts
-using it, and the checks on what a request may ask. No HTTP here (that is `web.app`), so this is
+"""What `article-qa serve` answers with: one `ArticleQA` (over one article or a corpus), the
+articles it shows (`web.catalog`), the conversations of the pages and scripts using it, and the
+checks on what a request may ask. No HTTP here (that is `web.app`), so this is
 usable and testable as plain Python.
 
 Questions are answered one at a time, in order of arrival, on one worker thread:
@@ -17,6 +18,7 @@ conversation.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,12 +27,13 @@ from typing import Callable
 from article_qa.index.printable import quoted
 from article_qa.qa.conversation import Conversations
 from article_qa.qa.question import clean_question, json_type
-from article_qa.web.blocks import article_blocks
+from article_qa.web.catalog import MAX_FILTER_CHARS, MAX_PAGE, Catalog, UnknownArticle
 
 MAX_CONVERSATIONS = 500
 MAX_TURNS = 50
 MAX_WAITING = 64
 _CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 class RequestError(Exception):
@@ -43,12 +46,14 @@ class RequestError(Exception):
 
 
 class Service:
-    """Answers questions about one article for many clients, each in its own conversation."""
+    """Answers questions about one article or a corpus for many clients, each in its own
+    conversation; a question may be limited to one article of the corpus."""
 
     def __init__(self, qa, *, max_conversations: int = MAX_CONVERSATIONS, max_turns: int = MAX_TURNS,
                  max_waiting: int = MAX_WAITING):
         self.qa = qa
         self.max_waiting = max_waiting
+        self.catalog = Catalog(qa)
         # Touched on the worker thread only.
         self.conversations = Conversations(qa, max_conversations=max_conversations, max_turns=max_turns)
         self._executor: ThreadPoolExecutor | None = None
@@ -71,15 +76,17 @@ class Service:
 
     # -- questions --
     def submit(self, question: object, conversation: object = None,
-               wanted: Callable[[], bool] | None = None) -> "Future[dict]":
+               wanted: Callable[[], bool] | None = None, article: object = None) -> "Future[dict]":
         """Check a question and queue it; the future gives `Answer.to_dict()` plus `"conversation"`.
+        `article` (an id of `catalog`) limits the question to that article, searched on its own.
 
-        Raises RequestError at once for a bad question or conversation id, or when too many wait;
+        Raises RequestError at once for a bad question, conversation id or article, or when too many wait;
         the future raises RequestError(404) for a conversation that is unknown or was dropped.
         `wanted`, called on the worker just before the reader runs, may say the asker has gone:
         then the question is not answered (the future raises RequestError(499))."""
         question = check_question(question)
         conversation = check_conversation_id(conversation)
+        within = self.check_article(article)
         self.start()
         with self._lock:
             if self._waiting >= self.max_waiting:
@@ -87,27 +94,27 @@ class Service:
             self._waiting += 1
             executor = self._executor
         try:
-            future = executor.submit(self._answer_if_wanted, question, conversation, wanted)
+            future = executor.submit(self._answer_if_wanted, question, conversation, wanted, within)
         except RuntimeError as err:  # shut down meanwhile
             self._done(None)
             raise RequestError(503, "the server is shutting down") from err
         future.add_done_callback(self._done)
         return future
 
-    def ask(self, question: object, conversation: object = None) -> dict:
+    def ask(self, question: object, conversation: object = None, article: object = None) -> dict:
         """`submit` and wait: the answer as a dict, for Python callers and tests."""
-        return self.submit(question, conversation).result()
+        return self.submit(question, conversation, article=article).result()
 
     def _done(self, _future) -> None:
         with self._lock:
             self._waiting -= 1
 
-    def _answer_if_wanted(self, question: str, conversation_id: str | None, wanted) -> dict:
+    def _answer_if_wanted(self, question: str, conversation_id: str | None, wanted, within: str | None) -> dict:
         if wanted is not None and not wanted():
             raise RequestError(499, "the client disconnected before its question was answered")
-        return self._answer(question, conversation_id)
+        return self._answer(question, conversation_id, within)
 
-    def _answer(self, question: str, conversation_id: str | None) -> dict:
+    def _answer(self, question: str, conversation_id: str | None, within: str | None = None) -> dict:
         if conversation_id is None:
             conversation_id = self.conversations.new()
         conversation = self.conversations.get(conversation_id)
@@ -115,29 +122,67 @@ class Service:
             raise RequestError(
                 404, f"unknown conversation {quoted(conversation_id)}: it may have been dropped (the "
                 f"{self.conversations.max_conversations} most recent are kept); leave it out to start a new one")
-        answer = conversation.ask(question)
+        answer = conversation.ask(question, within=within)
         return {**answer.to_dict(), "conversation": conversation_id}
 
     # -- what the page reads --
-    def article(self) -> dict:
-        """The article's text, its layout blocks and its indexed passages, all as offsets of `text`."""
-        article = self.qa.article
-        return {
-            "source": article.source,
-            "sha256": article.sha256,
-            "text": article.text,
-            "blocks": [b.to_dict() for b in article_blocks(article.text)],
-            "passages": [{"index": p.index, "start": p.start, "end": p.end} for p in self.qa.index.passages],
-        }
+    def articles(self, query: object = "", offset: object = "0", limit: object = None) -> dict:
+        """GET /api/articles: the served articles whose title or id hold every word of `query`,
+        paged (`offset`, `limit` as the query string gives them: digits)."""
+        if not isinstance(query, str) or len(query) > MAX_FILTER_CHARS:
+            raise RequestError(422, f'"q" must be at most {MAX_FILTER_CHARS} characters')
+        first = _count("offset", offset, 0, None)
+        size = MAX_PAGE if limit is None else _count("limit", limit, 1, MAX_PAGE)
+        return self.catalog.page(query, first, size)
+
+    def article_json(self, article_id: str | None = None) -> bytes:
+        """GET /api/article/{id} (and GET /api/article, for a server of one article) as JSON bytes:
+        its id, title, source, sha256, text, layout blocks and passages, all as offsets of `text`."""
+        if article_id is None:
+            if self.catalog.is_corpus:
+                raise RequestError(404, f"this server holds {len(self.catalog):,} articles: list them with "
+                                        "GET /api/articles and read one with GET /api/article/{id}")
+            article_id = self.catalog.entries[0].id
+        try:
+            return self.catalog.article_json(article_id)
+        except UnknownArticle as err:
+            raise RequestError(404, err.args[0]) from None
+
+    def article(self, article_id: str | None = None) -> dict:
+        """`article_json` as a dict, for Python callers and tests."""
+        return json.loads(self.article_json(article_id))
+
+    def check_article(self, article: object) -> str | None:
+        """The corpus id a question is limited to (None: all articles, or the only one), or RequestError."""
+        if article is None:
+            return None
+        if not isinstance(article, str):
+            raise RequestError(422, f'"article" must be a string (an id from GET /api/articles), not {_json_type(article)}')
+        try:
+            return self.catalog.resolve(article)
+        except UnknownArticle as err:
+            raise RequestError(404, err.args[0]) from None
 
     def health(self) -> dict:
-        return {
-            "status": "ok",
-            "article": self.qa.article.source,
-            "passages": len(self.qa.index.passages),
+        health = {"status": "ok"}
+        if not self.catalog.is_corpus:
+            health["article"] = self.qa.article.source
+        health.update({
+            "articles": len(self.catalog),
+            "passages": self.catalog.passage_count,
             "conversations": len(self.conversations),
             "waiting": self._waiting,
-        }
+        })
+        return health
+
+
+def _count(name: str, value: object, least: int, most: int | None) -> int:
+    """A paging parameter of the query string: digits, at least `least`, at most `most`."""
+    if not isinstance(value, str) or not _DIGITS.fullmatch(value) or int(value) < least \
+            or (most is not None and int(value) > most):
+        top = "" if most is None else f" and at most {most:,}"
+        raise RequestError(422, f'"{name}" must be a whole number of at least {least}{top}')
+    return int(value)
 
 
 def check_question(question: object) -> str:

@@ -1,4 +1,5 @@
-// article-qa serve: the article with answers marked in place, and a chat beside it.
+// article-qa serve: the article with answers marked in place, and a chat beside it; over a corpus,
+// the list of its articles too, and an answer opens its own article.
 // Every piece of article, question or answer text goes into the page with textContent or as a
 // text node, never as HTML, and the server's Content-Security-Policy allows no other script.
 
@@ -6,6 +7,13 @@ const $ = (id) => document.getElementById(id);
 const reduceMotion = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 
 const state = {
+  corpus: false,    // more than one article: the list is shown and answers name their article
+  articleId: null,  // the article shown
+  opening: 0,       // counts article loads, so that only the latest one is shown
+  loaded: new Map(), // the last few articles opened, by id
+  entries: [],      // the list: {id, title, source, passages}
+  complete: true,   // the list holds every article (filter here) or not (ask the server)
+  filterTimer: 0,
   text: "",
   astral: [],       // code-point offsets of characters beyond U+FFFF (two UTF-16 units in JS)
   blocks: [],       // {kind, start, end} from /api/article, in order, not overlapping
@@ -17,6 +25,10 @@ const state = {
   busy: false,
   current: null,    // the answer button whose marks are shown
 };
+
+function count(n, noun) {
+  return `${n.toLocaleString()} ${noun}${n === 1 ? "" : "s"}`;
+}
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -78,6 +90,8 @@ function inUnits(range) {
 const TAGS = { h1: "h2", h2: "h3", h3: "h4", h4: "h5", h5: "h6", h6: "h6", p: "p", lines: "p" };
 
 function showArticle(data) {
+  state.articleId = data.id;
+  state.painted = new Set();
   state.text = data.text;
   state.astral = astralPositions(data.text);
   state.blocks = data.blocks.map(inUnits);
@@ -91,11 +105,118 @@ function showArticle(data) {
   });
   root.replaceChildren(fragment);
   root.setAttribute("aria-busy", "false");
-  const name = data.source.split(/[\\/]/).pop() || data.source;
+  const name = state.corpus ? data.title || data.id : data.source.split(/[\\/]/).pop() || data.source;
   $("article-title").textContent = name;
-  $("article-meta").textContent =
-    `${data.passages.length} passages · ${(data.text.length - state.astral.length).toLocaleString()} characters`;
+  $("article-meta").textContent = (state.corpus ? `${data.id} · ` : "") +
+    `${count(data.passages.length, "passage")} · ${(data.text.length - state.astral.length).toLocaleString()} characters`;
   document.title = `${name} · article-qa`;
+  $("within-title").textContent = `“${name}”`;
+  for (const button of $("articles").querySelectorAll("button")) {
+    if (button.dataset.id === data.id) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  }
+}
+
+// Opens article `id` (fetched once, the last few kept); false when a later opening overtook it.
+async function openArticle(id) {
+  const ticket = ++state.opening;
+  let data = state.loaded.get(id);
+  if (!data) {
+    $("article").setAttribute("aria-busy", "true");
+    data = await api(`/api/article/${encodeURIComponent(id)}`);
+    state.loaded.set(id, data);
+    if (state.loaded.size > 8) state.loaded.delete(state.loaded.keys().next().value);
+  }
+  if (ticket !== state.opening) return false;
+  if (state.articleId !== id) {
+    showArticle(data);
+    if (state.current) state.current.setAttribute("aria-pressed", "false");
+    state.current = null;
+  }
+  return true;
+}
+
+// -- the list of articles (a corpus) --
+
+function listItem(entry) {
+  const item = el("li");
+  const button = el("button", "pick");
+  button.type = "button";
+  button.dataset.id = entry.id;
+  button.title = entry.title; // shown in full on hover; the list clamps it to two lines
+  button.append(el("span", "label", entry.title || entry.id), el("span", "detail", `${entry.id} · ${count(entry.passages, "passage")}`));
+  if (entry.id === state.articleId) button.setAttribute("aria-current", "true");
+  button.addEventListener("click", () => openArticle(entry.id).catch((error) => failArticle(error)));
+  item.append(button);
+  return item;
+}
+
+function showList(data) {
+  state.entries = data.articles;
+  state.complete = data.matched === data.articles.length && data.total === data.matched;
+  $("articles").replaceChildren(...data.articles.map(listItem));
+  countList(data.matched, data.total);
+}
+
+function countList(matched, total) {
+  const shown = $("articles").querySelectorAll("li:not([hidden])").length;
+  $("list-meta").textContent = shown < matched
+    ? `${shown.toLocaleString()} shown of ${matched.toLocaleString()}${matched < total ? ` matching (${total.toLocaleString()} in all)` : ""}: type to narrow`
+    : matched === total ? `${total.toLocaleString()} articles` : `${matched.toLocaleString()} of ${total.toLocaleString()} articles`;
+}
+
+// The filter narrows the list as you type: every word must be in the title or the id, as on the
+// server, which is asked only when the list does not hold every article.
+function filterList() {
+  const query = $("filter").value;
+  if (!state.complete) {
+    clearTimeout(state.filterTimer);
+    state.filterTimer = setTimeout(async () => {
+      try {
+        const data = await api(`/api/articles?q=${encodeURIComponent(query)}`);
+        if ($("filter").value !== query) return;
+        $("articles").replaceChildren(...data.articles.map(listItem));
+        countList(data.matched, data.total);
+      } catch (error) {
+        $("list-meta").textContent = `Could not filter: ${error.message}`;
+      }
+    }, 150);
+    return;
+  }
+  const words = query.toLocaleLowerCase().split(/\s+/).filter(Boolean);
+  let matched = 0;
+  for (const [i, item] of [...$("articles").children].entries()) {
+    const entry = state.entries[i];
+    const where = `${entry.title}\n${entry.id}`.toLocaleLowerCase();
+    item.hidden = !words.every((word) => where.includes(word));
+    matched += !item.hidden;
+  }
+  countList(matched, state.entries.length);
+}
+
+// Keyboard: Down from the filter goes into the list, Up and Down move in it, Enter in the filter
+// opens the first match, Escape clears the filter.
+function listKeys(event) {
+  const buttons = [...$("articles").querySelectorAll("li:not([hidden]) button")];
+  const at = buttons.indexOf(document.activeElement);
+  if (event.target === $("filter")) {
+    if (event.key === "ArrowDown" && buttons.length) buttons[0].focus();
+    else if (event.key === "Enter" && buttons.length) buttons[0].click();
+    else if (event.key === "Escape" && $("filter").value) { $("filter").value = ""; filterList(); }
+    else return;
+  } else if (at !== -1 && event.key === "ArrowDown") {
+    buttons[Math.min(at + 1, buttons.length - 1)].focus();
+  } else if (at !== -1 && event.key === "ArrowUp") {
+    (at === 0 ? $("filter") : buttons[at - 1]).focus();
+  } else {
+    return;
+  }
+  event.preventDefault();
+}
+
+function failArticle(error) {
+  $("article-meta").textContent = `Could not load the article: ${error.message}`;
+  $("article").setAttribute("aria-busy", "false");
 }
 
 // Blocks overlapping [start, end): binary search for the first, then walk.
@@ -163,14 +284,22 @@ function paintBlock(i, marks) {
   return first;
 }
 
+// The article an answer is in: its span's, else its best passage's (nothing was found).
+function articleOf(result) {
+  const named = result.answer || result.best_guess || result.passages[0];
+  return named && named.article ? named.article.id : state.articleId;
+}
+
 function marksOf(result) {
-  const marks = result.passages.map((p) => ({ start: p.start, end: p.end, kind: "read" }));
-  if (result.answer) marks.push({ start: result.answer.start, end: result.answer.end, kind: "answer" });
-  else if (result.best_guess) marks.push({ start: result.best_guess.start, end: result.best_guess.end, kind: "guess" });
+  const here = (span) => !span.article || span.article.id === state.articleId;
+  const marks = result.passages.filter(here).map((p) => ({ start: p.start, end: p.end, kind: "read" }));
+  const span = result.answer || result.best_guess;
+  if (span && here(span)) marks.push({ start: span.start, end: span.end, kind: result.answer ? "answer" : "guess" });
   return marks.map(inUnits);
 }
 
-function show(result, button) {
+async function show(result, button) {
+  if (!(await openArticle(articleOf(result)))) return;
   const first = paint(marksOf(result));
   if (state.current) state.current.setAttribute("aria-pressed", "false");
   state.current = button;
@@ -188,22 +317,24 @@ function answerButton(result) {
   const button = el("button", "a");
   button.type = "button";
   button.setAttribute("aria-pressed", "false");
+  const span = result.answer || result.best_guess;
+  const where = state.corpus && span && span.article ? ` · in ${span.article.title || span.article.id}` : "";
   if (result.verdict === "answered") {
     button.classList.add("answered");
     button.append(el("span", "label", result.answer.text));
     button.append(el("span", "detail",
-      `answer · characters ${result.answer.start}–${result.answer.end} · score ${result.answer.score.toFixed(2)} (${result.confidence} likely)`));
+      `answer${where} · characters ${result.answer.start}–${result.answer.end} · score ${result.answer.score.toFixed(2)} (${result.confidence} likely)`));
   } else if (result.verdict === "not sure") {
     button.classList.add("not-sure");
     button.append("Not sure. The closest the article comes: ", el("span", "label", result.best_guess.text));
     button.append(el("span", "detail",
-      `not sure · characters ${result.best_guess.start}–${result.best_guess.end} · ${result.confidence} likely`));
+      `not sure${where} · characters ${result.best_guess.start}–${result.best_guess.end} · ${result.confidence} likely`));
   } else {
     button.classList.add("none");
     button.append("The article does not say.");
     button.append(el("span", "detail", `${result.passages.length} passages read`));
   }
-  button.addEventListener("click", () => show(result, button));
+  button.addEventListener("click", () => show(result, button).catch(failArticle));
   return button;
 }
 
@@ -237,13 +368,15 @@ function failTurn(item, message) {
 
 async function ask(question) {
   const body = { question };
+  if (state.corpus && $("within").checked) body.article = state.articleId;
   if (state.conversation) body.conversation = state.conversation;
   try {
     return await api("/api/ask", body);
   } catch (error) {
-    if (error.status === 404 && state.conversation) { // the server forgot it (restart, too many)
+    if (error.status === 404 && state.conversation && error.message.startsWith("unknown conversation")) { // the server forgot it
       state.conversation = null;
-      return await api("/api/ask", { question });
+      delete body.conversation;
+      return await api("/api/ask", body);
     }
     throw error;
   }
@@ -263,7 +396,7 @@ async function submit(event) {
   try {
     const result = await ask(question);
     state.conversation = result.conversation;
-    show(result, fillTurn(item, result));
+    await show(result, fillTurn(item, result)).catch(failArticle);
   } catch (error) {
     failTurn(item, error.message);
   } finally {
@@ -301,11 +434,22 @@ async function start() {
   $("question").addEventListener("keydown", recall);
   $("question").addEventListener("input", () => { state.recall = -1; });
   $("restart").addEventListener("click", restart);
+  $("filter").addEventListener("input", filterList);
+  $("list-pane").addEventListener("keydown", listKeys);
   try {
-    showArticle(await api("/api/article"));
+    const list = await api("/api/articles");
+    if (list.total > 1) { // a corpus: the list, and a choice to ask within the article shown
+      state.corpus = true;
+      $("layout").classList.add("corpus");
+      $("list-pane").hidden = false;
+      $("scope").hidden = false;
+      $("question").labels[0].textContent = "Ask about the articles";
+      showList(list);
+    }
+    if (!list.articles.length) throw new Error("the server has no articles");
+    await openArticle(list.articles[0].id);
   } catch (error) {
-    $("article-meta").textContent = `Could not load the article: ${error.message}`;
-    $("article").setAttribute("aria-busy", "false");
+    failArticle(error);
   }
 }
 
