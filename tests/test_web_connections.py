@@ -145,7 +145,7 @@ def test_idle_and_slow_connections_are_dropped_and_the_server_answers_after(serv
 
 
 def test_connections_are_capped_below_the_file_limit_and_refusals_said_once(server_factory):
-    server = server_factory(file_limit=128, ARTICLE_QA_SERVE_TIMEOUT_S="3")
+    server = server_factory(file_limit=128, ARTICLE_QA_SERVE_TIMEOUT_S="15")
     held = []
     try:
         for _ in range(150):

@@ -11,7 +11,7 @@ The rules that hold (each armed per connection, on the event loop, no thread):
   stayed full for `stall_s`, so what is buffered per connection stays bounded (the app sends large
   bodies in chunks, each waiting for the buffer to drain);
 - at most `max_connections` are open at once, fixed below the open-file limit at start (with room
-  for one accept burst of BACKLOG); one more is answered 503 and closed at once, and the refusals
+  for the accept bursts still in flight); one more is answered 503 and closed at once, and the refusals
   are logged once per episode, not per attempt.
 """
 
@@ -32,9 +32,13 @@ KEEP_ALIVE_S = 5.0
 STALL_S = 30.0
 MAX_CONNECTIONS = 1000
 FD_MARGIN = 32  # files the process may still open while serving (logs, a lazily loaded model)
-# asyncio accepts up to `backlog` waiting connections in one go before any protocol sees them, so
-# they too must fit under the file limit: uvicorn's default of 2,048 would not.
-BACKLOG = 32
+# asyncio accepts up to `backlog` waiting connections in one go, and again on each turn of the loop
+# while more wait, before the protocols of the earlier ones have run: a refused connection's file is
+# closed three or four turns after its accept. So several bursts must fit under the file limit
+# (measured: with 32 a burst and room for one, 150 connections at once past a cap of 59 ran out of
+# files under a limit of 128); uvicorn's default of 2,048 would not fit at all.
+BACKLOG = 16
+BURSTS_IN_FLIGHT = 4
 TIMEOUT_ENV = "ARTICLE_QA_SERVE_TIMEOUT_S"  # one value for all three time limits (the tests use 1-2 s)
 
 
@@ -89,11 +93,11 @@ def open_files() -> int:
 
 
 def connection_cap(file_limit: int | None, open_now: int) -> int:
-    """MAX_CONNECTIONS, or fewer so that they, one accept burst (BACKLOG) and FD_MARGIN fit in the
-    files left under the limit (at least 1)."""
+    """MAX_CONNECTIONS, or fewer so that they, the accept bursts still in flight (BURSTS_IN_FLIGHT x
+    BACKLOG) and FD_MARGIN fit in the files left under the limit (at least 1)."""
     if file_limit is None:
         return MAX_CONNECTIONS
-    return max(1, min(MAX_CONNECTIONS, file_limit - open_now - FD_MARGIN - BACKLOG))
+    return max(1, min(MAX_CONNECTIONS, file_limit - open_now - FD_MARGIN - BURSTS_IN_FLIGHT * BACKLOG))
 
 
 def protocol_class(limits: Limits) -> type:
