@@ -124,6 +124,20 @@ def first_use(model: str | None = None, reader: str | None = None, index_dir: st
     return any(path is not None and not (path.parent / MANIFEST_FILE).is_file() for path in paths)
 
 
+def _encoder_setup(model: str | None, index_dir: str | Path | None):
+    """The cache layout, the cache to write (None when the folder is not safely the user's own: no
+    hash cache, no exports; the index then says so once and stays in memory), the chosen runtime
+    and the question/passage encoder, as every way of opening an index needs them."""
+    from article_qa.index.onnx_export import chosen_runtime
+
+    layout = CacheLayout.at(index_dir)
+    runtime = chosen_runtime()
+    cache = layout if layout.problem() is None else None
+    embedder = Embedder(resolve_model(model, hash_cache=cache.hash_cache if cache else None),
+                        export_dir=cache.exports if cache else None, runtime=runtime)
+    return layout, cache, runtime, embedder
+
+
 class ArticleQA:
     """Question answering over one article, or over a corpus of many (`open_corpus`). Cheap to
     construct; models load on first use.
@@ -157,15 +171,7 @@ class ArticleQA:
         """Open an article (a path, an `Article`, or None for the shipped one) and its index."""
         if not isinstance(article, Article):
             article = load_article(article)
-        from article_qa.index.onnx_export import chosen_runtime
-
-        layout = CacheLayout.at(index_dir)
-        runtime = chosen_runtime()
-        # A cache folder that is not safely the user's own is not written at all: no hash cache, no
-        # exports (open_index says so, once, and keeps the index in memory).
-        cache = layout if layout.problem() is None else None
-        embedder = Embedder(resolve_model(model, hash_cache=cache.hash_cache if cache else None),
-                            export_dir=cache.exports if cache else None, runtime=runtime)
+        layout, cache, runtime, embedder = _encoder_setup(model, index_dir)
         index = open_index(article, embedder, chunking, layout.root, progress=progress, rebuild=rebuild)
         return cls(index, reader, settings, cache=cache, runtime=runtime)
 
@@ -188,14 +194,9 @@ class ArticleQA:
         article by article (`index.corpus_store`); `qa.index.status.changes` says what changed."""
         from article_qa.index.corpus_sources import Listing, list_corpus
         from article_qa.index.corpus_store import open_corpus
-        from article_qa.index.onnx_export import chosen_runtime
 
         listing = articles if isinstance(articles, Listing) else list_corpus([str(a) for a in articles])
-        layout = CacheLayout.at(index_dir)
-        runtime = chosen_runtime()
-        cache = layout if layout.problem() is None else None
-        embedder = Embedder(resolve_model(model, hash_cache=cache.hash_cache if cache else None),
-                            export_dir=cache.exports if cache else None, runtime=runtime)
+        layout, cache, runtime, embedder = _encoder_setup(model, index_dir)
         index = open_corpus(listing, embedder, chunking, layout.root, progress=progress, rebuild=rebuild,
                             encoding=encoding)
         return cls(index, reader, settings, cache=cache, runtime=runtime)
