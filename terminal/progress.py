@@ -112,7 +112,7 @@ def open_article_qa(article, encoding, index_dir, model, reader, k, rebuild: boo
     from article_qa.index.article import DEFAULT_ARTICLE_NAME, Article, is_url
     from article_qa.index.corpus_kind import is_corpus
     from article_qa.index.printable import printable
-    from article_qa.qa.pipeline import ArticleQA, first_use
+    from article_qa.qa.pipeline import ArticleQA
     from article_qa.terminal.process import offline_unless_hub, quiet_libraries
 
     quiet_libraries()
@@ -124,27 +124,14 @@ def open_article_qa(article, encoding, index_dir, model, reader, k, rebuild: boo
         article = specs[0]
     if not isinstance(article, Article):
         article = read_article(article, encoding, index_dir, html, refresh)
-    activity = Activity()
     source = article.source
     shown = source if source in (DEFAULT_ARTICLE_NAME, "<stdin>") or is_url(source) else Path(source).name
     name = printable(shown)
-
-    def progress(done: int, total: int) -> None:
-        label = f"Indexing {name}: {total} passage{'' if total == 1 else 's'}"
-        if not activity.has(label):
-            activity.step(label, total)
-        activity.advance(label, done, total)
-
-    try:
-        preparing = first_use(model, reader, index_dir)
-        if preparing:
-            activity.step(PREPARING)
-        qa = ArticleQA.open(article, model=model, reader=reader, index_dir=index_dir, progress=progress,
-                            rebuild=rebuild)
-        if preparing:
-            qa.prepare()
-    finally:
-        activity.stop()
+    qa = _opened_with_activity(
+        lambda total: f"Indexing {name}: {total} passage{'' if total == 1 else 's'}",
+        lambda progress: ArticleQA.open(article, model=model, reader=reader, index_dir=index_dir,
+                                        progress=progress, rebuild=rebuild),
+        model, reader, index_dir)
     if within is not None:
         from article_qa.terminal.messages import UserError
 
@@ -155,32 +142,44 @@ def open_article_qa(article, encoding, index_dir, model, reader, k, rebuild: boo
     return qa.with_settings(k=k)
 
 
-def _open_corpus(specs, encoding, index_dir, model, reader, k, rebuild, within):
-    """A corpus's pipeline; each article that could not be read is said by name, on stderr."""
-    from article_qa.index.corpus_sources import list_corpus
-    from article_qa.index.printable import printable
-    from article_qa.qa.pipeline import ArticleQA, first_use
-    from article_qa.terminal.messages import UserError, warn
+def _opened_with_activity(label: Callable[[int], str], open_with: Callable, model, reader, index_dir):
+    """`open_with(progress)`, its indexing shown as a bar under `label(total passages)`, and on first
+    use the models prepared under PREPARING; the activity line is gone when it returns or fails."""
+    from article_qa.qa.pipeline import first_use
 
-    listing = list_corpus(specs)
     activity = Activity()
 
     def progress(done: int, total: int) -> None:
-        label = f"Indexing {len(listing.entries)} articles: {total} new passage{'' if total == 1 else 's'}"
-        if not activity.has(label):
-            activity.step(label, total)
-        activity.advance(label, done, total)
+        step = label(total)
+        if not activity.has(step):
+            activity.step(step, total)
+        activity.advance(step, done, total)
 
     try:
         preparing = first_use(model, reader, index_dir)
         if preparing:
             activity.step(PREPARING)
-        qa = ArticleQA.open_corpus(listing, model=model, reader=reader, index_dir=index_dir, progress=progress,
-                                   rebuild=rebuild, encoding=encoding)
+        qa = open_with(progress)
         if preparing:
             qa.prepare()
     finally:
         activity.stop()
+    return qa
+
+
+def _open_corpus(specs, encoding, index_dir, model, reader, k, rebuild, within):
+    """A corpus's pipeline; each article that could not be read is said by name, on stderr."""
+    from article_qa.index.corpus_sources import list_corpus
+    from article_qa.index.printable import printable
+    from article_qa.qa.pipeline import ArticleQA
+    from article_qa.terminal.messages import UserError, warn
+
+    listing = list_corpus(specs)
+    qa = _opened_with_activity(
+        lambda total: f"Indexing {len(listing.entries)} articles: {total} new passage{'' if total == 1 else 's'}",
+        lambda progress: ArticleQA.open_corpus(listing, model=model, reader=reader, index_dir=index_dir,
+                                               progress=progress, rebuild=rebuild, encoding=encoding),
+        model, reader, index_dir)
     for skipped in qa.index.status.changes.skipped:
         named = skipped.reason if printable(skipped.source) in skipped.reason else \
             f"{printable(skipped.source)}: {skipped.reason}"
