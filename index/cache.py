@@ -225,6 +225,19 @@ def _build_lock(folder: Path) -> Iterator[bool]:
 def _clear_exports(folder: Path, size: int, cleared: Cleared) -> None:
     """Remove the exports, checksum cache and dead temporary files in a marked `onnx` folder;
     the folder goes too when nothing else is left in it."""
+    _clear_marked(folder, size, cleared, _export_entry_problem)
+
+
+def _clear_pages(folder: Path, size: int, cleared: Cleared) -> None:
+    """Remove the saved pages and records and dead temporary files of a marked `pages` folder; the
+    folder goes too when nothing else is left in it."""
+    _clear_marked(folder, size, cleared, _page_entry_problem)
+
+
+def _clear_marked(folder: Path, size: int, cleared: Cleared, problem) -> None:
+    """Remove each entry of a folder the tool marked as its own unless `problem(entry)` gives a
+    reason to keep it (counted in `cleared`); the folder goes too when nothing is left in it. An
+    unmarked folder is kept whole."""
     if not is_marked(folder):
         return cleared.keep("unmarked", size)
     left = 0
@@ -232,7 +245,7 @@ def _clear_exports(folder: Path, size: int, cleared: Cleared) -> None:
         if entry.name == MARKER:
             continue
         path, entry_size = Path(entry.path), _size(Path(entry.path))
-        reason = _export_entry_problem(entry)
+        reason = problem(entry)
         if reason:
             cleared.keep(reason, entry_size)
             left += 1
@@ -244,31 +257,14 @@ def _clear_exports(folder: Path, size: int, cleared: Cleared) -> None:
         os.rmdir(folder)
 
 
-def _clear_pages(folder: Path, size: int, cleared: Cleared) -> None:
-    """Remove the saved pages and records and dead temporary files of a marked `pages` folder; the
-    folder goes too when nothing else is left in it."""
-    if not is_marked(folder):
-        return cleared.keep("unmarked", size)
-    left = 0
-    for entry in os.scandir(folder):
-        if entry.name == MARKER:
-            continue
-        entry_size = _size(Path(entry.path))
-        if temp_base(entry.name) is not None and not entry.is_dir(follow_symlinks=False):
-            reason = None if is_stale_temp(entry.name) else "in use"
-        elif _PAGE_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-            reason = None
-        else:
-            reason = "foreign"
-        if reason:
-            cleared.keep(reason, entry_size)
-            left += 1
-            continue
-        os.unlink(entry.path)
-        cleared.freed += entry_size
-    if not left:
-        os.unlink(folder / MARKER)
-        os.rmdir(folder)
+def _page_entry_problem(entry: os.DirEntry) -> str | None:
+    """Why an entry of the `pages` folder must stay, or None when it is a saved page or record or a
+    dead writer's temporary file."""
+    if temp_base(entry.name) is not None and not entry.is_dir(follow_symlinks=False):
+        return None if is_stale_temp(entry.name) else "in use"
+    if _PAGE_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+        return None
+    return "foreign"
 
 
 def _export_entry_problem(entry: os.DirEntry) -> str | None:
