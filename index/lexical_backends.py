@@ -44,6 +44,7 @@ from typing import Protocol
 import numpy as np
 
 from article_qa.index.lexical import terms
+from article_qa.index.passage_ids import checked_ids
 from article_qa.index.private_files import read_regular, write_atomic
 
 KINDS = ("tantivy",)
@@ -347,10 +348,4 @@ def _first_line(err: BaseException) -> str:
 
 
 def _checked_ids(ids) -> np.ndarray:
-    ids = np.asarray(ids)
-    if ids.ndim != 1 or (len(ids) and not np.issubdtype(ids.dtype, np.integer)):
-        raise LexicalIndexError("passage ids must be a one-dimensional array of integers")
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
-    if len(ids) and ids.min() < 0:
-        raise LexicalIndexError(f"passage ids must not be negative (got {int(ids.min())})")
-    return ids
+    return checked_ids(ids, LexicalIndexError)

@@ -39,6 +39,7 @@ from typing import Protocol
 
 import numpy as np
 
+from article_qa.index.passage_ids import checked_ids
 from article_qa.index.private_files import open_regular, write_atomic
 
 KINDS = ("exact", "ivf-sq8")
@@ -511,13 +512,7 @@ def _empty(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _checked_ids(ids) -> np.ndarray:
-    ids = np.asarray(ids)
-    if ids.ndim != 1 or (len(ids) and not np.issubdtype(ids.dtype, np.integer)):
-        raise VectorIndexError("passage ids must be a one-dimensional array of integers")
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
-    if len(ids) and ids.min() < 0:
-        raise VectorIndexError(f"passage ids must not be negative (got {int(ids.min())})")
-    return ids
+    return checked_ids(ids, VectorIndexError)
 
 
 def _checked_vectors(vectors, dim: int, what: str, normalized: bool = True) -> np.ndarray:
