@@ -81,6 +81,7 @@ _PERSON_PRONOUN = re.compile(r"\b(he|him|his|she|her|hers)\b", re.IGNORECASE)
 _THING_PRONOUN = re.compile(r"\b(they|them|their|theirs|it|its)\b", re.IGNORECASE)
 _TIME_PRONOUN = re.compile(r"(?<!^)\b(?:then|at that time|at that point|that day)\b", re.IGNORECASE)
 _POSSESSIVES = frozenset({"his", "her", "hers", "their", "theirs", "its"})
+_OBJECT_PRONOUNS = frozenset({"it", "them", "him"})
 _WORD = re.compile(r"[\w’'.-]+")
 _TIME_WORDS = TIME_WORDS_OF_DATES
 _NAME_PARTICLES = frozenset({"de", "van", "von", "der", "den", "da", "di", "du", "del", "la", "le", "al", "bin", "ibn"})
@@ -166,6 +167,9 @@ def _subject(rest: str) -> str | None:
     words = rest.split()[1:]
     if words and _is_participle(words[0].lower().strip(",")):
         return None  # "is suing Facebook": the question word is the subject, there is no other
+    passive = _passive_subject(rest.split()[0].lower(), words)
+    if passive:
+        return passive
     taken = []
     for word in words:
         bare = word.lower().strip(",")
@@ -177,6 +181,26 @@ def _subject(rest: str) -> str | None:
             and not any(w.lower().strip(",") in _VERBS for w in taken):
         taken.pop()  # "did the library reopen": after do, the last word is the verb
     return " ".join(taken) or None
+
+
+_BE_HAVE = frozenset("is are was were has have had".split())
+
+
+def _passive_subject(auxiliary: str, words: list[str]) -> str | None:
+    """After a form of be or have, the subject runs to the participle: "was the first neon sign
+    switched on" → "the first neon sign" ("sign" is a noun there, though it can be a verb; "the
+    ruling party" keeps its -ing word). None when no past participle follows before a preposition
+    or another auxiliary."""
+    if auxiliary not in _BE_HAVE or len(words) < 2:
+        return None
+    for i, word in enumerate(words[1:], 1):
+        bare = word.lower().strip(",")
+        if bare in _PREPOSITIONS or bare in _AUX:
+            return None
+        past_participle = bare in _PARTICIPLES or (len(bare) > 4 and bare.endswith("ed"))
+        if past_participle and not word[:1].isupper():  # "Has the United States agreed": a name
+            return " ".join(words[:i])
+    return None
 
 
 def _when(time: str) -> str:
@@ -250,25 +274,56 @@ def _people(history: list[Turn]) -> list[str]:
     return people
 
 
-def _things(history: list[Turn]) -> list[str]:
-    """What "they"/"it" may stand for, most likely first: the last answer (unless a time, a reason
-    or a manner), the last question's subject, then the same for the turn before."""
+def _things(history: list[Turn], pronoun: str = "it") -> list[str]:
+    """What "it" or "they" (`pronoun`) may stand for, most likely first: the last answer (unless a
+    time, a reason or a manner), the last question's subject or object, then the same for the turn
+    before. Neither stands for a person the conversation named ("Who translated it?" → Michael
+    Wells; "Does it have any pictures?" asks about the book), and "they" not for a place either
+    ("Where?" → Los Angeles; "Why did they stop traffic?" asks about the signs)."""
+    plural = pronoun.lower() in {"they", "them", "their", "theirs"}
     things: list[str] = []
     for turn in reversed(history[-2:]):
         candidates = []
         wh, rest, inverted = _split_wh(turn.reading)
+        asked = wh.lower().split()[-1:] if wh else []
         # A reason, a manner or an amount ("Why?" → "because …", "How?" → "via WhatsApp", "How much
         # did the renovation cost?" → "$14 million") is not what "it" stands for; the subject is.
-        explains = bool(wh) and wh.lower().split()[-1] in {"why", "how", "much", "many", "long", "old", "far", "often"}
-        if turn.answer_text and not explains and not _is_time(turn.answer_text) and _is_noun_phrase(turn.answer_text):
+        explains = bool(asked) and asked[0] in {"why", "how", "much", "many", "long", "old", "far", "often"}
+        person = asked[:1] in (["who"], ["whom"]) and _looks_like_person(turn.answer_text)
+        place = asked == ["where"]
+        if turn.answer_text and not explains and not _is_time(turn.answer_text) and _is_noun_phrase(turn.answer_text) \
+                and not person and not (plural and place):
             candidates.append(turn.answer_text)
-        subject = _subject(rest) if inverted else None
-        if subject and subject.lower() not in {"he", "she", "they", "it", "you", "we", "i"}:
-            candidates.append(subject)
+        subject = _subject(rest) if inverted else _object(rest)
+        if subject and subject.lower() in {"he", "she", "they", "it", "you", "we", "i"}:
+            subject = None
+        # The names further on: "How much did Facebook pay for Oculus?" is about Oculus too, and
+        # more likely its "it" than the name that acts (Facebook), which is rather "they".
+        further = [n for n in reversed(_names(rest)) if not subject or n not in subject]
+        actor = bool(subject) and subject[:1].isupper()
+        candidates += ([*further, subject] if actor and not plural else [subject, *further]) if subject else further
         for c in candidates:
             if c not in things:
                 things.append(c)
     return things
+
+
+def _object(rest: str) -> str | None:
+    """The object of a question whose question word is its subject: "took the controversial photo"
+    → "the controversial photo" (the verb, whatever its form, then a noun phrase that starts with a
+    determiner and ends at a preposition, a comma or the end)."""
+    words = rest.split()
+    if len(words) < 3 or words[0].lower() in _AUX or words[1].lower() not in _DETERMINERS:
+        return None
+    taken = []
+    for word in words[1:]:
+        bare = word.lower().strip(",")
+        if taken and (bare in _PREPOSITIONS or bare in _AUX or bare in {"and", "or", "that", "which"}):
+            break
+        taken.append(word.strip(","))
+        if word.endswith(","):
+            break
+    return " ".join(taken) if len(taken) > 1 else None
 
 
 _DETERMINERS = frozenset(
@@ -298,6 +353,14 @@ def _points_outside(question: str, pattern: re.Pattern) -> bool:
     if match is None:
         return False
     before = question[: match.start()]
+    following = question[match.end():].split()[:1]
+    if match.group(1).lower() in _OBJECT_PRONOUNS and not (following and following[0].lower() in _AUX):
+        # An object is never its own clause's subject: in "When did Facebook buy it?" and "How did
+        # Zuckerberg get it for less?" "it" is something said before.
+        _, rest, inverted = _split_wh(question)
+        subject = _subject(rest) if inverted else None
+        if subject and subject in before:
+            before = before.replace(subject, " ", 1)
     return not _names(before) and not re.search(r"\b(?:the|a|an)\s+\w+", before, re.IGNORECASE)
 
 
@@ -321,6 +384,35 @@ def _answer_slot(rest: str, answer: str) -> str:
         if bare in _VERBS or (len(bare) > 4 and bare.endswith(("ing", "ed", "en"))):
             return " ".join(words[: i + 1] + [answer] + words[i + 1:])
     return f"{rest} {answer}"
+
+
+_NUMBER_OF_AUX = {"is": "are", "was": "were", "has": "have", "does": "do"}
+
+
+def _is_plural(phrase: str) -> bool:
+    """Whether a noun phrase's head (its last word before a preposition) is a plural common noun:
+    "the first ones in America", not "the press", "Hicks" or "the news"."""
+    head = ""
+    for word in phrase.split():
+        if word.lower() in _PREPOSITIONS:
+            break
+        head = word
+    bare = head.lower().strip(".,;:'’\"")
+    return len(bare) > 3 and bare.endswith("s") and not bare.endswith(("ss", "us", "is", "news")) \
+        and not head[:1].isupper()
+
+
+def _agreeing(rest: str, subject: str) -> str:
+    """The predicate's auxiliary in the number of its new subject: "was the first neon sign
+    switched on" with "the first ones in America" → "were the first ones in America switched on"."""
+    aux, _, tail = rest.partition(" ")
+    singular = {plural: single for single, plural in _NUMBER_OF_AUX.items()}
+    lowered = aux.lower()
+    if _is_plural(subject) and lowered in _NUMBER_OF_AUX:
+        return f"{_NUMBER_OF_AUX[lowered]} {tail}"
+    if not _is_plural(subject) and lowered in singular and subject.split()[0].lower() in {"the", "a", "an", "this", "that"}:
+        return f"{singular[lowered]} {tail}"
+    return rest
 
 
 def _fragment_readings(fragment: str, previous: Turn) -> list[str]:
@@ -373,7 +465,7 @@ def _frame_readings(topic: str, history: list[Turn]) -> list[str]:
     else:
         subject = _subject(rest) if inverted else None
         if subject:
-            readings.append(f"{wh} {rest.replace(subject, topic, 1)}?")
+            readings.append(f"{wh} {_agreeing(rest.replace(subject, topic, 1), topic)}?")
         for name in reversed(_names(rest)):
             if (not subject or name not in subject) and name in rest:
                 readings.append(f"{wh} {rest.replace(name, topic, 1)}?")
@@ -410,7 +502,11 @@ def readings(question: str, history: list[Turn]) -> list[Contextual]:
         if _points_outside(base, _PERSON_PRONOUN):
             candidates += [_substitute(base, _PERSON_PRONOUN, p) for p in _people(history)[:2]]
         elif _points_outside(base, _THING_PRONOUN):
-            candidates += [_substitute(base, _THING_PRONOUN, t) for t in _things(history)[:3]]
+            # What the question names itself is not what its "it" stands for ("When did Facebook buy
+            # it?" after "How much did Facebook pay for Instagram?" asks about Instagram).
+            pronoun = _THING_PRONOUN.search(base).group(1)
+            things = [t for t in _things(history, pronoun) if t.lower() not in base.lower()]
+            candidates += [_substitute(base, _THING_PRONOUN, t) for t in things[:3]]
         if base != question:
             candidates.append(base)
     out, seen = [], set()

@@ -268,3 +268,35 @@ def test_a_name_read_in_its_possessive_stands_for_the_person():
     history = [Turn("Is Hicks's husband still serving?", "still on active duty", None)]
     first = readings("What did she say about the photo?", history)[0].question
     assert first == "What did Hicks say about the photo?"
+
+
+def test_after_be_the_subject_runs_to_the_participle_even_over_a_word_that_can_be_a_verb():
+    first = Turn("Where was the first neon sign switched on?", "Paris")
+    assert first_reading("What about the first ones in America?", [first]).question == \
+        "Where were the first ones in America switched on?"
+    blamed = Turn("Why was the ruling party blamed?", "it walked out")
+    assert first_reading("And the opposition?", [blamed]).question == "Why was the opposition blamed?"
+    talks = Turn("Where were the peace talks held?", "Geneva")
+    assert first_reading("And the summit?", [talks]).question == "Where was the summit held?"
+
+
+def test_it_is_not_a_person_and_they_not_a_place():
+    translated = Turn("Who translated it?", "Michael Wells", read_as="Who translated the book?")
+    assert all("Michael Wells" not in c.question for c in readings("Does it have any pictures?", [translated]))
+    assert first_reading("Does it have any pictures?", [translated]).question == "Does the book have any pictures?"
+    where = [Turn("When were the first neon signs switched on?", "1912"), Turn("Where?", "Los Angeles",
+                                                                                 read_as="Where were the first neon signs switched on?")]
+    assert all("Los Angeles" not in c.question for c in readings("Why did they stop traffic?", where))
+
+
+def test_it_may_be_the_object_of_a_question_whose_question_word_is_the_subject():
+    took = Turn("Who took the controversial photo?", "Vanessa Hicks")
+    assert first_reading("What did it show?", [took]).question == "What did the controversial photo show?"
+
+
+def test_an_object_pronoun_is_not_the_subject_of_its_own_clause():
+    paid = Turn("How much did Facebook pay for Oculus?", "$3 billion")
+    assert first_reading("How did Zuckerberg get it for less?", [paid]).question == \
+        "How did Zuckerberg get Oculus for less?"
+    # A possessive may still be the name before it.
+    assert readings("Why did Facebook change its name?", [paid])[0].question == "Why did Facebook change its name?"
