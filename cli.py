@@ -119,7 +119,7 @@ def ask(
     """Answer one question about the article: the answer, and the sentence it stands in (on a
     terminal, a dim line over it says which article answered)."""
     from article_qa.terminal.chat import clean
-    from article_qa.terminal.progress import open_article_qa
+    from article_qa.terminal.progress import open_article_qa, skipped_articles
     from article_qa.terminal.render import View, show_answer
 
     with user_errors():
@@ -134,6 +134,8 @@ def ask(
 
                 show_from_line(qa.article)
             show_answer(qa, answer, View(sources=sources, weak_ratio=qa.settings.read_ratio))
+        if skipped_articles(qa):  # named on stderr when the corpus was opened; the answer still stands
+            raise typer.Exit(1)
 
 
 @app.command(epilog="Example: printf 'Who is the president?\\nWhat did he say?\\n' | article-qa chat")
@@ -214,7 +216,13 @@ def batch(
         from article_qa.index.article import default_article_path
         from article_qa.index.corpus_kind import is_corpus
         from article_qa.index.printable import quoted
-        from article_qa.terminal.progress import article_specs, batch_progress, open_article_qa, read_article
+        from article_qa.terminal.progress import (
+            article_specs,
+            batch_progress,
+            open_article_qa,
+            read_article,
+            skipped_articles,
+        )
 
         if input_format not in FORMATS:
             raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {quoted(input_format)}")
@@ -264,6 +272,12 @@ def batch(
         if failed:
             typer.echo(f"article-qa: {failed} of {out.kept + out.written} lines failed "
                        "(see their \"error\" records)", err=True)
+        unread = skipped_articles(qa)
+        if unread:
+            typer.echo(f"article-qa: {unread} article{'' if unread == 1 else 's'} of the corpus could not be read "
+                       "and {} skipped (named above); the others answered".format("was" if unread == 1 else "were"),
+                       err=True)
+        if failed or unread:
             raise typer.Exit(1)
 
 
@@ -396,7 +410,7 @@ def eval_command(
     article_id: Optional[str] = typer.Option(None, "--article-id", help="Only the article with this title."),
     corpus: bool = typer.Option(False, "--corpus", help="All the file's articles as one corpus: each question searched across all of them (adds article_recall@k)."),
     chats: Optional[Path] = typer.Option(None, "--chats", help="Also score follow-up conversations (JSON Lines: id, conversation, question, answers)."),
-    article: Optional[Path] = typer.Option(None, "--article", "-a", help="The article the --chats conversations are about (default: the shipped one)."),
+    article: Optional[Path] = typer.Option(None, "--article", "-a", help="The article the --chats conversations are about (default: the shipped one); a folder, glob or JSON Lines file is a corpus: every turn is asked across it (a line's \"article\" limits it to one)."),
     answer_threshold: Optional[float] = typer.Option(None, "--answer-threshold", min=0.0, max=1.0,
                                                      help="Answer at this confidence instead of the reader's own threshold (to see the trade-off)."),
     details: Optional[Path] = typer.Option(None, "--details", help="Write one JSON line per question or turn: how it was read, what came back, how it scored."),

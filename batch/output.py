@@ -45,7 +45,9 @@ from article_qa.index.printable import json_dumps, os_error, printable
 from article_qa.qa.answer import VERDICTS
 
 MAX_PREVIOUS_BYTES = 4 * 1024 * 1024 * 1024  # an earlier output read back for --resume
-CSV_COLUMNS = ["line", "id", "conversation", "question", "read_as", "verdict", "answer", "start", "end",
+# "article": the id of the article the answer (or best guess) was read from; in a corpus that is
+# what tells two answers apart, for one article its own id.
+CSV_COLUMNS = ["line", "id", "conversation", "question", "read_as", "verdict", "answer", "article", "start", "end",
                "score", "best_guess", "error"]
 # A cell a spreadsheet would run as a formula: one starting with = + - @ (or their full-width forms,
 # which spreadsheets take as the same), a tab or a carriage return, also after spaces of any kind
@@ -158,17 +160,18 @@ class CsvFormat:
         return records, None
 
 
-_TEXT_COLUMNS = {"id", "conversation", "question", "read_as", "answer", "best_guess", "error"}
+_TEXT_COLUMNS = {"id", "conversation", "question", "read_as", "answer", "article", "best_guess", "error"}
 
 
 def _csv_cells(record: dict) -> list:
     if "error" in record:
-        return [record["line"], record.get("id") or "", "", "", "", "error", "", "", "", "", "", record["error"]]
+        return [record["line"], record.get("id") or "", "", "", "", "error", "", "", "", "", "", "", record["error"]]
     answer, guess = record.get("answer"), record.get("best_guess")
     chosen = answer or guess or {}
+    article = chosen.get("article") if isinstance(chosen.get("article"), dict) else {}
     return [
         record["line"], record["id"], record.get("conversation") or "", record["question"],
-        record.get("read_as") or "", record["verdict"], (answer or {}).get("text", ""),
+        record.get("read_as") or "", record["verdict"], (answer or {}).get("text", ""), article.get("id", ""),
         chosen.get("start", ""), chosen.get("end", ""), chosen.get("score", ""),
         (guess or {}).get("text", ""), "",
     ]

@@ -178,12 +178,24 @@ def evaluate_chats(path: Path, *, article: Path | None = None, index_dir=None, m
                    notes: list[str], answer_threshold: float | None = None, details: list[dict] | None = None) -> dict:
     """Follow-up conversations, each turn asked after the previous turns of its conversation,
     exactly as `chat` and `batch` ask them. A turn is about its line's `"article"` (a path relative
-    to the conversations file), else `article` (default: the shipped one). Turns whose references
-    are nowhere in their article are counted in a note: the wrong article was given. A bad
-    conversations file is reported before any article is indexed."""
+    to the conversations file), else `article` (default: the shipped one). When `article` is a
+    corpus (a folder, a glob, a JSON Lines file: `index.corpus_kind.is_corpus`), every turn is
+    asked across all of its articles, as `chat --article FOLDER` asks, and a line's `"article"`
+    (an id or path of the corpus) limits that turn to that article, as in `batch`. Turns whose
+    references are nowhere in their article (in a corpus: in any of its articles, or in the one
+    the line names) are counted in a note: the wrong article was given. A bad conversations file
+    is reported before any article is indexed."""
+    from article_qa.index.corpus_kind import is_corpus
+
     opened: dict[Path | None, ArticleQA] = {}
+    corpus = article is not None and is_corpus([str(article)])
 
     def pipeline(turn) -> ArticleQA:
+        if corpus:
+            if not opened:
+                qa = ArticleQA.open_corpus([str(article)], model=model, reader=reader, index_dir=index_dir)
+                opened[None] = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
+            return opened[None]
         named = turn.get("article")
         where = (Path(path).parent / named) if isinstance(named, str) and named else article
         if where not in opened:
@@ -194,27 +206,39 @@ def evaluate_chats(path: Path, *, article: Path | None = None, index_dir=None, m
                 opened[where] = _with_every_guess(_with_threshold(qa, answer_threshold)).with_settings(k=k)
         return opened[where]
 
+    def within(qa: ArticleQA, turn) -> str | None:
+        named = turn.get("article")
+        return qa.resolve_within(named) if corpus and isinstance(named, str) and named else None
+
+    def texts(qa: ArticleQA, article_id: str | None) -> list[str]:
+        if not corpus:
+            return [qa.article.text]
+        ids = [article_id] if article_id is not None else list(qa.index.refs)
+        return [qa.text_of(qa.index.refs[i]) for i in ids]
+
     conversations: Conversations | None = None
     board = Scoreboard()
     turns = load_chats(path)
     missing = 0
     for turn in turns:
         qa = pipeline(turn)
-        if turn["answers"] and not any(a in qa.article.text for a in turn["answers"]):
+        limit = within(qa, turn)
+        if turn["answers"] and not any(a in text for text in texts(qa, limit) for a in turn["answers"]):
             missing += 1
         if conversations is None:
             conversations = qa.conversations()
         conversation = conversations.named(str(turn["conversation"]))
         conversation.qa = qa  # a turn is asked about its own article
         started = time.perf_counter()
-        answer = conversation.ask(turn["question"])
+        answer = conversation.ask(turn["question"], within=limit)
         _add(board, answer, turn["answers"], None, [], time.perf_counter() - started)
         f1 = best_scores(answer.text, turn["answers"])[1]
         read = f" (read as {answer.read_as!r})" if answer.read_as else ""
         guess = f", guess {answer.best_guess.text!r} {answer.score:.2f}" if answer.best_guess else ""
         notes.append(f"chat {turn['id']}: {turn['question']!r}{read} -> {answer.text!r}{guess} (F1 {100 * f1:.0f})")
         if details is not None:
-            details.append(detail("turn", qa.article.source, turn["id"], answer, turn["answers"]))
+            source = (answer.article.source if answer.article is not None else None) if corpus else qa.article.source
+            details.append(detail("turn", source, turn["id"], answer, turn["answers"]))
     if missing:
         notes.insert(0, f"warning: the references of {missing} of {len(turns)} turns are not in their article "
                         "(is --article the one the conversations are about?)")

@@ -195,9 +195,9 @@ def _clear_index(path: Path, size: int, cleared: Cleared) -> None:
 
 
 def _index_file(entry: os.DirEntry) -> bool:
-    """Whether `entry` is a file the tool writes into an index folder."""
+    """Whether `entry` is a file the tool writes into an index folder (or a corpus's tantivy folder)."""
     if entry.is_dir(follow_symlinks=False):
-        return False
+        return entry.name.endswith(".tantivy") and CORPUS_DATA_FILES.fullmatch(entry.name) is not None
     name = entry.name
     return (name in (SIDECAR, MARKER, CORPUS_DATABASE, CORPUS_DATABASE + "-journal") or name.startswith(INDEX_LOCK)
             or temp_base(name) is not None or CORPUS_DATA_FILES.fullmatch(name) is not None

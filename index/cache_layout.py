@@ -33,7 +33,7 @@ PAGES = "pages"  # web pages fetched by URL (index/fetch.py)
 # In a corpus's index folder (`index/corpus_store.py`): its database (and SQLite's journal beside
 # it while a write is in progress) and its two search files.
 CORPUS_DATABASE = "corpus.sqlite"
-CORPUS_DATA_FILES = re.compile(r"(vectors|lexical)-[0-9a-f]{16}\.(npz|faiss|tantivy)")
+CORPUS_DATA_FILES = re.compile(r"(vectors|lexical|ivf)-[0-9a-f]{16}\.(npz|faiss|tantivy|f16|ids)")
 _INDEX_FOLDER = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
 
 

@@ -2,11 +2,13 @@
 
 One folder in the cache per corpus (its `--article` values and the model) holds:
 
-    corpus.sqlite             config (format, model, chunking, the data files in use and their
-                              checksums), articles (id, content sha256, file stamp, title, source,
+    corpus.sqlite             config (format, model, chunking, the search files in use and their
+                              entries), articles (id, content sha256, file stamp, title, source,
                               format, text) and passages (id, article, order, start, end)
-    vectors-<16 hex>.npz      the passages' unit vectors by passage id (`VectorIndex`)
-    lexical-<16 hex>.npz      their BM25 postings by passage id (`LexicalIndex`)
+    vectors-<16 hex>.f16/.ids the passages' vectors as float16 rows and their passage ids, only ever
+                              appended to (`index/vector_store.py`; dead rows listed in the entry)
+    ivf-<16 hex>.faiss        past 100,000 passages: the IVF+SQ8 snapshot, opened memory-mapped
+    lexical-<16 hex>.tantivy/ the BM25 index, a tantivy folder opened in place (never copied)
 
 Passage text is never held as Python objects: a hit's text is read from its article's row when it
 is retrieved (SQLite's `substr` counts characters as Python does, so `text == article[start:end]`).
@@ -14,16 +16,22 @@ is retrieved (SQLite's `substr` counts characters as Python does, so `text == ar
 **Incremental.** An article whose file stamp (size, mtime) and, when that changed, content sha256
 are those stored is unchanged and not read again; a changed or removed article's passages are
 removed from both search indexes and the new ones added (txtai's upsert), so only changed articles
-are embedded. **Atomic.** The new search indexes are written under new names first; the rows and
-the config naming the new files change in one SQLite transaction; only after it commits are the
-old files removed. A process killed at any point leaves the old index or the new one: before the
-commit SQLite rolls back and the old files are still there, after it the new ones are. Writers take
+are embedded, and of a changed article only the passages whose text changed (the others keep their
+stored vectors). **Atomic.** New vectors are appended past the rows the committed entry counts
+(readers never look there), the lexical index is changed in a new folder of hard links to the
+current one's immutable files; the rows and the config naming the new entry change in one SQLite
+transaction; only after it commits are the old files removed. A process killed at any point
+leaves the old index or the new one: before the commit SQLite rolls back and the old entry still
+counts the old rows (the next writer cuts off what was appended past them), after it the new one
+is used. Opening checks sizes, and checksums only of files changed since they were written, so a
+million-passage corpus opens without reading its vectors. Writers take
 turns on the folder's file lock (the one `cache clear` respects); readers need none.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -47,7 +55,7 @@ from article_qa.index.private_files import private_folder, remove_stale_temps, w
 from article_qa.index.store import LOCK_TIMEOUT_S, IndexWarning
 
 FORMAT = "article-qa-corpus"
-VERSION = 1
+VERSION = 2  # 2: vectors as float16 rows + IVF snapshot, tantivy in place (index/vector_store.py)
 DATABASE = CORPUS_DATABASE
 CORPUS_FILES = CORPUS_DATA_FILES
 SEARCH_DEPTH = 50  # candidates taken from each of the dense and the lexical search before fusing
@@ -86,7 +94,7 @@ def _backends(in_memory: bool = False) -> tuple[str, _Backend, _Backend]:
         from article_qa.index import exact_backends
 
         return "exact", _Backend(exact_backends, ".npz"), _Backend(exact_backends, ".npz")
-    return "faiss+tantivy", _Backend(vector_backends, ".faiss"), _Backend(lexical_backends, ".tantivy")
+    return "faiss-rows+tantivy-folder", _Backend(vector_backends, ".f16"), _Backend(lexical_backends, ".tantivy")
 
 
 @dataclass(frozen=True)
@@ -216,8 +224,11 @@ class CorpusIndex:
             if not len(candidates):
                 results.append([])
                 continue
-            dense_s, dense_i = self.vectors.search(query, len(candidates), candidates)
-            dense = {int(i): float(s) for s, i in zip(dense_s[0], dense_i[0]) if i >= 0}
+            if hasattr(self.vectors, "scores"):  # the stored rows give each candidate's cosine directly
+                dense = dict(zip(candidates.tolist(), self.vectors.scores(query[0], candidates).tolist()))
+            else:
+                dense_s, dense_i = self.vectors.search(query, len(candidates), candidates)
+                dense = {int(i): float(s) for s, i in zip(dense_s[0], dense_i[0]) if i >= 0}
             lexical_c, lexical_ci = self.lexical.search(text, len(candidates), candidates)
             lexical = {int(i): float(s) for s, i in zip(lexical_c, lexical_ci) if i >= 0}
             best = max(float(lexical_s[0]) if len(lexical_s) else 0.0, 0.0)
@@ -227,8 +238,11 @@ class CorpusIndex:
                 scored.append((dense_weight * d + (1 - dense_weight) * (lx / best if best > 0 else 0.0), pid, d, lx))
             scored.sort(key=lambda s: (-s[0], s[1]))
             hits, seen = [], set()
-            for start in range(0, len(scored), 4 * k):
-                batch = scored[start:start + 4 * k]
+            # Read in small batches: each row read costs its article's text (SQLite's substr), which
+            # the profile at 100,000 passages put second only to the vector search.
+            step = 2 * k + 2
+            for start in range(0, len(scored), step):
+                batch = scored[start:start + step]
                 passages = {p.index: p for p in self.passages([s[1] for s in batch])}
                 for fused, pid, d, lx in batch:
                     passage = passages.get(pid)
@@ -255,9 +269,12 @@ def open_corpus(
     progress: Progress | None = None,
     rebuild: bool = False,
     encoding: str = "utf-8",
+    vector_kind: str | None = None,
 ) -> CorpusIndex:
     """The corpus's index, brought up to date with its articles: reused when nothing changed,
-    otherwise updated article by article (or built) and saved."""
+    otherwise updated article by article (or built) and saved. `vector_kind` ("exact", "ivf-sq8")
+    overrides the kind a new build picks by size (`index.vector_store`); it is recorded in the
+    index's configuration."""
     started = time.monotonic()
     layout = CacheLayout.at(index_dir)
     problem = layout.problem()
@@ -292,7 +309,8 @@ def open_corpus(
             if reused is not None:
                 return reused
         try:
-            return _update(db, folder, expected, listing, embedder, chunking, progress, encoding, rebuild, started)
+            return _update(db, folder, expected, listing, embedder, chunking, progress, encoding, rebuild, started,
+                           vector_kind)
         except (OSError, sqlite3.OperationalError) as err:  # disk full, read-only
             db.close()
             return _cannot_write(folder, err, listing, embedder, chunking, progress, encoding, started)
@@ -349,56 +367,57 @@ def _check_config(config: dict, expected: dict) -> None:
 
 
 def _load_backends(folder: Path | None, config: dict):
-    """The saved vector and lexical indexes the config names, after each file's size and sha256
-    were checked. Raises _Unusable."""
-    _, vector_backend, lexical_backend = _backends()
+    """The saved vector and lexical indexes the config names, opened where they are: the vectors'
+    rows memory-mapped (sizes checked, checksums only of a file whose stamp changed since it was
+    written; `index.vector_store`), the tantivy folder in place (never copied). Raises _Unusable."""
+    from article_qa.index.lexical_backends import open_lexical_index
+    from article_qa.index.vector_store import StoredVectors
+
     files = config.get("files")
     if folder is None or not isinstance(files, dict):
         raise _Unusable("the saved index is incomplete")
-    loaded = []
-    for kind, backend, opener in (("vectors", vector_backend, vector_backend.module.open_vector_index),
-                                  ("lexical", lexical_backend, lexical_backend.module.open_lexical_index)):
-        entry = files.get(kind)
-        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
-                and CORPUS_FILES.fullmatch(entry["name"]) and entry["name"].startswith(kind)):
-            raise _Unusable("the saved index is incomplete")
-        path = folder / entry["name"]
-        if path.is_symlink() or not path.is_file() or not entry["name"].endswith(backend.suffix):
-            raise _Unusable("the saved index is incomplete")
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise _Unusable("the saved index is incomplete") from None
-        if len(data) != entry.get("size") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-            raise _Unusable(f"the saved {kind} are damaged (checksum mismatch)")
-        try:
-            loaded.append(opener(path))
-        except Exception as err:  # noqa: BLE001 - any unreadable index means: rebuild it
-            raise _Unusable(f"the saved {kind} are damaged ({type(err).__name__})") from None
-    return loaded
+    entry, lexical_entry = files.get("vectors"), files.get("lexical")
+    if not (isinstance(entry, dict) and isinstance(lexical_entry, dict) and isinstance(lexical_entry.get("name"), str)
+            and CORPUS_FILES.fullmatch(lexical_entry["name"]) and lexical_entry["name"].startswith("lexical-")):
+        raise _Unusable("the saved index is incomplete")
+    lexical_path = folder / lexical_entry["name"]
+    if lexical_path.is_symlink() or not lexical_path.is_dir():
+        raise _Unusable("the saved index is incomplete")
+    try:
+        vectors = StoredVectors.open(folder, entry)
+    except (KeyError, TypeError, ValueError) as err:  # VectorIndexError is a ValueError
+        raise _Unusable(f"the saved vectors are damaged ({err})" if "damaged" not in str(err)
+                        else f"the saved vectors are damaged ({str(err).split('(', 1)[-1].rstrip(')')})") from None
+    try:
+        lexical = open_lexical_index(lexical_path)
+    except Exception as err:  # noqa: BLE001 - any unreadable index means: rebuild it
+        raise _Unusable(f"the saved lexical are damaged ({type(err).__name__})") from None
+    return vectors, lexical
 
 
-def _save_generation(folder: Path, vector_backend: _Backend, lexical_backend: _Backend, vectors, lexical,
-                     gone: np.ndarray, ids: np.ndarray, encoded: np.ndarray, texts: list[str],
-                     written: list[str]):
-    """The search indexes with `gone` removed and `ids` added, saved under new names (appended to
-    `written` before each is made, so a failure removes them); the files in use are never written.
-    Returns (vectors, lexical, the config's "files" entry)."""
+def _save_generation(folder: Path, vectors, lexical, gone: np.ndarray, ids: np.ndarray, encoded: np.ndarray,
+                     texts: list[str], written: list[str]):
+    """The search indexes with `gone` removed and `ids` added, saved where readers of the entry in
+    use never look: the vectors' new rows appended past its committed rows (`StoredVectors.commit`),
+    the lexical index in a new folder made of hard links to the current one's immutable segment
+    files (tantivy writes new files and replaces its meta.json by rename, so the current folder is
+    never changed). Returns (vectors, lexical, the config's "files" entry)."""
+    from article_qa.index.lexical_backends import fork_lexical_index
+
     generation = secrets.token_hex(8)
+    name = f"lexical-{generation}.tantivy"
+    written.append(name)
+    lexical = fork_lexical_index(lexical, folder / name)
     if len(gone):
         vectors.remove(gone)
         lexical.remove(gone)
     if len(ids):
         vectors.add(ids, encoded)
         lexical.add(ids, texts)
-    files = {}
-    for kind, index, backend in (("vectors", vectors, vector_backend), ("lexical", lexical, lexical_backend)):
-        name = f"{kind}-{generation}{backend.suffix}"
-        written.append(name)
-        write_atomic(folder / name, lambda tmp, index=index: index.save(Path(tmp)))
-        data = (folder / name).read_bytes()
-        files[kind] = {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-                       "kind": index.kind}
+    entry = vectors.commit()
+    written.extend(sorted(vectors.files()))
+    lexical.save()
+    files = {"vectors": entry, "lexical": {"name": name, "kind": lexical.kind}}
     return vectors, lexical, files
 
 
@@ -468,8 +487,8 @@ def _plan(stored: dict, listing: Listing, encoding: str, fresh: bool):
     return added, changed, removed, unchanged, restamp, skipped
 
 
-def _update(db, folder, expected, listing, embedder, chunking, progress, encoding, rebuild, started) -> CorpusIndex:
-    _, vector_backend, lexical_backend = _backends()
+def _update(db, folder, expected, listing, embedder, chunking, progress, encoding, rebuild, started,
+            vector_kind: str | None = None) -> CorpusIndex:
     config = _config(db)
     reason = "rebuild requested" if rebuild else None
     vectors = lexical = None
@@ -492,13 +511,18 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
                            CorpusStatus("reused", None, folder, time.monotonic() - started, changes))
     new = added + changed
     pieces, texts = _split(new, embedder, chunking)
-    encoded = _encode(texts, embedder, progress)
-    if vectors is None:
-        dim = encoded.shape[1] if len(texts) else embedder.dim
-        vectors = vector_backend.module.new_vector_index(dim, len(texts), training_sample=encoded if len(texts) else None)
-        lexical = lexical_backend.module.new_lexical_index()
+    known = {} if fresh else _old_vectors(db, vectors, [a.id for a, _, _ in changed])
+    encoded = _encode(texts, embedder, progress, known)
     old_files = {entry.name for entry in os.scandir(folder) if CORPUS_FILES.fullmatch(entry.name)}
     written: list[str] = []
+    if vectors is None:
+        from article_qa.index.lexical_backends import new_lexical_index
+        from article_qa.index.vector_store import StoredVectors
+
+        dim = encoded.shape[1] if len(texts) else embedder.dim
+        vectors = StoredVectors.create(folder, dim, len(texts), vector_kind)
+        written.extend(sorted(vectors.files()))
+        lexical = new_lexical_index()  # forked into the generation's folder by _save_generation
     db.execute("BEGIN IMMEDIATE")
     try:
         going = [a.id for a, _, _ in changed] + removed
@@ -521,7 +545,7 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
                 new_ids.append(cursor.lastrowid)
         _restamp(db, restamp)
         ids = np.array(new_ids, dtype=np.int64)
-        vectors, lexical, files = _save_generation(folder, vector_backend, lexical_backend, vectors, lexical,
+        vectors, lexical, files = _save_generation(folder, vectors, lexical,
                                                    gone if not fresh else np.zeros(0, np.int64), ids, encoded,
                                                    texts, written)
         settings = dict(expected, files=files, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -531,10 +555,11 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
-        for name in written:
+        for name in set(written) - old_files:  # the rows file in use only grew past its committed rows
             _unlink(folder / name)
         raise
-    for name in old_files - set(written):  # the previous index's, and those of writers killed before committing
+    in_use = vectors.files() | {files["lexical"]["name"]}
+    for name in old_files - in_use:  # the previous index's, and those of writers killed before committing
         _unlink(folder / name)
     remove_stale_temps(folder)
     _export_quietly(embedder)
@@ -568,9 +593,14 @@ def _before_commit() -> None:
 
 
 def _unlink(path: Path) -> None:
-    """Remove one of the store's files (a link is removed, never followed)."""
+    """Remove one of the store's files or lexical folders (a link is removed, never followed)."""
     try:
-        os.unlink(path)
+        if path.is_dir() and not path.is_symlink():
+            import shutil
+
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
     except FileNotFoundError:
         pass
 
@@ -579,21 +609,43 @@ def _split(new, embedder: Embedder, chunking: Chunking) -> tuple[list[list[tuple
     limit = min(chunking.max_tokens, embedder.max_tokens - 2)
     effective = Chunking(limit, chunking.min_tokens, chunking.overlap_sentences)
     pieces, texts = [], []
+    # The splitter counts a paragraph's word pieces more than once (to join small ones, then to
+    # check the result): each distinct span is tokenized once per article.
     for article, _, _ in new:
-        passages = split_passages(article.text, embedder.token_spans, effective)
+        passages = split_passages(article.text, functools.lru_cache(maxsize=1024)(embedder.token_spans), effective)
         pieces.append([(p.start, p.end) for p in passages])
         texts.extend(p.text for p in passages)
     return pieces, texts
 
 
-def _encode(texts: list[str], embedder: Embedder, progress: Progress | None) -> np.ndarray:
-    """The texts' vectors, each distinct text encoded once (a paragraph many articles share)."""
+def _old_vectors(db: sqlite3.Connection, vectors, article_ids: list[str]) -> dict[str, np.ndarray]:
+    """The stored vector of each passage text of the changed articles as they were: a passage an
+    edit left as it was keeps its vector (an edited paragraph is embedded again, not the article)."""
+    if not article_ids or not hasattr(vectors, "vectors_of"):
+        return {}
+    pids, texts = [], []
+    for article_id in article_ids:
+        for pid, text in db.execute('SELECT p.pid, substr(a.text, p.start + 1, p."end" - p.start) FROM passages p '
+                                    "JOIN articles a ON a.id = p.article WHERE p.article = ?", (article_id,)):
+            pids.append(pid)
+            texts.append(text)
+    if not pids:
+        return {}
+    found = vectors.vectors_of(np.array(pids, dtype=np.int64))
+    return {text: found[i] for i, text in enumerate(texts) if np.isfinite(found[i]).all()}
+
+
+def _encode(texts: list[str], embedder: Embedder, progress: Progress | None,
+            known: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The texts' vectors, each distinct text encoded once (a paragraph many articles share), and
+    none whose vector is `known` (an unchanged passage of a changed article)."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    distinct = list(dict.fromkeys(texts))
-    vectors = embedder.encode(distinct, progress=progress)
-    row = {text: i for i, text in enumerate(distinct)}
-    return vectors[[row[t] for t in texts]]
+    known = known or {}
+    distinct = [t for t in dict.fromkeys(texts) if t not in known]
+    vectors = embedder.encode(distinct, progress=progress) if distinct else np.zeros((0, 0), np.float32)
+    row = {text: vectors[i] for i, text in enumerate(distinct)}
+    return np.stack([row[t] if t in row else known[t] for t in texts]).astype(np.float32, copy=False)
 
 
 def _cannot_write(folder, err, listing, embedder, chunking, progress, encoding, started) -> CorpusIndex:

@@ -122,6 +122,25 @@ def _open_folder(path: Path, shown: Path, temporary: bool = False) -> "TantivyIn
     return TantivyIndex.open(path, config, shown=shown, temporary=temporary)
 
 
+def fork_lexical_index(index: "TantivyIndex", path: Path) -> "TantivyIndex":
+    """A copy of `index` in the new folder `path` to change, leaving `index`'s folder as it is:
+    its committed files are hard-linked (copied where links cannot be made), which costs no time
+    or space. Safe because tantivy never changes a file it wrote: a commit writes new segment and
+    delete files and replaces meta.json and .managed.json by rename, which in `path` only
+    replaces the link there. What the store uses to make each generation of a corpus."""
+    index.save()
+    path = Path(path)
+    path.mkdir(mode=0o700)
+    for entry in os.scandir(index.path):
+        if not entry.is_file(follow_symlinks=False) or entry.name.startswith(".tantivy-"):
+            continue
+        try:
+            os.link(entry.path, path / entry.name)
+        except OSError:  # another file system, or links not allowed: a copy
+            shutil.copyfile(entry.path, path / entry.name)
+    return _open_folder(path, shown=path)
+
+
 def _temporary_folder() -> Path:
     return Path(tempfile.mkdtemp(prefix="article-qa-lexical-"))  # mode 0700
 

@@ -21,6 +21,10 @@ to those ids *before* it runs (a FAISS IDSelector in the search parameters), so 
 one article returns k hits when that article has k passages. For IVF, probing only `nprobe` lists
 can find fewer than k allowed vectors; such queries are searched again over every list.
 
+These are the in-memory FAISS indexes and their one-file format. A corpus's index keeps its vectors
+differently, as append-only float16 rows with an IVF snapshot that is memory-mapped and re-ranked
+(`index/vector_store.py`, which uses the rules and `tune_nprobe` here).
+
 A saved index is one file: a 16-byte magic, a 4 kB JSON header (kind, dimension, count, the tuned
 `nprobe` and the recall it reached, the payload's size and sha256), then the FAISS index itself,
 written through a streaming writer into a temporary file that is fsync'd and renamed over the

@@ -191,6 +191,14 @@ def _open_corpus(specs, encoding, index_dir, model, reader, k, rebuild, within):
     return qa.with_settings(k=k, within=limit)
 
 
+def skipped_articles(qa) -> int:
+    """How many articles of a corpus could not be read (each named on stderr when it was opened):
+    `ask` and `batch` exit 1 when there are any, as `index` does; 0 for a single article."""
+    if not getattr(qa, "is_corpus", False):
+        return 0
+    return len(qa.index.status.changes.skipped)
+
+
 @contextmanager
 def batch_progress(total: int | None):
     """done/total, answers per second and time left, on stderr, only when it is a terminal."""

@@ -465,3 +465,20 @@ def test_resume_remembers_the_best_guess_a_not_sure_line_showed(tmp_path):
         assert resumed.previous[1].answer == "NATO allies"
         assert resumed.previous[2].answer is None
         resumed.close(complete=False)
+
+
+def test_csv_article_column_names_the_answer_or_guess_article_and_is_guarded(tmp_path):
+    path = tmp_path / "out.csv"
+    out = BatchOutput.open(str(path), csv=True)
+    record = answer(1, "When?", "March 2024")
+    record["answer"]["article"] = {"id": "news/bridge.txt", "title": "Bridge News", "source": "x"}
+    out.write(record)
+    out.write(answer(2, "Who?", None, best_guess={"text": "Maria", "start": 1, "end": 6, "score": 0.2,
+                                                  "article": {"id": "=cmd.txt", "title": "t", "source": "y"}}))
+    out.write(answer(3, "What?", "no article named"))
+    out.close(complete=True)
+    rows = list(csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8-sig"), newline="")))
+    assert [r["article"] for r in rows] == ["news/bridge.txt", "'=cmd.txt", ""]
+    resumed = BatchOutput.open(str(path), csv=True, resume=True)  # the rows read back as records
+    assert sorted(resumed.previous) == [1, 2, 3]
+    resumed.close(complete=True)

@@ -88,3 +88,29 @@ def test_corpus_row_needs_the_squad_file(tmp_path, capsys):
     args = parse_args(["--rows", "corpus", "--squad", str(squad), "--corpus-sizes", "1000,5000"])
     assert args.rows == ["corpus"] and args.corpus_sizes == "1000,5000"
     assert "corpus" not in parse_args([]).rows  # not run by default: it needs data and an hour
+
+
+def test_stand_in_encoder_gives_cached_vectors_and_encodes_the_rest_for_real(squad):
+    from bench.corpus import StandInEncoder
+
+    class Real:
+        dim = 4
+
+        def __init__(self):
+            self.asked = []
+
+        def encode(self, texts):
+            self.asked.extend(texts)
+            return np.tile(np.array([0, 0, 0, 1], np.float32), (len(texts), 1))
+
+    corpus = make_corpus(squad, 3)
+    cached = np.eye(4, dtype=np.float32)[:3]
+    real = Real()
+    stand_in = StandInEncoder(real, corpus, lambda first, last: cached[first:last])
+    paragraphs = corpus.texts(0, 3)
+    window = paragraphs[0][:20]  # a window of a long paragraph: near its paragraph's vector, not it
+    out = stand_in.encode([window, paragraphs[0], paragraphs[1] + "\n\n" + paragraphs[2], "A changed text."])
+    assert 0.9 < float(out[0] @ cached[0]) < 0.999
+    assert np.array_equal(out[1], cached[0])
+    assert 0.9 < float(out[2] @ cached[1]) < 0.999  # paragraphs joined: near the first one's
+    assert real.asked == ["A changed text."] and stand_in.real_texts == 1 and stand_in.looked_up == 3

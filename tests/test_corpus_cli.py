@@ -145,3 +145,52 @@ def test_chat_over_a_corpus_names_it_in_the_banner_and_answers(cli_env, news):
     result = run("chat", "--article", str(news), input="When did the Tay bridge open?\n")
     assert result.exit_code == 0, result.output
     assert "Answer: March 2024" in result.stdout and "· Bridge News" in result.stdout
+
+
+def test_ask_and_batch_exit_1_when_an_article_of_the_corpus_was_skipped(cli_env, news, tmp_path):
+    (news / "broken.txt").write_bytes(b"caf\xe9 au lait")
+    asked = run("ask", "When did the Tay bridge open?", "--article", str(news), "--json")
+    assert asked.exit_code == 1  # answered from the others, but not every article was read
+    assert json.loads(asked.stdout)["answer"]["text"] == "March 2024"
+    assert "broken.txt is not valid UTF-8" in asked.stderr and "skipped" in asked.stderr
+    questions = tmp_path / "q.txt"
+    questions.write_text("When did the Tay bridge open?\n")
+    out = tmp_path / "answers.csv"
+    batch = run("batch", str(questions), "-o", str(out), "--csv", "--article", str(news))
+    assert batch.exit_code == 1
+    assert "1 article of the corpus could not be read and was skipped" in batch.stderr
+    (news / "broken.txt").unlink()
+    assert run("ask", "When did the Tay bridge open?", "--article", str(news)).exit_code == 0
+
+
+def test_batch_csv_names_the_article_of_each_answer(cli_env, news, tmp_path):
+    import csv
+    import io
+
+    questions = tmp_path / "q.txt"
+    questions.write_text("When did the Tay bridge open?\nWhen was the harbour lamp electrified?\n")
+    out = tmp_path / "answers.csv"
+    result = run("batch", str(questions), "-o", str(out), "--csv", "--article", str(news))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"), newline="")))
+    assert [(r["answer"], r["article"]) for r in rows] == [("March 2024", "bridge.txt"), ("1901", "sub/lamp.md")]
+    texts = _texts(news)
+    assert all(texts[r["article"]][int(r["start"]):int(r["end"])] == r["answer"] for r in rows)
+
+
+def test_eval_chats_over_a_corpus_asks_every_turn_across_it(cli_env, news, tmp_path):
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text(
+        '{"id": "1", "conversation": "c", "question": "When did the Tay bridge open?", "answers": ["March 2024"]}\n'
+        '{"id": "2", "conversation": "c", "question": "Who said so?", "answers": ["Maria Lopez"]}\n'
+        '{"id": "3", "conversation": "d", "question": "When was it electrified?", "answers": ["1901"],'
+        ' "article": "sub/lamp.md"}\n')
+    details = tmp_path / "details.jsonl"
+    result = run("eval", "--chats", str(chats), "--article", str(news), "--json", "--details", str(details))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["chat_turns"] == 3 and metrics["chat_exact"] > 0
+    assert "are not in their article" not in result.stderr  # each reference is in the corpus
+    records = [json.loads(line) for line in details.read_text().splitlines()]
+    assert records[0]["article"] == str(news / "bridge.txt")  # the answer's own article
+    assert records[2]["article"] == str(news / "sub" / "lamp.md")  # the line's "article" limited it

@@ -120,10 +120,23 @@ def test_within_filters_before_the_search(tmp_path):
         index.resolve("nope")
 
 
+def _in_use(index) -> set[str]:
+    """The data files the index's committed entry names: its vector rows and its lexical folder."""
+    return index.vectors.files() | {_config_files(index)["lexical"]["name"]}
+
+
+def _config_files(index) -> dict:
+    import json
+
+    with sqlite3.connect(index.status.path / DATABASE) as db:
+        return json.loads(db.execute("SELECT value FROM config WHERE key = 'files'").fetchone()[0])
+
+
 def test_an_update_embeds_only_what_changed_and_counts_it(tmp_path):
     folder = _folder(tmp_path)
     embedder = FakeEmbedder()
     first = _open(list_corpus([str(folder)]), tmp_path, embedder)
+    rows_before = first.vectors.entry["rows_file"]
     first.close()
     texts_before = embedder.encoded_texts
     again = _open(list_corpus([str(folder)]), tmp_path, embedder)
@@ -145,8 +158,10 @@ def test_an_update_embeds_only_what_changed_and_counts_it(tmp_path):
     assert len(updated.vectors) == n_passages == len(updated.lexical)
     hits = updated.search(fake_vectors(["gamma mill wheat"]), ["gamma mill wheat"], 3, 0.5, [None])[0]
     assert all(h.passage.article.id != "gamma.html" for h in hits)
-    files = [p.name for p in (updated.status.path).iterdir() if CORPUS_FILES.fullmatch(p.name)]
-    assert len(files) == 2  # the old generation's files are gone
+    files = {p.name for p in (updated.status.path).iterdir() if CORPUS_FILES.fullmatch(p.name)}
+    assert files == _in_use(updated)  # the old generation's lexical folder is gone
+    # the vectors were appended to the rows file in use (nothing rewritten), the dead rows listed
+    assert updated.vectors.entry["rows_file"] == rows_before and updated.vectors.entry["dead"]
 
 
 def test_an_unreadable_file_is_skipped_by_name_and_the_others_indexed(tmp_path):
@@ -185,8 +200,8 @@ def test_a_writer_killed_before_its_commit_leaves_the_old_index(tmp_path):
     assert embedder.encoded_texts == len(index.passage_ids("delta.txt"))
     with sqlite3.connect(index.status.path / DATABASE) as db:
         assert db.execute("SELECT count(*) FROM articles").fetchone()[0] == 4
-    files = [p.name for p in index.status.path.iterdir() if CORPUS_FILES.fullmatch(p.name)]
-    assert len(files) == 2
+    files = {p.name for p in index.status.path.iterdir() if CORPUS_FILES.fullmatch(p.name)}
+    assert files == _in_use(index)
 
 
 def test_a_damaged_search_file_is_noticed_and_rebuilt(tmp_path):
