@@ -64,7 +64,7 @@ def choose_engine(name: str, address: str | None = None, workers: int | None = N
         raise EngineError("--workers sizes a local Dask cluster; a cluster at --address has its own workers")
     if workers is not None and workers < 1:
         raise EngineError("--workers must be at least 1")
-    if importlib.util.find_spec("distributed") is None:
+    if not _installed("distributed"):
         raise EngineError(f"--engine dask needs Dask, which is not installed: {EXTRA}")
     return EngineChoice("dask", address, workers)
 
@@ -85,3 +85,11 @@ def answerer(choice: EngineChoice, qa, model: str | None = None, reader: str | N
     say(f"joining the Dask scheduler at {choice.address}" if choice.address else "starting a local Dask cluster")
     with dask_client(choice) as client:
         yield lambda records, done: answer_on_dask(client, spec, records, done)
+
+
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
