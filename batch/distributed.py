@@ -47,6 +47,7 @@ class Started:
     cluster_s: float = 0.0  # starting the local cluster, or connecting to the scheduler
     load_s: float = 0.0  # the warm-up: every worker opening the index and loading the models
     workers: int = 0
+    ready_at: float = 0.0  # time.perf_counter() when the warm-up ended and the blocks were sent
 
 
 def worker_spec(qa, model: str | None, reader: str | None, index_dir) -> WorkerSpec:
@@ -126,7 +127,8 @@ def warm_up(client, spec_future, started: Started | None = None) -> list[Loaded]
             raise EngineError(f"the Dask worker at {worker} {result.error}; every worker must read the index folder "
                               "at the same path (a shared file system; README \"Batch on a cluster\")")
     if started is not None:
-        started.load_s = time.perf_counter() - began
+        started.ready_at = time.perf_counter()
+        started.load_s = started.ready_at - began
         started.workers = len(workers)
     return loaded
 
