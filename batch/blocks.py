@@ -14,7 +14,9 @@ The rules that make a distributed run write exactly what the local engine writes
   window of about `WINDOW_BLOCKS` blocks are sorted by the article of their first line (stably,
   so input order holds within an article) before being cut into blocks of about
   `BLOCK_QUESTIONS` questions. A block's questions then mostly search one article, and the
-  window keeps the first records from waiting on the end of a long input.
+  window keeps the first records from waiting on the end of a long input. The first blocks are
+  smaller (`FIRST_BLOCK`, doubling), as the local engine's first chunks are, so the first records
+  are written seconds after the workers are ready, not after a whole block.
 
 Answers do not depend on which questions share a batched call (checked: the same 60 questions
 asked together, one by one and seven at a time give the same records), so blocks cut differently
@@ -30,6 +32,7 @@ from article_qa.batch.input import BatchError, BatchQuestion
 from article_qa.batch.run import Done, error_record
 
 BLOCK_QUESTIONS = 64  # questions per block: two of the reader's batched calls (run.MAX_CHUNK)
+FIRST_BLOCK = 8  # the first blocks are smaller (8, 16, 32, then BLOCK_QUESTIONS): the output starts sooner
 WINDOW_BLOCKS = 16  # blocks' worth of lines sorted by article together
 
 
@@ -80,7 +83,8 @@ def _kept(record: BatchQuestion, done: Mapping[int, Done]) -> Done | None:
 
 
 def plan_blocks(records: Iterable[BatchQuestion | BatchError], done: Mapping[int, Done] | None = None,
-                block_questions: int = BLOCK_QUESTIONS, window_blocks: int = WINDOW_BLOCKS) -> Plan:
+                block_questions: int = BLOCK_QUESTIONS, window_blocks: int = WINDOW_BLOCKS,
+                first_block: int = FIRST_BLOCK) -> Plan:
     """Read the whole input (a conversation's turns may be far apart) and cut it into blocks."""
     done = done or {}
     order: list[int] = []
@@ -106,10 +110,10 @@ def plan_blocks(records: Iterable[BatchQuestion | BatchError], done: Mapping[int
         unit.records.append(record)
         if kept is not None:
             unit.done[record.line] = kept
-    return Plan(order, ready, list(_cut(units, max(1, block_questions), max(1, window_blocks))))
+    return Plan(order, ready, list(_cut(units, max(1, block_questions), max(1, window_blocks), max(1, first_block))))
 
 
-def _cut(units: list[_Unit], block_questions: int, window_blocks: int) -> Iterator[Block]:
+def _cut(units: list[_Unit], block_questions: int, window_blocks: int, first_block: int) -> Iterator[Block]:
     number = 0
     window: list[_Unit] = []
     asked = 0
@@ -123,7 +127,7 @@ def _cut(units: list[_Unit], block_questions: int, window_blocks: int) -> Iterat
             records += unit.records
             kept.update(unit.done)
             count += unit.questions
-            if count >= block_questions:
+            if count >= min(block_questions, first_block << min(number, 16)):
                 yield Block(number, tuple(records), kept)
                 number += 1
                 records, kept, count = [], {}, 0

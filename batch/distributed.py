@@ -96,7 +96,7 @@ def dask_client(choice: EngineChoice, started: Started | None = None):
     else:
         workers = choice.workers or os.cpu_count() or 1
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR)
+                               silence_logs=logging.ERROR, preload=["article_qa.batch.worker"])
         client = Client(cluster)
     try:
         try:

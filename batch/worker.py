@@ -96,3 +96,14 @@ def answer_block(spec: WorkerSpec, block: Block) -> list[dict | Done]:
     with _lock:
         qa = worker_qa(spec)
         return list(answer_records(qa, block.records, block.done, chunk_size=MAX_CHUNK))
+
+
+def dask_setup(worker) -> None:
+    """Run by Dask in every worker process of a local cluster started by `batch --engine dask`
+    (this module is its preload, restarted workers included): Ctrl-C at a terminal reaches the
+    whole process group, workers too, and the driver shuts them down itself, so a worker ignores
+    SIGINT instead of printing a traceback over the batch's one line."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
