@@ -200,7 +200,7 @@ def batch(
                                help="Who answers: this process (local), or a Dask cluster (dask; pip install 'article-qa[dask]'). Same records either way."),
     address: Optional[str] = typer.Option(None, "--address", metavar="tcp://HOST:PORT",
                                           help="With --engine dask: join this scheduler (default: $DASK_SCHEDULER_ADDRESS, else start a cluster here)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="With --engine dask and no address: worker processes of the local cluster (default: one per core)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="With --engine dask and no address: worker processes of the local cluster (default: one per 8 cores; each answers on up to 8)."),
 ) -> None:
     """Answer many questions: one record out for every question line in, in the same order.
 

@@ -67,6 +67,20 @@ def worker_spec(qa, model: str | None, reader: str | None, index_dir) -> WorkerS
         settings=qa.settings)
 
 
+def default_workers() -> int:
+    """A local cluster's workers when --workers is not given: one per 8 cores. A worker already
+    answers on up to 8 cores at once (one reader batch a thread, `index.parallel.MAX_WORKERS`), and
+    every worker holds its own copy of the models, so more workers than that would only crowd the
+    cores and the memory (on 2 cores: one worker)."""
+    from article_qa.index.parallel import MAX_WORKERS
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores // MAX_WORKERS)
+
+
 def _quiet_dask() -> None:
     """Dask's own log lines (a worker restarting, a connection closed at shutdown) are not the
     batch's output: errors only, here and in the workers started from here (they inherit it)."""
@@ -77,7 +91,7 @@ def _quiet_dask() -> None:
 @contextmanager
 def dask_client(choice: EngineChoice, started: Started | None = None):
     """A connected `distributed.Client`: to `choice.address`, or to a local cluster of
-    `choice.workers` single-threaded worker processes (default: one per core) shut down after."""
+    `choice.workers` single-threaded worker processes (default: `default_workers`) shut down after."""
     _quiet_dask()
     try:
         from distributed import Client, LocalCluster
@@ -94,7 +108,7 @@ def dask_client(choice: EngineChoice, started: Started | None = None):
             raise EngineError(f"cannot reach the Dask scheduler at {printable(choice.address)}: "
                               f"{_one_line(err)}") from None
     else:
-        workers = choice.workers or os.cpu_count() or 1
+        workers = choice.workers or default_workers()
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR, preload=["article_qa.batch.worker"])
         client = Client(cluster)
