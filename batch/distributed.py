@@ -109,9 +109,14 @@ def dask_client(choice: EngineChoice, started: Started | None = None):
                               f"{_one_line(err)}") from None
     else:
         workers = choice.workers or default_workers()
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR, preload=["article_qa.batch.worker"])
-        client = Client(cluster)
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR, preload=["article_qa.batch.worker"])
+            client = Client(cluster)
+        except Exception as err:  # noqa: BLE001 - whatever stops the cluster is one line
+            if cluster is not None:
+                cluster.close()
+            raise EngineError(f"cannot start a local Dask cluster: {_one_line(err)}") from None
     try:
         try:
             client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
@@ -135,7 +140,10 @@ def warm_up(client, spec_future, started: Started | None = None) -> list[Loaded]
     began = time.perf_counter()
     workers = sorted(client.scheduler_info()["workers"])
     futures = [client.submit(load, spec_future, workers=[w], allow_other_workers=False, pure=False) for w in workers]
-    loaded = client.gather(futures)
+    try:
+        loaded = client.gather(futures)
+    except Exception as err:  # noqa: BLE001 - a worker that died or failed to load the models: one line
+        raise EngineError(f"a Dask worker could not open the pipeline: {_one_line(err)}") from None
     for worker, result in zip(workers, loaded):
         if result.error:
             raise EngineError(f"the Dask worker at {worker} {result.error}; every worker must read the index folder "
