@@ -198,6 +198,11 @@ def batch(
     encoding: str = EncodingOpt,
     html: str = HtmlOpt,
     refresh: bool = RefreshOpt,
+    engine: str = typer.Option("local", "--engine", metavar="local|dask",
+                               help="Who answers: this process (local), or a Dask cluster (dask; pip install 'article-qa[dask]'). Same records either way."),
+    address: Optional[str] = typer.Option(None, "--address", metavar="tcp://HOST:PORT",
+                                          help="With --engine dask: join this scheduler (default: $DASK_SCHEDULER_ADDRESS, else start a cluster here)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="With --engine dask and no address: worker processes of the local cluster (default: one per 8 cores; each answers on up to 8)."),
 ) -> None:
     """Answer many questions: one record out for every question line in, in the same order.
 
@@ -206,13 +211,15 @@ def batch(
     the first line that is not blank decides which (or --format). Blank lines are skipped. A line
     that cannot be used gets {"id", "line", "error"} and the others still run. The exit status is
     1 when any line failed. Over a corpus a line may name its own "article" (an id or a path).
+    With --engine dask the lines are answered in blocks on a Dask cluster, each worker loading the
+    models and the index once; the index folder must be readable by every worker at its path.
     """
     from article_qa.terminal.process import closed, terminated_as_interrupted
 
     with user_errors(), terminated_as_interrupted():
+        from article_qa.batch.engine import answerer, choose_engine
         from article_qa.batch.input import FORMATS, count_questions, input_line_ids, open_questions, read_batch
         from article_qa.batch.output import BatchOutput, protect
-        from article_qa.batch.run import answer_records
         from article_qa.index.article import default_article_path
         from article_qa.index.corpus_kind import is_corpus
         from article_qa.index.printable import quoted
@@ -226,6 +233,7 @@ def batch(
 
         if input_format not in FORMATS:
             raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {quoted(input_format)}")
+        chosen = choose_engine(engine, address, workers)  # a missing extra is said before anything is touched
         specs = article_specs(article)
         corpus = is_corpus(specs)
         single = None if specs is None else specs[0]
@@ -258,8 +266,8 @@ def batch(
             total = count_questions(input_path) if sys.stderr.isatty() else None
             qa = open_article_qa(loaded_article, encoding, index_dir, model, reader, k, within=within)
             failed = 0
-            with batch_progress(total) as advance:
-                for record in answer_records(qa, read_batch(source, input_format), out.previous):
+            with answerer(chosen, qa, model, reader, index_dir) as answer, batch_progress(total) as advance:
+                for record in answer(read_batch(source, input_format), out.previous):
                     out.write(record)  # flushed: an interrupted run keeps every finished line
                     failed += isinstance(record, dict) and "error" in record
                     advance()

@@ -30,6 +30,10 @@ Rows:
               build time against embedding, size on disk, retrieval p50/p95 and RSS in a fresh
               process, recall@10 of the approximate index against exact search, and one article
               of 100k re-indexed
+  engine      (only when asked for; needs the dask extra) the same 10,000 questions over a corpus
+              (SQuAD articles: tests/data's, or the first --engine-articles of --squad) with the
+              local engine and with a local Dask cluster of 1 and of 2 workers (bench/engine.py):
+              identical output checked, questions/s of each, the engine's start-up cost
   big         a 5 MB article (made here from the default one, every paragraph numbered and its
               words shuffled, so no two passages are alike): `article-qa index` into a folder with
               the ONNX exports, against embedding its passages alone (bench/embed_only.py), with
@@ -58,8 +62,9 @@ from bench.naive import SCRIPT as NAIVE_SCRIPT
 from bench.questions import big_article, perturbed_article, seed_questions, variants
 
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = ["ask", "help", "chat", "batch", "index", "index_cold", "memory", "serve", "big", "corpus"]
-DEFAULT_ROWS = [r for r in ROWS if r != "corpus"]  # corpus needs --squad and takes an hour here
+ROWS = ["ask", "help", "chat", "batch", "index", "index_cold", "memory", "serve", "big", "corpus", "engine"]
+# corpus needs --squad and takes an hour here; engine needs the dask extra and takes ~15 minutes
+DEFAULT_ROWS = [r for r in ROWS if r not in ("corpus", "engine")]
 CHILD_TIMEOUT_S = 3600
 WARM_QUESTION = "Where were the peace talks held?"
 
@@ -535,6 +540,20 @@ class Bench:
         )
 
 
+    def row_engine(self) -> list[Result]:
+        from bench import engine
+
+        options = self.corpus
+        squad = [] if options.squad is None else ["--squad", str(options.squad)]
+        log(f"engine: {options.engine_questions:,} questions, local engine then a Dask cluster of 1 and 2 workers")
+        proc = run_timed([sys.executable, "-m", "bench.engine", *squad, "--articles", str(options.engine_articles),
+                          "--questions", str(options.engine_questions), "--cache", str(self.cache),
+                          "--work", str(self.work / "engine")], self.env, ROOT, timeout=6 * 3600).check("bench.engine")
+        line = next(x for x in proc.stdout.splitlines() if x.startswith(engine.RESULT_MARKER))
+        data = json.loads(line[len(engine.RESULT_MARKER):])
+        return [Result(r["row"], r["what"], r["measured"], r["target"], r["met"], data=r["data"])
+                for r in engine.rows(data)]
+
     def row_corpus(self) -> list[Result]:
         from bench import corpus
 
@@ -596,7 +615,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "serve with 8 clients x 10 questions, a 500 kB 'big' article.")
     parser.add_argument("--json", type=Path, metavar="PATH", help="Also write the results as JSON.")
     parser.add_argument("--rows", default=",".join(DEFAULT_ROWS),
-                        help=f"Comma-separated rows (default {','.join(DEFAULT_ROWS)}; also: corpus).")
+                        help=f"Comma-separated rows (default {','.join(DEFAULT_ROWS)}; also: corpus, engine).")
     corpus = parser.add_argument_group("the corpus row")
     corpus.add_argument("--squad", type=Path, help="SQuAD 1.0 training file (.json or .json.gz) the corpora are made of")
     corpus.add_argument("--corpus-sizes", default="10000,100000,1000000", help="passages per corpus (default %(default)s)")
@@ -604,7 +623,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="SQuAD paragraphs embedded for real (default %(default)s); larger corpora repeat them renamed")
     corpus.add_argument("--corpus-embeddings", type=Path,
                         help="reuse the embeddings (and their measured time) of an earlier bench.corpus_embed run")
+    engine = parser.add_argument_group("the engine row")
+    engine.add_argument("--engine-questions", type=int, default=None,
+                        help="questions asked of each engine (default 10,000; 1,000 with --quick)")
+    engine.add_argument("--engine-articles", type=int, default=40,
+                        help="SQuAD articles in its corpus, from --squad when given (default %(default)s)")
     args = parser.parse_args(argv)
+    if args.engine_questions is None:
+        args.engine_questions = 1000 if args.quick else 10_000
     args.rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in args.rows if r not in ROWS]
     if unknown:

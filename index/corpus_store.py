@@ -684,3 +684,35 @@ def _export_quietly(embedder: Embedder) -> None:
 
     export(embedder)
 
+
+
+def open_saved_corpus(folder: Path, embedder: Embedder, chunking: Chunking = Chunking()) -> CorpusIndex:
+    """The corpus index saved in `folder`, opened read-only (SQLite `mode=ro`): never updated,
+    never written, without its articles' files (their text is in the index). For a batch worker,
+    whose driver has brought the index up to date already (`store.open_saved_index` says why).
+    Raises SavedIndexError."""
+    from urllib.parse import quote
+
+    from article_qa.index.store import SavedIndexError, folder_problem
+
+    started = time.monotonic()
+    problem = folder_problem(folder)
+    db = None
+    if problem is None and not (folder / DATABASE).is_file():
+        problem = "it holds no saved corpus index"
+    if problem is None:
+        try:
+            db = sqlite3.connect(f"file:{quote(str(folder / DATABASE))}?mode=ro", uri=True, isolation_level=None,
+                                 check_same_thread=False, timeout=LOCK_TIMEOUT_S)
+            _check_config(_config(db), _expected_config(embedder, chunking))
+            vectors, lexical = _load_backends(folder, _config(db))
+            ids = tuple(row[0] for row in db.execute("SELECT id FROM articles ORDER BY position, id"))
+            status = CorpusStatus("reused", None, folder, time.monotonic() - started, Changes(unchanged=ids))
+            return CorpusIndex(db, vectors, lexical, embedder, chunking, status)
+        except sqlite3.Error as err:
+            problem = f"its database cannot be read ({err})"
+        except _Unusable as err:
+            problem = str(err) or "it holds no saved corpus index"
+        if db is not None:
+            db.close()
+    raise SavedIndexError(f"cannot open the index folder {printable(str(folder))}: {problem}")

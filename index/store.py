@@ -348,3 +348,36 @@ def _export_quietly(embedder: Embedder) -> None:
         from article_qa.index.onnx_export import export_failed
 
         export_failed(err)
+
+
+class SavedIndexError(Exception):
+    """A saved index that cannot be opened as it is (`open_saved_index`, `open_saved_corpus`);
+    str(err) is one line: the folder and why."""
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be read as an index folder here (missing, not a folder, no permission),
+    or None. A batch worker on another machine sees the folder only through a shared file system."""
+    try:
+        if not folder.is_dir():
+            return "no such folder" if not os.path.lexists(folder) else "not a folder"
+        os.listdir(folder)
+    except OSError as err:
+        return str(err.strerror or err)
+    return None
+
+
+def open_saved_index(folder: Path, article: Article, embedder: Embedder, chunking: Chunking = Chunking()) -> ArticleIndex:
+    """The article's index as saved in `folder`, opened read-only: never built, never written.
+
+    The rule for a batch worker (`batch/distributed.py`): the driver has already built or
+    refreshed the index, so a worker that cannot load it must say why instead of building its own
+    copy (minutes, and a second writer on a shared folder). Raises SavedIndexError."""
+    problem = folder_problem(folder)
+    if problem is None:
+        loaded, reason = _try_load(folder, _expected_meta(article, embedder, chunking), article, embedder, chunking,
+                                   time.monotonic())
+        if loaded is not None:
+            return loaded
+        problem = reason or "it holds no saved index"
+    raise SavedIndexError(f"cannot open the index folder {printable(str(folder))}: {problem}")

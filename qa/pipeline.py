@@ -201,6 +201,31 @@ class ArticleQA:
                             encoding=encoding)
         return cls(index, reader, settings, cache=cache, runtime=runtime)
 
+    @classmethod
+    def open_saved(
+        cls,
+        folder: str | Path,
+        article: Article | None = None,
+        *,
+        model: str | None = None,
+        reader: str | None = None,
+        index_dir: str | Path | None = None,
+        chunking: Chunking = Chunking(),
+        settings: Settings | None = None,
+    ) -> "ArticleQA":
+        """The pipeline over the index saved in `folder`, opened read-only: an article's (give
+        its `article`, whose text the offsets count in) or, with `article` None, a corpus's. For
+        a batch worker, whose driver built the index; `index_dir` is the cache whose model exports
+        it uses. Raises `index.store.SavedIndexError` (one line) when the folder cannot be used."""
+        from article_qa.index.corpus_store import open_saved_corpus
+        from article_qa.index.store import open_saved_index
+
+        _, cache, runtime, embedder = _encoder_setup(model, index_dir)
+        folder = Path(folder)
+        index = (open_saved_corpus(folder, embedder, chunking) if article is None
+                 else open_saved_index(folder, article, embedder, chunking))
+        return cls(index, reader, settings, cache=cache, runtime=runtime)
+
     @property
     def is_corpus(self) -> bool:
         return getattr(self.index, "is_corpus", False)

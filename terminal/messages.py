@@ -55,13 +55,14 @@ def warn(message: str) -> None:
 
 def user_facing_errors() -> tuple[type[Exception], ...]:
     """The library's errors whose message is meant for the user as it is."""
+    from article_qa.batch.engine import EngineError
     from article_qa.batch.input import InputError
     from article_qa.batch.output import OutputError
     from article_qa.index.article import ArticleError
     from article_qa.index.embedding_model import ModelError
     from article_qa.qa.reader_loading import ReaderError
 
-    return ArticleError, ModelError, ReaderError, InputError, OutputError, UserError
+    return ArticleError, ModelError, ReaderError, InputError, OutputError, EngineError, UserError
 
 
 @contextmanager
