@@ -21,7 +21,8 @@ The rules, and why:
   with a small `nprobe` for `candidates` (100) passages that are then re-ranked by their exact
   cosine from the rows. 8-bit codes alone lost ~2% of recall@10 at a million passages even over
   every list; the re-rank gives back what the codes lose, so a few lists suffice. `nprobe` is the
-  smallest whose *re-ranked* recall@10 against exact search meets the target (`tune_nprobe`). Rows
+  smallest whose *re-ranked* recall@10 against exact search meets the target, times a margin of 1.5
+  for questions outside the sample (`tune_nprobe`). Rows
   added after the snapshot are searched exactly (they are few); dead rows are excluded before the
   search (a FAISS IDSelector). When rows past the snapshot pass a tenth of it, or on compaction,
   the snapshot is rebuilt from the rows with the same trained quantizer.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from article_qa.index.vector_backends import (
     new_vector_index,
     open_vector_index,
     recall_at_k,
+    NPROBE_MARGIN,
     tune_nprobe,
 )
 
@@ -136,7 +138,7 @@ def test_tune_nprobe_takes_the_smallest_that_meets_the_recall(data):
     vectors, ids, queries = data
     index = ivf(data)
     truth = exact_neighbours(vectors, ids, queries, 10)
-    nprobe, recall = tune_nprobe(index, queries, target_recall=0.9, k=10, exact_ids=truth)
+    nprobe, recall = tune_nprobe(index, queries, target_recall=0.9, k=10, exact_ids=truth, margin=1.0)
     assert recall >= 0.9
     assert index.nprobe == nprobe
     assert recall_at_k(index.search(queries, 10)[1], truth) == pytest.approx(recall)
@@ -145,6 +147,11 @@ def test_tune_nprobe_takes_the_smallest_that_meets_the_recall(data):
         assert below < 0.9
     tuning = index.configuration()["tuning"]
     assert tuning["recall"] == pytest.approx(recall, abs=1e-4) and tuning["met"]
+    assert tuning["smallest_meeting"] == nprobe
+    # by default the index probes a margin over the smallest, for questions outside the sample
+    wider, wider_recall = tune_nprobe(index, queries, target_recall=0.9, k=10, exact_ids=truth)
+    assert wider == min(index.nlist, math.ceil(nprobe * NPROBE_MARGIN)) and wider_recall >= recall
+    assert index.configuration()["tuning"]["smallest_meeting"] == nprobe
     # against the index itself over every list, full recall is always reachable
     nprobe_self, recall_self = tune_nprobe(index, queries, target_recall=0.98)
     assert recall_self >= 0.98 and nprobe_self <= index.nlist
