@@ -444,7 +444,7 @@ def probe(folder: Path) -> dict:
     t = time.perf_counter()
     index.search(queries[:1], questions[:1], K, 0.5, [None])
     first = time.perf_counter() - t
-    vector_ms, lexical_ms, scores_ms, search_ms, cpu_ms = [], [], [], [], []
+    vector_ms, lexical_ms, search_ms, cpu_ms = [], [], [], []
     for repeat in range(2):
         for q, text in zip(queries, questions):
             a = time.perf_counter()

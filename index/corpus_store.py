@@ -51,7 +51,7 @@ from article_qa.index.corpus_sources import Listing, Skipped, read_entry
 from article_qa.index.embeddings import Embedder, Progress
 from article_qa.index.passages import Chunking, Passage, split_passages
 from article_qa.index.printable import printable, quoted
-from article_qa.index.private_files import private_folder, remove_stale_temps, write_atomic
+from article_qa.index.private_files import private_folder, remove_stale_temps
 from article_qa.index.store import LOCK_TIMEOUT_S, IndexWarning
 
 FORMAT = "article-qa-corpus"

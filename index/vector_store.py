@@ -47,7 +47,6 @@ import numpy as np
 
 from article_qa.index.vector_backends import (
     EXACT_MAX,
-    MIN_POINTS_PER_LIST,
     TARGET_RECALL,
     VectorIndexError,
     _checked_ids,
