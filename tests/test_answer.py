@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -202,3 +203,28 @@ def test_negated_and_qualified_questions_are_marked_when_the_answer_sentence_doe
     assert _qualifiers_unmatched("Who was the first emperor?", sentence) == 0.0
     assert _qualifiers_unmatched("Who was the last emperor?", sentence) == 1.0
     assert _qualifiers_unmatched("Who was the last and youngest emperor?", sentence) == 2.0
+
+
+def test_article_size_grows_with_the_article_within_the_fitted_range():
+    from article_qa.qa.confidence import ARTICLE_KCHARS_MAX, article_size
+
+    assert article_size("x" * 10) == article_size("x" * 1000) == 0.0
+    assert 0.0 < article_size("x" * 5000) < article_size("x" * 50_000)
+    assert article_size("x" * 10_000_000) == pytest.approx(math.log(ARTICLE_KCHARS_MAX))
+
+
+def test_the_same_span_is_less_sure_in_a_longer_article():
+    """The shipped confidence counts the article's length: a span that reads the same way is more
+    often a near miss among many passages that resemble the question."""
+    from article_qa.qa.confidence import FEATURES, features
+    from article_qa.qa.pipeline import default_decision
+
+    calibrator = default_decision(None).calibrator
+    assert calibrator is not None  # fitted on this version's features
+    question = "Where were the peace talks held?"
+    long_article = ARTICLE + "\n\n" + "Other news of the week, unrelated to the talks. " * 600
+    short = features(question, ARTICLE, [BRUSSELS, ZELENSKY], 0, HITS)
+    longer = features(question, long_article, [BRUSSELS, ZELENSKY], 0, HITS)
+    differing = {name for name, a, b in zip(FEATURES, short, longer) if a != b}
+    assert differing == {"article_size"}
+    assert calibrator.probability(longer) < calibrator.probability(short)

@@ -123,7 +123,7 @@ Written by `python -m training.ship` (do not edit by hand).
 - Output: start/end logits per word piece; [CLS] is "no answer".
 - Confidence: a logistic model over {len(confidence.get('calibrator', {}).get('names', []))} features of the best candidates
   (reader logits, retrieval scores, the question's words and names in the answer's sentence and in the article,
-  agreement between candidates, answer type) gives the probability that an answer is right (F1 ≥ 0.5). It answers at
+  agreement between candidates, answer type, the article's length) gives the probability that an answer is right (F1 ≥ 0.5). It answers at
   p ≥ {confidence.get('answer_threshold')} and offers a best guess at p ≥ {confidence.get('guess_floor')}.
 
 ## Training
