@@ -56,7 +56,9 @@ def test_a_lower_threshold_answers_more(index_dir):
     strict = evaluate_file(DATA / "tiny_squad2.json", index_dir=index_dir, answer_threshold=0.95).metrics
     loose = evaluate_file(DATA / "tiny_squad2.json", index_dir=index_dir, answer_threshold=0.01).metrics
     assert loose["answered"] > strict["answered"]
-    assert loose["ece"] == strict["ece"]  # calibration is of the best candidate, given or not
+    # Calibration is of the best candidate, given or not; only a question the strict threshold would
+    # refuse is read again over more passages (and may keep a surer candidate), so the two barely differ.
+    assert loose["ece"] == pytest.approx(strict["ece"], abs=0.01)
 
 
 def test_chats_over_any_article_follow_the_conversation(index_dir, tmp_path):
