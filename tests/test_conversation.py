@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from article_qa.qa.conversation import Contextual, Turn, is_follow_up, readings
 
 
@@ -216,15 +218,16 @@ def test_after_do_the_last_word_is_the_verb_not_the_subject():
     assert first_reading("Where?", [reopened]).question == "Where did the library reopen?"
 
 
-def test_and_a_phrase_replaces_the_phrase_of_its_kind_never_beside_it():
-    guns = Turn("How many people have been killed by guns, according to Obama?", "tens of thousands")
-    assert first_reading("And by terrorism?", [guns]).question == \
-        "How many people have been killed by terrorism, according to Obama?"
-    flag = Turn("Are there penalties for breaking the Flag Code?", "there are no rules for punishment")
-    assert first_reading("What about burning the flag?", [flag]).question == "Are there penalties for burning the flag?"
-    tourism = Turn("How much does tourism matter to the economy?", "15 percent")
-    assert first_reading("And what about in 2014?", [tourism]).question == \
-        "How much does tourism matter to the economy in 2014?"
+@pytest.mark.parametrize("before, answer, follow_up, read_as", [
+    ("How many people have been killed by guns, according to Obama?", "tens of thousands", "And by terrorism?",
+     "How many people have been killed by terrorism, according to Obama?"),
+    ("Are there penalties for breaking the Flag Code?", "there are no rules for punishment",
+     "What about burning the flag?", "Are there penalties for burning the flag?"),
+    ("How much does tourism matter to the economy?", "15 percent", "And what about in 2014?",
+     "How much does tourism matter to the economy in 2014?"),
+])
+def test_and_a_phrase_replaces_the_phrase_of_its_kind_never_beside_it(before, answer, follow_up, read_as):
+    assert first_reading(follow_up, [Turn(before, answer)]).question == read_as
 
 
 def test_and_a_name_stands_in_for_a_name_of_the_previous_question():
@@ -270,14 +273,15 @@ def test_a_name_read_in_its_possessive_stands_for_the_person():
     assert first == "What did Hicks say about the photo?"
 
 
-def test_after_be_the_subject_runs_to_the_participle_even_over_a_word_that_can_be_a_verb():
-    first = Turn("Where was the first neon sign switched on?", "Paris")
-    assert first_reading("What about the first ones in America?", [first]).question == \
-        "Where were the first ones in America switched on?"
-    blamed = Turn("Why was the ruling party blamed?", "it walked out")
-    assert first_reading("And the opposition?", [blamed]).question == "Why was the opposition blamed?"
-    talks = Turn("Where were the peace talks held?", "Geneva")
-    assert first_reading("And the summit?", [talks]).question == "Where was the summit held?"
+@pytest.mark.parametrize("before, answer, follow_up, read_as", [
+    ("Where was the first neon sign switched on?", "Paris", "What about the first ones in America?",
+     "Where were the first ones in America switched on?"),
+    ("Why was the ruling party blamed?", "it walked out", "And the opposition?", "Why was the opposition blamed?"),
+    ("Where were the peace talks held?", "Geneva", "And the summit?", "Where was the summit held?"),
+])
+def test_after_be_the_subject_runs_to_the_participle_even_over_a_word_that_can_be_a_verb(before, answer, follow_up,
+                                                                                           read_as):
+    assert first_reading(follow_up, [Turn(before, answer)]).question == read_as
 
 
 def test_it_is_not_a_person_and_they_not_a_place():

@@ -16,22 +16,16 @@ from article_qa.index.vector_backends import (
     NPROBE_MARGIN,
     tune_nprobe,
 )
+from helpers_vectors import clustered
 
 DIM = 16
-
-
-def unit(rows: np.ndarray) -> np.ndarray:
-    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def data():
     """3,000 vectors in 30 clusters (as embeddings are), with ids that are not positions."""
-    rng = np.random.default_rng(0)
-    centres = unit(rng.standard_normal((30, DIM)))
-    vectors = unit(centres[rng.integers(0, 30, 3000)] + 0.35 * rng.standard_normal((3000, DIM)))
+    vectors, queries = clustered(seed=0, count=3000, clusters=30, dim=DIM, questions=100)
     ids = np.arange(3000, dtype=np.int64) * 7 + 1000
-    queries = unit(vectors[rng.choice(3000, 100, replace=False)] + 0.2 * rng.standard_normal((100, DIM)))
     return vectors, ids, queries
 
 

@@ -10,22 +10,15 @@ import pytest
 
 from article_qa.index.vector_backends import VectorIndexError, exact_neighbours, recall_at_k
 from article_qa.index.vector_store import StoredVectors
+from helpers_vectors import clustered
 
 DIM = 32
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def data():
     """Clustered vectors (as embeddings are: topics) and questions near some of them."""
-    rng = np.random.default_rng(3)
-    centres = _unit(rng.standard_normal((60, DIM)))
-    vectors = _unit(centres[rng.integers(0, 60, 6000)] + 0.35 * rng.standard_normal((6000, DIM)))
-    queries = _unit(vectors[rng.choice(6000, 80, replace=False)] + 0.2 * rng.standard_normal((80, DIM)))
-    return vectors, queries
+    return clustered(seed=3, count=6000, clusters=60, dim=DIM, questions=80)
 
 
 def _built(folder, vectors, kind, ids=None):
