@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
 from article_qa.batch.input import BatchError, BatchQuestion
-from article_qa.batch.run import Done, error_record
+from article_qa.batch.run import Done, chunk_sizes, error_record, kept_answer
 
 BLOCK_QUESTIONS = 64  # questions per block: two of the reader's batched calls (run.MAX_CHUNK)
 FIRST_BLOCK = 8  # the first blocks are smaller (8, 16, 32, then BLOCK_QUESTIONS): the output starts sooner
@@ -74,14 +74,6 @@ class _Unit:
         return sum(1 for r in self.records if r.line not in self.done)
 
 
-def _kept(record: BatchQuestion, done: Mapping[int, Done]) -> Done | None:
-    """The earlier record of this line, when it answers this very question (as in run.py)."""
-    kept = done.get(record.line)
-    if kept is not None and kept.id == record.id and kept.question == record.question:
-        return kept
-    return None
-
-
 def plan_blocks(records: Iterable[BatchQuestion | BatchError], done: Mapping[int, Done] | None = None,
                 block_questions: int = BLOCK_QUESTIONS, window_blocks: int = WINDOW_BLOCKS,
                 first_block: int = FIRST_BLOCK) -> Plan:
@@ -96,7 +88,7 @@ def plan_blocks(records: Iterable[BatchQuestion | BatchError], done: Mapping[int
         if isinstance(record, BatchError):
             ready[record.line] = error_record(record.line, record.id, record.error)
             continue
-        kept = _kept(record, done)
+        kept = kept_answer(record, done)
         if record.conversation is None:
             if kept is not None:
                 ready[record.line] = kept
@@ -115,11 +107,13 @@ def plan_blocks(records: Iterable[BatchQuestion | BatchError], done: Mapping[int
 
 def _cut(units: list[_Unit], block_questions: int, window_blocks: int, first_block: int) -> Iterator[Block]:
     number = 0
+    sizes = chunk_sizes(first_block, block_questions)  # first_block, doubling, then block_questions
+    size = next(sizes)
     window: list[_Unit] = []
     asked = 0
 
     def blocks_of(window: list[_Unit]) -> Iterator[Block]:
-        nonlocal number
+        nonlocal number, size
         records: list[BatchQuestion] = []
         kept: dict[int, Done] = {}
         count = 0
@@ -127,13 +121,13 @@ def _cut(units: list[_Unit], block_questions: int, window_blocks: int, first_blo
             records += unit.records
             kept.update(unit.done)
             count += unit.questions
-            if count >= min(block_questions, first_block << min(number, 16)):
+            if count >= size:
                 yield Block(number, tuple(records), kept)
-                number += 1
+                number, size = number + 1, next(sizes)
                 records, kept, count = [], {}, 0
         if records:
             yield Block(number, tuple(records), kept)
-            number += 1
+            number, size = number + 1, next(sizes)
 
     for unit in units:
         window.append(unit)

@@ -43,6 +43,15 @@ def error_record(line: int, id_: str | None, error: str) -> dict:
     return {"id": id_, "line": line, "error": error}
 
 
+def kept_answer(record: BatchQuestion, done: Mapping[int, Done]) -> Done | None:
+    """The earlier run's record of this line (`--resume`), when it answers this very question: the
+    same id and question text; a line edited since is asked again."""
+    kept = done.get(record.line)
+    if kept is not None and kept.id == record.id and kept.question == record.question:
+        return kept
+    return None
+
+
 def chunk_sizes(first: int = 1, largest: int = MAX_CHUNK) -> Iterator[int]:
     """1, 2, 4, ... then `largest` for ever."""
     size = max(1, first)
@@ -70,8 +79,8 @@ def answer_records(
     asking = 0
     for record in records:
         if isinstance(record, BatchQuestion):
-            kept = done.get(record.line)
-            if kept is not None and kept.id == record.id and kept.question == record.question:
+            kept = kept_answer(record, done)
+            if kept is not None:
                 record = _KeptTurn(kept, record.conversation)
             else:
                 asking += 1
