@@ -128,8 +128,12 @@ def _is_fragment(question: str) -> bool:
     return bool(words) and words[0] in _WH and not any(w in _AUX or _is_verb(w) for w in words[1:])
 
 
+def _is_past_participle(word: str) -> bool:
+    return (len(word) > 4 and word.endswith("ed")) or word in _PARTICIPLES
+
+
 def _is_participle(word: str) -> bool:
-    return (len(word) > 4 and word.endswith(("ing", "ed"))) or word in _PARTICIPLES
+    return _is_past_participle(word) or (len(word) > 4 and word.endswith("ing"))
 
 
 def _is_verb(word: str) -> bool:
@@ -197,8 +201,7 @@ def _passive_subject(auxiliary: str, words: list[str]) -> str | None:
         bare = word.lower().strip(",")
         if bare in _PREPOSITIONS or bare in _AUX:
             return None
-        past_participle = bare in _PARTICIPLES or (len(bare) > 4 and bare.endswith("ed"))
-        if past_participle and not word[:1].isupper():  # "Has the United States agreed": a name
+        if _is_past_participle(bare) and not word[:1].isupper():  # "Has the United States agreed": a name
             return " ".join(words[:i])
     return None
 
@@ -294,14 +297,15 @@ def _things(history: list[Turn], pronoun: str = "it") -> list[str]:
         if turn.answer_text and not explains and not _is_time(turn.answer_text) and _is_noun_phrase(turn.answer_text) \
                 and not person and not (plural and place):
             candidates.append(turn.answer_text)
-        subject = _subject(rest) if inverted else _object(rest)
-        if subject and subject.lower() in {"he", "she", "they", "it", "you", "we", "i"}:
-            subject = None
+        # The phrase the question names: its subject, or the object of a "Who took …?" question.
+        named = _subject(rest) if inverted else _object(rest)
+        if named and named.lower() in {"he", "she", "they", "it", "you", "we", "i"}:
+            named = None
         # The names further on: "How much did Facebook pay for Oculus?" is about Oculus too, and
         # more likely its "it" than the name that acts (Facebook), which is rather "they".
-        further = [n for n in reversed(_names(rest)) if not subject or n not in subject]
-        actor = bool(subject) and subject[:1].isupper()
-        candidates += ([*further, subject] if actor and not plural else [subject, *further]) if subject else further
+        further = [n for n in reversed(_names(rest)) if not named or n not in named]
+        actor = bool(named) and named[:1].isupper()
+        candidates += ([*further, named] if actor and not plural else [named, *further]) if named else further
         for c in candidates:
             if c not in things:
                 things.append(c)
@@ -402,16 +406,19 @@ def _is_plural(phrase: str) -> bool:
         and not head[:1].isupper()
 
 
+_SINGULAR_OF_AUX = {plural: single for single, plural in _NUMBER_OF_AUX.items()}
+
+
 def _agreeing(rest: str, subject: str) -> str:
     """The predicate's auxiliary in the number of its new subject: "was the first neon sign
     switched on" with "the first ones in America" → "were the first ones in America switched on"."""
     aux, _, tail = rest.partition(" ")
-    singular = {plural: single for single, plural in _NUMBER_OF_AUX.items()}
     lowered = aux.lower()
-    if _is_plural(subject) and lowered in _NUMBER_OF_AUX:
+    plural = _is_plural(subject)
+    if plural and lowered in _NUMBER_OF_AUX:
         return f"{_NUMBER_OF_AUX[lowered]} {tail}"
-    if not _is_plural(subject) and lowered in singular and subject.split()[0].lower() in {"the", "a", "an", "this", "that"}:
-        return f"{singular[lowered]} {tail}"
+    if not plural and lowered in _SINGULAR_OF_AUX and subject.split()[0].lower() in {"the", "a", "an", "this", "that"}:
+        return f"{_SINGULAR_OF_AUX[lowered]} {tail}"
     return rest
 
 
