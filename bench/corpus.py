@@ -380,11 +380,13 @@ def _timed_update(corpus, articles, cache, encoder, vectors_of, target: Path, te
             "load_average": list(os.getloadavg())}
 
 
-def _probe_subprocess(folder: Path) -> dict:
+def _probe_subprocess(folder: Path, command: str = "probe") -> dict:
+    """`python -m bench.corpus COMMAND FOLDER` in a fresh process (nothing of this one's memory or
+    caches in it): its result, with the process's whole time, or its last error line."""
     import subprocess
 
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "bench.corpus", "probe", str(folder)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "bench.corpus", command, str(folder)], capture_output=True,
                           text=True, timeout=1800)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["probe failed"])[-1]}
@@ -503,12 +505,11 @@ def probe(folder: Path) -> dict:
 
 def vectors_only(args) -> dict:
     """The vector side of a corpus of n passages without the rest of the store (no splitting,
-    SQLite or tantivy, which at a million passages take over an hour on the 2 shared cores): the
+    SQLite or tantivy: the whole store's build of a million passages was not finished on this
+    2-core, 24 GB machine, README "Scale"): the
     same `StoredVectors` the store uses, built from the corpus's cached vectors, tuned on 150 real
     questions (re-ranked recall against exact search), measured on the other 150, then opened and
     searched in a fresh process (cold open, warm p50/p95 wall and CPU, peak RSS)."""
-    import subprocess
-
     from article_qa.index.vector_backends import exact_neighbours, recall_at_k
     from article_qa.index.vector_store import StoredVectors
     from bench.squad_corpus import load_squad, make_corpus, noise_for_cosine, perturbed_vectors
@@ -539,10 +540,7 @@ def vectors_only(args) -> dict:
     (folder / "entry.json").write_text(json.dumps(entry))
     np.save(folder / "queries.npy", test_q)
     del store
-    proc = subprocess.run([sys.executable, "-m", "bench.corpus", "vectors-probe", str(folder)], capture_output=True,
-                          text=True, timeout=1800)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARKER)), None)
-    row["probe"] = json.loads(line[len(RESULT_MARKER):]) if line else {"error": proc.stderr.strip()[-500:]}
+    row["probe"] = _probe_subprocess(folder, "vectors-probe")
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
     return row

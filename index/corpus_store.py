@@ -685,7 +685,6 @@ def _export_quietly(embedder: Embedder) -> None:
     export(embedder)
 
 
-
 def open_saved_corpus(folder: Path, embedder: Embedder, chunking: Chunking = Chunking()) -> CorpusIndex:
     """The corpus index saved in `folder`, opened read-only (SQLite `mode=ro`): never updated,
     never written, without its articles' files (their text is in the index). For a batch worker,
@@ -704,8 +703,9 @@ def open_saved_corpus(folder: Path, embedder: Embedder, chunking: Chunking = Chu
         try:
             db = sqlite3.connect(f"file:{quote(str(folder / DATABASE))}?mode=ro", uri=True, isolation_level=None,
                                  check_same_thread=False, timeout=LOCK_TIMEOUT_S)
-            _check_config(_config(db), _expected_config(embedder, chunking))
-            vectors, lexical = _load_backends(folder, _config(db))
+            config = _config(db)
+            _check_config(config, _expected_config(embedder, chunking))
+            vectors, lexical = _load_backends(folder, config)
             ids = tuple(row[0] for row in db.execute("SELECT id FROM articles ORDER BY position, id"))
             status = CorpusStatus("reused", None, folder, time.monotonic() - started, Changes(unchanged=ids))
             return CorpusIndex(db, vectors, lexical, embedder, chunking, status)

@@ -5,8 +5,9 @@ passages that merely resemble the question, and timid about plain answers. So th
 everything known about the best candidate: the reader's logits, the retrieval scores, whether the
 question's words and names are in the answer's sentence and in the article at all, whether other
 passages propose the same answer, whether the answer is the kind the question asks for, and how
-long the article is. A logistic model fitted on questions of articles the reader never trained on (`training/calibrate.py`)
-turns these into the probability that the answer is right (F1 ≥ 0.5 against a reference answer).
+long the article is. A logistic model fitted on questions of articles the reader never trained on
+(`training/calibrate.py`) turns these into the probability that the answer is right (F1 ≥ 0.5
+against a reference answer).
 """
 
 from __future__ import annotations
