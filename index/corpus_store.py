@@ -23,7 +23,10 @@ current one's immutable files; the rows and the config naming the new entry chan
 transaction; only after it commits are the old files removed. A process killed at any point
 leaves the old index or the new one: before the commit SQLite rolls back and the old entry still
 counts the old rows (the next writer cuts off what was appended past them), after it the new one
-is used. Opening checks sizes, and checksums only of files changed since they were written, so a
+is used. **Streamed.** An update reads, splits, embeds and writes its new and changed articles
+`BATCH_CHARACTERS` of text at a time inside that one transaction, so its memory is a batch's
+whatever the corpus's size (every article and vector held at once took 2.78 GB at 100,000
+passages). Opening checks sizes, and checksums only of files changed since they were written, so a
 million-passage corpus opens without reading its vectors. Writers take
 turns on the folder's file lock (the one `cache clear` respects); readers need none.
 """
@@ -45,9 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
-from article_qa.index.article import ArticleError, ArticleRef
+from article_qa.index.article import Article, ArticleError, ArticleRef
 from article_qa.index.cache_layout import CORPUS_DATA_FILES, CORPUS_DATABASE, INDEX_LOCK, CacheLayout
-from article_qa.index.corpus_sources import Listing, Skipped, read_entry
+from article_qa.index.corpus_sources import Entry, Listing, Skipped, read_entry
 from article_qa.index.embeddings import Embedder, Progress
 from article_qa.index.passages import Chunking, Passage, split_passages
 from article_qa.index.printable import printable, quoted
@@ -59,6 +62,9 @@ VERSION = 2  # 2: vectors as float16 rows + IVF snapshot, tantivy in place (inde
 DATABASE = CORPUS_DATABASE
 CORPUS_FILES = CORPUS_DATA_FILES
 SEARCH_DEPTH = 50  # candidates taken from each of the dense and the lexical search before fusing
+# An update reads, splits, embeds and writes its new articles this much text at a time (~5,000
+# SQuAD passages): its memory is a batch's, so a million passages build in the same memory as ten.
+BATCH_CHARACTERS = 4_000_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -395,32 +401,6 @@ def _load_backends(folder: Path | None, config: dict):
     return vectors, lexical
 
 
-def _save_generation(folder: Path, vectors, lexical, gone: np.ndarray, ids: np.ndarray, encoded: np.ndarray,
-                     texts: list[str], written: list[str]):
-    """The search indexes with `gone` removed and `ids` added, saved where readers of the entry in
-    use never look: the vectors' new rows appended past its committed rows (`StoredVectors.commit`),
-    the lexical index in a new folder made of hard links to the current one's immutable segment
-    files (tantivy writes new files and replaces its meta.json by rename, so the current folder is
-    never changed). Returns (vectors, lexical, the config's "files" entry)."""
-    from article_qa.index.lexical_backends import fork_lexical_index
-
-    generation = secrets.token_hex(8)
-    name = f"lexical-{generation}.tantivy"
-    written.append(name)
-    lexical = fork_lexical_index(lexical, folder / name)
-    if len(gone):
-        vectors.remove(gone)
-        lexical.remove(gone)
-    if len(ids):
-        vectors.add(ids, encoded)
-        lexical.add(ids, texts)
-    entry = vectors.commit()
-    written.extend(sorted(vectors.files()))
-    lexical.save()
-    files = {"vectors": entry, "lexical": {"name": name, "kind": lexical.kind}}
-    return vectors, lexical, files
-
-
 def _stored(db: sqlite3.Connection) -> dict[str, tuple[str, str | None, str]]:
     """id → (content sha256, file stamp, title) of every stored article."""
     return {row[0]: (row[1], row[2], row[3]) for row in db.execute("SELECT id, sha256, stamp, title FROM articles")}
@@ -457,38 +437,139 @@ def _reuse(db, folder, expected, listing, embedder, chunking, started) -> Corpus
     return CorpusIndex(db, vectors, lexical, embedder, chunking, status)
 
 
-def _plan(stored: dict, listing: Listing, encoding: str, fresh: bool):
-    """Which articles to add, change and remove, reading only those whose file stamp changed."""
-    added, changed, unchanged, restamp = [], [], [], []
-    skipped = list(listing.skipped)
-    skipped_ids = set()
+@dataclass(frozen=True)
+class _Plan:
+    """What an update must do, known from the listing and the stored stamps alone (nothing read):
+    the entries to read (new, or their file stamp changed), those unchanged by stamp, and the
+    stored articles no longer listed."""
+
+    to_read: list[tuple[Entry, int]]  # (entry, position in the listing)
+    unchanged: list[tuple[Entry, None, int]]  # as `_restamp` takes them
+    removed: list[str]
+
+
+def _plan(stored: dict, listing: Listing, fresh: bool) -> _Plan:
+    to_read, unchanged = [], []
     for position, entry in enumerate(listing.entries):
         old = None if fresh else stored.get(entry.id)
-        stamp = entry.stamp
-        if old is not None and stamp and old[1] == stamp:
-            unchanged.append(entry.id)
-            restamp.append((entry, None, position))
-            continue
-        try:
-            article = read_entry(entry, encoding)
-        except ArticleError as err:
-            skipped.append(Skipped(entry.source, str(err)))
-            skipped_ids.add(entry.id)
-            continue
-        if old is not None and old[0] == article.sha256:
-            unchanged.append(entry.id)
-            restamp.append((entry, stamp, position))
+        if old is not None and entry.stamp and old[1] == entry.stamp:
+            unchanged.append((entry, None, position))
         else:
-            (changed if entry.id in stored else added).append((article, stamp, position))
+            to_read.append((entry, position))
     listed = {e.id for e in listing.entries}
-    removed = [i for i in stored if i not in listed and i not in skipped_ids]
-    if fresh:  # a rebuild: every stored article goes, the listed ones come back as added or changed
-        removed = [i for i in stored if i not in {a.id for a, _, _ in added + changed}]
-    return added, changed, removed, unchanged, restamp, skipped
+    removed = [] if fresh else [i for i in stored if i not in listed]
+    return _Plan(to_read, unchanged, removed)
+
+
+class _Generation:
+    """One update being written: the new search files (vector rows appended past the committed
+    ones, the lexical index forked into a new folder of hard links) and the SQLite rows, in one
+    transaction that `commit` ends. Articles are written a batch at a time (`write`), so the
+    memory an update needs is a batch's, not the corpus's; nothing it writes is seen by readers,
+    who use the committed entry, until the commit."""
+
+    def __init__(self, db, folder: Path, vectors, lexical, embedder: Embedder, chunking: Chunking,
+                 vector_kind: str | None, fresh: bool, removed: list[str]):
+        from article_qa.index.lexical_backends import fork_lexical_index, new_lexical_index
+        from article_qa.index.vector_store import StoredVectors
+
+        self.db, self.folder, self.embedder, self.chunking = db, folder, embedder, chunking
+        self.old_files = {e.name for e in os.scandir(folder) if CORPUS_FILES.fullmatch(e.name)}
+        self.written: list[str] = []
+        self.fresh = fresh
+        self.lexical_name = f"lexical-{secrets.token_hex(8)}.tantivy"
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if vectors is None:  # its kind is settled at the commit, by the passages it holds then
+                vectors = StoredVectors.create(folder, embedder.dim, None, vector_kind)
+                self.written.extend(sorted(vectors.files()))
+                lexical = new_lexical_index()
+            self.written.append(self.lexical_name)
+            self.vectors, self.lexical = vectors, fork_lexical_index(lexical, folder / self.lexical_name)
+            if fresh:
+                db.execute("DELETE FROM passages")
+                db.execute("DELETE FROM articles")
+            self._drop(removed)
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(self, batch: list[tuple[Article, str | None, int]], changed: set[str],
+              progress: Progress | None = None) -> None:
+        """Add these articles (new ones and new texts of `changed` stored ones): split, embed (a
+        changed article's unchanged passages keep their vectors), and write them."""
+        pieces, texts = _split(batch, self.embedder, self.chunking)
+        going = [a.id for a, _, _ in batch if a.id in changed]
+        known = {} if self.fresh else _old_vectors(self.db, self.vectors, going)
+        encoded = _encode(texts, self.embedder, progress, known)
+        self._drop(going)
+        ids = []
+        for (article, stamp, position), spans in zip(batch, pieces):
+            self.db.execute("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (article.id, article.sha256, stamp, article.ref().title, article.source, article.format,
+                             article.text, position))
+            for order, (start, end) in enumerate(spans):
+                ids.append(self.db.execute('INSERT INTO passages (article, ord, start, "end") VALUES (?, ?, ?, ?)',
+                                           (article.id, order, start, end)).lastrowid)
+        if ids:
+            ids = np.array(ids, dtype=np.int64)
+            self.vectors.add(ids, encoded)
+            self.lexical.add(ids, texts)
+
+    def _drop(self, article_ids: list[str]) -> None:
+        """Remove these stored articles, their rows and their passages in both search indexes."""
+        gone = np.array([r[0] for i in article_ids for r in
+                         self.db.execute("SELECT pid FROM passages WHERE article = ?", (i,))], dtype=np.int64)
+        if len(gone):
+            self.vectors.remove(gone)
+            self.lexical.remove(gone)
+        for article_id in article_ids:
+            self.db.execute("DELETE FROM passages WHERE article = ?", (article_id,))
+            self.db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+
+    def commit(self, restamp, expected: dict) -> None:
+        """Save the search files, record them in the config and commit; then remove the files of
+        the previous index (and of writers killed before their commit)."""
+        try:
+            _restamp(self.db, restamp)
+            entry = self.vectors.commit()
+            self.written.extend(sorted(self.vectors.files()))
+            self.lexical.save()
+            files = {"vectors": entry, "lexical": {"name": self.lexical_name, "kind": self.lexical.kind}}
+            settings = dict(expected, files=files, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            for key, value in settings.items():
+                self.db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (key, json.dumps(value)))
+            _before_commit()
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.abort()
+            raise
+        for name in self.old_files - (self.vectors.files() | {self.lexical_name}):
+            _unlink(self.folder / name)
+        remove_stale_temps(self.folder)
+
+    def abort(self) -> None:
+        """Roll back; remove what this update wrote (the rows file in use only grew past its
+        committed rows, which the next writer cuts off)."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        for name in set(self.written) - self.old_files:
+            _unlink(self.folder / name)
+
+
+def _batches_progress(progress: Progress | None, done: int, size: int, total: int) -> Progress | None:
+    """The embedding progress of one batch of `size` articles, reported in articles of the whole
+    update (`done` before it, `total` to read): a streamed build does not know its passages ahead."""
+    if progress is None:
+        return None
+    return lambda d, t: progress(done + (size * d) // max(t, 1), total)
 
 
 def _update(db, folder, expected, listing, embedder, chunking, progress, encoding, rebuild, started,
             vector_kind: str | None = None) -> CorpusIndex:
+    """Bring the saved corpus up to date with `listing`, reading, splitting and embedding its new and
+    changed articles BATCH_CHARACTERS of text at a time (memory stays a batch's at any size), all
+    in one `_Generation`: the old index or the new one, never a mix."""
     config = _config(db)
     reason = "rebuild requested" if rebuild else None
     vectors = lexical = None
@@ -501,74 +582,60 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
             rebuild = bool(_stored(db))  # a saved index that cannot be used is rebuilt whole
     stored = _stored(db)
     fresh = vectors is None
-    added, changed, removed, unchanged, restamp, skipped = _plan(stored, listing, encoding, fresh)
-    if not fresh and not (added or changed or removed):  # touched files, unreadable ones: no new search files
-        db.execute("BEGIN IMMEDIATE")
-        _restamp(db, restamp)
-        db.execute("COMMIT")
-        changes = Changes(unchanged=tuple(unchanged), skipped=tuple(skipped))
-        return CorpusIndex(db, vectors, lexical, embedder, chunking,
-                           CorpusStatus("reused", None, folder, time.monotonic() - started, changes))
-    new = added + changed
-    pieces, texts = _split(new, embedder, chunking)
-    known = {} if fresh else _old_vectors(db, vectors, [a.id for a, _, _ in changed])
-    encoded = _encode(texts, embedder, progress, known)
-    old_files = {entry.name for entry in os.scandir(folder) if CORPUS_FILES.fullmatch(entry.name)}
-    written: list[str] = []
-    if vectors is None:
-        from article_qa.index.lexical_backends import new_lexical_index
-        from article_qa.index.vector_store import StoredVectors
+    plan = _plan(stored, listing, fresh)
+    restamp = list(plan.unchanged)
+    added, changed, unchanged = [], [], [e.id for e, _, _ in plan.unchanged]
+    skipped = list(listing.skipped)
+    generation: _Generation | None = None
+    batch, batch_chars, done = [], 0, 0
 
-        dim = encoded.shape[1] if len(texts) else embedder.dim
-        vectors = StoredVectors.create(folder, dim, len(texts), vector_kind)
-        written.extend(sorted(vectors.files()))
-        lexical = new_lexical_index()  # forked into the generation's folder by _save_generation
-    db.execute("BEGIN IMMEDIATE")
+    def start() -> _Generation:
+        return _Generation(db, folder, vectors, lexical, embedder, chunking, vector_kind, fresh, plan.removed)
+
     try:
-        going = [a.id for a, _, _ in changed] + removed
-        gone = np.array([r[0] for i in going for r in
-                         db.execute("SELECT pid FROM passages WHERE article = ?", (i,))], dtype=np.int64)
-        if fresh:
-            db.execute("DELETE FROM passages")
-            db.execute("DELETE FROM articles")
-        for article_id in going:
-            db.execute("DELETE FROM passages WHERE article = ?", (article_id,))
-            db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
-        new_ids = []
-        for (article, stamp, position), spans in zip(new, pieces):
-            db.execute("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (article.id, article.sha256, stamp, article.ref().title, article.source, article.format,
-                        article.text, position))
-            for order, (start, end) in enumerate(spans):
-                cursor = db.execute('INSERT INTO passages (article, ord, start, "end") VALUES (?, ?, ?, ?)',
-                                    (article.id, order, start, end))
-                new_ids.append(cursor.lastrowid)
-        _restamp(db, restamp)
-        ids = np.array(new_ids, dtype=np.int64)
-        vectors, lexical, files = _save_generation(folder, vectors, lexical,
-                                                   gone if not fresh else np.zeros(0, np.int64), ids, encoded,
-                                                   texts, written)
-        settings = dict(expected, files=files, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        for key, value in settings.items():
-            db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (key, json.dumps(value)))
-        _before_commit()
-        db.execute("COMMIT")
+        if fresh or plan.removed:
+            generation = start()
+        for count, (entry, position) in enumerate(plan.to_read, 1):
+            try:
+                article = read_entry(entry, encoding)
+            except ArticleError as err:
+                skipped.append(Skipped(entry.source, str(err)))
+                continue
+            old = None if fresh else stored.get(entry.id)
+            if old is not None and old[0] == article.sha256:  # touched, not changed: only its stamp
+                unchanged.append(entry.id)
+                restamp.append((entry, entry.stamp, position))
+                continue
+            (changed if entry.id in stored else added).append(entry.id)
+            batch.append((article, entry.stamp, position))
+            batch_chars += len(article.text)
+            if batch_chars >= BATCH_CHARACTERS:
+                generation = generation or start()
+                generation.write(batch, set(changed), _batches_progress(progress, done, len(batch), len(plan.to_read)))
+                done = count
+                batch, batch_chars = [], 0
+        if batch:  # the last articles read were unchanged ones
+            generation = generation or start()
+            generation.write(batch, set(changed), _batches_progress(progress, done, len(batch), len(plan.to_read)))
+        if generation is None:  # touched files, unreadable ones: no new search files
+            db.execute("BEGIN IMMEDIATE")
+            _restamp(db, restamp)
+            db.execute("COMMIT")
+            changes = Changes(unchanged=tuple(unchanged), skipped=tuple(skipped))
+            return CorpusIndex(db, vectors, lexical, embedder, chunking,
+                               CorpusStatus("reused", None, folder, time.monotonic() - started, changes))
+        generation.commit(restamp, expected)
     except BaseException:
-        db.execute("ROLLBACK")
-        for name in set(written) - old_files:  # the rows file in use only grew past its committed rows
-            _unlink(folder / name)
+        if generation is not None:
+            generation.abort()
         raise
-    in_use = vectors.files() | {files["lexical"]["name"]}
-    for name in old_files - in_use:  # the previous index's, and those of writers killed before committing
-        _unlink(folder / name)
-    remove_stale_temps(folder)
     _export_quietly(embedder)
-    changes = Changes(tuple(a.id for a, _, _ in added), tuple(a.id for a, _, _ in changed),
-                      tuple(i for i in removed if i not in {a.id for a, _, _ in new}), tuple(unchanged),
-                      tuple(skipped))
+    new = set(added) | set(changed)
+    removed = [i for i in stored if i not in new] if fresh else plan.removed
+    changes = Changes(tuple(added), tuple(changed), tuple(removed), tuple(unchanged), tuple(skipped))
     action = "rebuilt" if reason else ("built" if not stored else ("updated" if changes.any else "reused"))
     status = CorpusStatus(action, reason, folder, time.monotonic() - started, changes)
-    return CorpusIndex(db, vectors, lexical, embedder, chunking, status)
+    return CorpusIndex(db, generation.vectors, generation.lexical, embedder, chunking, status)
 
 
 def _restamp(db: sqlite3.Connection, restamp) -> None:
@@ -658,7 +725,12 @@ def _in_memory(listing, embedder, chunking, progress, encoding, why, started) ->
     """The corpus indexed in memory (a SQLite database in memory, the search indexes unsaved)."""
     _, vector_backend, lexical_backend = _backends(in_memory=True)
     db = _connect(":memory:")
-    added, _, _, _, _, skipped = _plan({}, listing, encoding, True)
+    added, skipped = [], list(listing.skipped)
+    for entry, position in _plan({}, listing, True).to_read:
+        try:
+            added.append((read_entry(entry, encoding), entry.stamp, position))
+        except ArticleError as err:
+            skipped.append(Skipped(entry.source, str(err)))
     pieces, texts = _split(added, embedder, chunking)
     encoded = _encode(texts, embedder, progress)
     vectors = vector_backend.module.new_vector_index(encoded.shape[1] if len(texts) else embedder.dim, len(texts))

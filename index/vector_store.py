@@ -15,7 +15,8 @@ The rules, and why:
   (~100 rows of 768 bytes), so a million passages (737 MB of rows) cost no time to open and no
   memory until touched. float16 halves the disk of float32 and moves a cosine by < 1e-3.
 - **exact** (up to `vector_backends.EXACT_MAX` passages): the rows as float32 in a FAISS
-  `IndexFlatIP`, built when the index is opened (100,000 rows: ~0.1 s), every row scanned.
+  `IndexFlatIP`, built at the first search (100,000 rows: ~0.1 s), every row scanned. A store
+  created without knowing its size (a streamed build) settles its kind at the first commit.
 - **ivf-sq8** (above that): a FAISS `IndexIVFScalarQuantizer` snapshot of the rows at some point,
   `ivf-<g>.faiss`, opened with `IO_FLAG_MMAP` (its 8-bit codes are not read until probed), searched
   with a small `nprobe` for `candidates` (100) passages that are then re-ranked by their exact
@@ -88,27 +89,43 @@ class StoredVectors:
 
     # -- making and opening --
     @classmethod
-    def create(cls, folder: Path, dim: int, expected_size: int, kind: str | None = None, *,
+    def create(cls, folder: Path, dim: int, expected_size: int | None, kind: str | None = None, *,
                exact_max: int = EXACT_MAX, candidates: int = CANDIDATES) -> "StoredVectors":
-        """An empty store in `folder` for about `expected_size` passages; `kind` None picks by size."""
+        """An empty store in `folder` for about `expected_size` passages; `kind` None picks by size.
+        `expected_size` None (a build that streams its articles does not know how many passages
+        it will hold): the kind and the IVF's size are settled at the first commit, by the rows
+        held then."""
         if dim < 1:
             raise VectorIndexError(f"a vector index needs a positive dimension, not {dim}")
-        chosen = kind or choose_kind(expected_size, exact_max)
-        if chosen not in ("exact", "ivf-sq8"):
-            raise VectorIndexError(f"unknown vector index kind {chosen!r} (choose from exact, ivf-sq8)")
-        how = "given" if kind else f"by size ({expected_size:,} passages, exact up to {exact_max:,})"
+        if kind not in (None, "exact", "ivf-sq8"):
+            raise VectorIndexError(f"unknown vector index kind {kind!r} (choose from exact, ivf-sq8)")
         name = f"vectors-{secrets.token_hex(8)}"
-        entry = {"format": STORE_FORMAT, "kind": chosen, "dim": int(dim), "rows_file": name, "rows": 0,
+        entry = {"format": STORE_FORMAT, "kind": kind or "exact", "dim": int(dim), "rows_file": name, "rows": 0,
                  "blocks": [], "dead": [], "stamps": {},
-                 "config": {"chosen_by": how, "expected_size": int(expected_size), "rows_dtype": "float16"}}
-        if chosen == "ivf-sq8":
-            entry["config"].update({"candidates": int(candidates), "nlist_wanted": default_nlist(expected_size),
-                                    "nprobe": None, "tuning": None})
-            entry["snapshot"] = None
+                 "config": {"given_kind": kind, "exact_max": int(exact_max), "candidates": int(candidates),
+                            "expected_size": None, "rows_dtype": "float16"}}
         for suffix in (".f16", ".ids"):
             with open(Path(folder) / (name + suffix), "xb"):
                 pass
-        return cls(folder, entry)
+        store = cls(folder, entry)
+        if expected_size is not None:
+            store._settle_kind(int(expected_size))
+        return store
+
+    def _settle_kind(self, expected_size: int) -> None:
+        """Choose the kind for `expected_size` passages (unless one was given) and record why."""
+        given = self.config.pop("given_kind", None)
+        exact_max = int(self.config.pop("exact_max", EXACT_MAX))
+        candidates = int(self.config.pop("candidates", CANDIDATES))
+        chosen = given or choose_kind(expected_size, exact_max)
+        how = "given" if given else f"by size ({expected_size:,} passages, exact up to {exact_max:,})"
+        self.kind = self.entry["kind"] = chosen
+        self.config.update({"chosen_by": how, "expected_size": int(expected_size)})
+        if chosen == "ivf-sq8":
+            self.config.update({"candidates": candidates, "nlist_wanted": default_nlist(expected_size),
+                                "nprobe": None, "tuning": None})
+            self.entry["snapshot"] = None
+        self._flat = None
 
     @classmethod
     def open(cls, folder: Path, entry: dict, *, verify: bool | None = None) -> "StoredVectors":
@@ -240,6 +257,8 @@ class StoredVectors:
         caller records atomically: until then readers use the old one). Compacts the rows, and for
         ivf-sq8 (re)builds the snapshot and tunes `nprobe`, when due: `tune` is (queries, their
         exact top-10 ids) to tune on; without it 200 of the passages serve as queries."""
+        if self.config.get("expected_size") is None:
+            self._settle_kind(len(self))
         base = self.folder / self.entry["rows_file"]
         rows = len(self._ids)
         entry = dict(self.entry)
@@ -299,12 +318,6 @@ class StoredVectors:
         else:
             self._rows16, self._ids = np.zeros((0, self.dim), np.float16), np.zeros(0, np.int64)
         self._relive()
-        if self.kind == "exact" and self._flat is None:
-            import faiss
-
-            self._flat = faiss.IndexFlatIP(self.dim)
-            for first in range(0, rows, _BLOCK_ROWS):
-                self._flat.add(np.asarray(self._rows16[first:first + _BLOCK_ROWS], dtype=np.float32))
         if self.kind == "ivf-sq8" and self._ivf is None and self.entry.get("snapshot"):
             import faiss
 
@@ -314,6 +327,17 @@ class StoredVectors:
             except RuntimeError:
                 raise VectorIndexError(f"the vector index is damaged (FAISS cannot read "
                                        f"{self.entry['snapshot']['file']})") from None
+
+    def _exact_index(self):
+        """exact: the rows as float32 in a FAISS IndexFlatIP, made at the first search (100,000
+        rows: ~0.1 s) and kept up to date by `add`; a build that only appends never makes it."""
+        if self._flat is None:
+            import faiss
+
+            self._flat = faiss.IndexFlatIP(self.dim)
+            for first in range(0, len(self._ids), _BLOCK_ROWS):
+                self._flat.add(np.asarray(self._rows16[first:first + _BLOCK_ROWS], dtype=np.float32))
+        return self._flat
 
     def _relive(self) -> None:
         """The lookup from passage id to row over the live rows (ids are appended in increasing
@@ -366,7 +390,7 @@ class StoredVectors:
             outer = faiss.IDSelectorNot(inner)  # `inner` must outlive the search: both are kept here
             params = faiss.SearchParameters(sel=outer)
         with _threads(1 if len(queries) <= 4 else None):
-            scores, rows = self._flat.search(queries, k, params=params)
+            scores, rows = self._exact_index().search(queries, k, params=params)
         ids = np.where(rows >= 0, self._ids[np.maximum(rows, 0)], -1)
         scores = scores.copy()
         scores[ids < 0] = -np.inf

@@ -164,6 +164,68 @@ def test_an_update_embeds_only_what_changed_and_counts_it(tmp_path):
     assert updated.vectors.entry["rows_file"] == rows_before and updated.vectors.entry["dead"]
 
 
+def _passage_rows(index) -> list[tuple]:
+    return [(index.text_of(p.article.id)[p.start:p.end], p.article.id, p.start, p.end)
+            for p in index.passages(sorted(index.vectors.ids().tolist()))]
+
+
+def test_a_build_streamed_in_batches_is_the_build_in_one(tmp_path, monkeypatch):
+    folder = _folder(tmp_path)
+    (folder / "delta.txt").write_text("Delta Story\n\nThe delta port handles grain ships.\n")
+    whole = open_corpus(list_corpus([str(folder)]), FakeEmbedder(), CHUNKING, tmp_path / "whole")
+    monkeypatch.setattr("article_qa.index.corpus_store.BATCH_CHARACTERS", 1)  # an article per batch
+    embedder = FakeEmbedder()
+    streamed = open_corpus(list_corpus([str(folder)]), embedder, CHUNKING, tmp_path / "streamed")
+    assert embedder.encode_calls == 4  # one batch per article, each embedded on its own
+    assert _passage_rows(streamed) == _passage_rows(whole)
+    question = "When did the beta bridge open?"
+    found = [[(h.passage.article.id, h.passage.start) for h in index.search(fake_vectors([question]), [question], 3,
+                                                                           0.5, [None])[0]]
+             for index in (whole, streamed)]
+    assert found[0] == found[1] and found[0][0][0] == "sub/beta.md"
+    # an update in batches: two changed, one added, one removed; the unchanged passages keep their vectors
+    (folder / "alpha.txt").write_text(ALPHA + "\nA closing line.\n")
+    (folder / "delta.txt").write_text("Delta Story\n\nThe delta port handles grain and coal ships.\n")
+    (folder / "epsilon.txt").write_text("Epsilon\n\nThe epsilon choir sings on Fridays.\n")
+    (folder / "gamma.html").unlink()
+    encoded = []
+    embedder.on_encode = encoded.extend
+    streamed.close()
+    updated = open_corpus(list_corpus([str(folder)]), embedder, CHUNKING, tmp_path / "streamed")
+    counts = updated.status.changes.counts()
+    assert (counts["added"], counts["changed"], counts["removed"], counts["unchanged"]) == (1, 2, 1, 1)
+    assert not any("It still burns every night" in t for t in encoded)  # alpha's unchanged paragraph
+    assert len(updated.vectors) == updated.passage_count == len(updated.lexical)
+    for text, article_id, start, end in _passage_rows(updated):
+        assert updated.text_of(article_id)[start:end] == text
+    assert "gamma.html" not in updated.refs
+
+
+def test_an_update_failing_in_a_later_batch_leaves_the_old_index_and_no_files(tmp_path, monkeypatch):
+    folder = _folder(tmp_path)
+    _open(list_corpus([str(folder)]), tmp_path).close()
+    (folder / "delta.txt").write_text("Delta Story\n\nThe delta port handles grain ships.\n")
+    (folder / "epsilon.txt").write_text("Epsilon\n\nThe epsilon choir sings on Fridays.\n")
+    monkeypatch.setattr("article_qa.index.corpus_store.BATCH_CHARACTERS", 1)
+    calls = []
+
+    def fail_on_the_second_batch(texts):
+        calls.append(texts)
+        if len(calls) == 2:
+            raise RuntimeError("embedding failed")
+
+    with pytest.raises(RuntimeError, match="embedding failed"):
+        _open(list_corpus([str(folder)]), tmp_path, FakeEmbedder(on_encode=fail_on_the_second_batch))
+    embedder = FakeEmbedder()
+    index = _open(list_corpus([str(folder)]), tmp_path, embedder)
+    # The first batch's rows were never committed: both new articles are embedded again now.
+    assert index.status.changes.counts()["added"] == 2 and index.status.changes.counts()["unchanged"] == 3
+    assert embedder.encoded_texts == len(index.passage_ids("delta.txt")) + len(index.passage_ids("epsilon.txt"))
+    files = {p.name for p in index.status.path.iterdir() if CORPUS_FILES.fullmatch(p.name)}
+    assert files == _in_use(index)
+    assert len(index.vectors) == index.passage_count == len(index.lexical)
+
+
 def test_an_unreadable_file_is_skipped_by_name_and_the_others_indexed(tmp_path):
     folder = _folder(tmp_path)
     (folder / "broken.txt").write_bytes(b"caf\xe9 au lait")
