@@ -86,6 +86,21 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
+def _rss_parts_mb() -> dict:
+    """What this process holds now: its own memory (RssAnon) and the pages of files it has
+    mapped (RssFile: the memory-mapped vectors, IVF codes and tantivy segments it has read, which
+    the kernel can drop and read again), in MB."""
+    parts = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key = line.split(":")[0]
+            if key in ("RssAnon", "RssFile", "RssShmem"):
+                parts[key[3:].lower() + "_mb"] = int(line.split()[1]) * 1024 / 1e6
+    except (OSError, ValueError):
+        pass
+    return parts
+
+
 def _reset_peak_rss() -> float:
     """Start this process's peak RSS again from what it holds now (Linux: `clear_refs` 5), so that
     the build's peak is the build's, not the bench's loading of SQuAD and the models; returns the
@@ -288,6 +303,7 @@ def run(args) -> dict:
         row["embed_extrapolated"] = row["store_passages"] > meta["paragraphs"]
         row["build_ratio"] = (row["embed_s"] + row["store_build_s"]) / row["embed_s"]
         row["build_peak_rss_mb"] = _peak_rss_mb()
+        row["rss_after_build"] = _rss_parts_mb()
         index.close()
         del index
 
@@ -453,8 +469,17 @@ def probe(folder: Path) -> dict:
     queries = np.load(folder / "probe-queries.npy")
     questions = spec["questions"]
     imported = time.perf_counter()
+    import cProfile
+    import io
+    import pstats
+
+    opening = cProfile.Profile()
+    opening.enable()
     qa = ArticleQA.open_corpus([spec["articles"]], index_dir=spec["cache"])
+    opening.disable()
     opened = time.perf_counter()
+    open_lines = io.StringIO()
+    pstats.Stats(opening, stream=open_lines).sort_stats("cumulative").print_stats(15)
     opened_cpu = time.process_time()
     index = qa.index
     assert index.status.action == "reused", index.status
@@ -477,10 +502,6 @@ def probe(folder: Path) -> dict:
                 lexical_ms.append((c - b) * 1000)
                 search_ms.append((d - c) * 1000)
                 cpu_ms.append((time.process_time() - cpu) * 1000)
-    import cProfile
-    import io
-    import pstats
-
     profiler = cProfile.Profile()
     profiler.enable()
     for q, text in zip(queries, questions):
@@ -511,7 +532,8 @@ def probe(folder: Path) -> dict:
         "ask_p50_ms": _pct(ask_ms, 50), "ask_p95_ms": _pct(ask_ms, 95),
         "load_average": list(os.getloadavg()), "profile": profile_lines,
         "filtered_p50_ms": _pct(filtered_ms, 50), "filtered_hits_min": min(filtered_hits),
-        "queries": len(queries), "peak_rss_mb": _peak_rss_mb(),
+        "queries": len(queries), "peak_rss_mb": _peak_rss_mb(), "rss_at_end": _rss_parts_mb(),
+        "open_profile": [line for line in open_lines.getvalue().splitlines() if line.strip()][:25],
     }
 
 
