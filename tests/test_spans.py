@@ -1,0 +1,62 @@
+"""Tests for qa.spans: the rules of English a candidate span is checked against."""
+
+from __future__ import annotations
+
+import pytest
+
+from article_qa.index.passages import Passage
+from article_qa.qa.answer import Decision, ordered_candidates
+from article_qa.qa.reader import Span
+from article_qa.qa.retrieve import Hit
+from article_qa.qa.spans import clause_tense, question_tense, tense_agreement
+
+TALKS = ("The announcement was made on Sunday during the talks. "
+         "Talks are scheduled to continue on Monday, when both sides present proposals.")
+
+
+@pytest.mark.parametrize("question, tense", [
+    ("When will the talks continue?", "future"),
+    ("When did the talks take place?", "past"),
+    ("When was the museum founded?", "past"),
+    ("When is the museum open?", None),
+    ("When does the season start?", None),
+])
+def test_the_question_tense_is_its_auxiliary(question, tense):
+    assert question_tense(question) == tense
+
+
+def test_the_clause_tense_is_the_nearest_marking_word_before_the_time():
+    assert clause_tense(TALKS, TALKS.index("Sunday")) == "past"
+    assert clause_tense(TALKS, TALKS.index("Monday")) == "future"  # "scheduled" before "continue"
+    assert clause_tense("It opens on Friday.", len("It opens on ")) is None
+
+
+def test_a_clause_in_another_sentence_says_nothing_of_the_tense():
+    text = "The show was cancelled. Friday is the day."
+    assert clause_tense(text, text.index("Friday")) is None
+
+
+def test_agreement_is_zero_when_either_tense_is_unknown():
+    assert tense_agreement("When is it open?", TALKS, TALKS.index("Monday")) == 0
+    assert tense_agreement("When will they continue?", TALKS, TALKS.index("Monday")) == 1
+    assert tense_agreement("When will they continue?", TALKS, TALKS.index("Sunday")) == -1
+
+
+def _spans(text: str, *marked: tuple[str, float]) -> tuple[list[Span], list[Hit]]:
+    passage = Passage(0, 0, len(text), text)
+    spans = [Span(text.index(t), text.index(t) + len(t), m, passage) for t, m in marked]
+    return spans, [Hit(passage, 0.9, 0.8, 3.0)]
+
+
+def test_a_when_question_takes_the_time_in_its_tense_among_close_candidates():
+    spans, hits = _spans(TALKS, ("Sunday", 3.5), ("Monday", 1.0))
+    first = ordered_candidates("When will the talks continue?", TALKS, spans, hits, Decision())[0]
+    assert TALKS[first.start:first.end] == "Monday"
+    first = ordered_candidates("When did the talks take place?", TALKS, spans, hits, Decision())[0]
+    assert TALKS[first.start:first.end] == "Sunday"
+
+
+def test_a_time_far_behind_the_best_is_not_chosen_for_its_tense():
+    spans, hits = _spans(TALKS, ("Sunday", 8.0), ("Monday", 1.0))
+    first = ordered_candidates("When will the talks continue?", TALKS, spans, hits, Decision())[0]
+    assert TALKS[first.start:first.end] == "Sunday"
