@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from article_qa.qa.confidence import Calibrator, amount_near, answer_type, features, states_number, states_time
 from article_qa.qa.reader import Span
 from article_qa.qa.retrieve import Hit
-from article_qa.qa.spans import tense_agreement
+from article_qa.qa.spans import extended_end, tense_agreement
 
 NO_ANSWER_TEXT = "The article does not say."
 NOT_SURE_TEXT = "Not sure."
@@ -162,7 +162,8 @@ def ordered_candidates(question: str, article_text: str, spans: list[Span], hits
     """`ranked_candidates`, except that for a question asking how many or how much, the number whose
     surrounding words match the question best (`amount_near`) comes first among the numbers the
     reader ranks within AMOUNT_RERANK_LOGITS of its best: the price, not the break-up fee beside it."""
-    ranked = ranked_candidates(article_text, spans, hits, decision)
+    ranked = [replace(s, end=extended_end(article_text, s.start, s.end))
+              for s in ranked_candidates(article_text, spans, hits, decision)]
     if len(ranked) < 2:
         return ranked
     if answer_type(question) == "time":

@@ -8,7 +8,7 @@ from article_qa.index.passages import Passage
 from article_qa.qa.answer import Decision, ordered_candidates
 from article_qa.qa.reader import Span
 from article_qa.qa.retrieve import Hit
-from article_qa.qa.spans import clause_tense, question_tense, tense_agreement
+from article_qa.qa.spans import clause_tense, extended_end, name_end, question_tense, quote_end, tense_agreement
 
 TALKS = ("The announcement was made on Sunday during the talks. "
          "Talks are scheduled to continue on Monday, when both sides present proposals.")
@@ -60,3 +60,39 @@ def test_a_time_far_behind_the_best_is_not_chosen_for_its_tense():
     spans, hits = _spans(TALKS, ("Sunday", 8.0), ("Monday", 1.0))
     first = ordered_candidates("When will the talks continue?", TALKS, spans, hits, Decision())[0]
     assert TALKS[first.start:first.end] == "Sunday"
+
+
+def _end_of(text: str, span: str, rule) -> str:
+    start = text.index(span)
+    return text[start:rule(text, start, start + len(span))]
+
+
+@pytest.mark.parametrize("text, span, expected", [
+    ("The study was led at Columbia University in New York.", "Columbia", "Columbia University"),
+    ("Opposition leader Han Dong-hoon urged him to resign.", "Han", "Han Dong-hoon"),
+    ("It was at Columbia University's institute.", "Columbia", "Columbia University"),  # no possessive
+    ("They met in Brussels Sunday morning.", "Brussels", "Brussels"),  # a weekday is no part of a name
+    ("Zelensky said so.", "Zelensky", "Zelensky"),
+    ("He left Paris. Then he wrote.", "Paris.", "Paris."),  # a sentence's end is the name's
+    ("the navy veteran Vanessa Hicks", "navy veteran", "navy veteran"),  # not a capitalised word
+])
+def test_a_name_cut_short_runs_on_over_the_capitalised_words_after_it(text, span, expected):
+    assert _end_of(text, span, name_end) == expected
+
+
+def test_a_headline_in_title_case_has_no_names_to_extend():
+    text = "Veteran Wraps Baby in American Flag\n\nA photo."
+    assert _end_of(text, "Veteran", name_end) == "Veteran"
+
+
+def test_a_span_starting_inside_a_quotation_ends_with_it():
+    text = "Witkoff said that “a lot of progress was made” in the talks, though he gave no details."
+    start = text.index("a lot")
+    assert text[start:quote_end(text, start, len(text) - 1)] == "a lot of progress was made"
+    assert text[start:extended_end(text, start, len(text) - 1)] == "a lot of progress was made"
+
+
+def test_a_term_in_quotes_is_part_of_a_longer_answer():
+    text = 'It accuses Oculus of "misappropriating" trade secrets and copyright infringement.'
+    start = text.index("misappropriating")
+    assert quote_end(text, start, len(text) - 1) == len(text) - 1
