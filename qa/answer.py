@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from article_qa.qa.confidence import Calibrator, amount_near, answer_type, features, states_number, states_time
 from article_qa.qa.reader import Span
 from article_qa.qa.retrieve import Hit
-from article_qa.qa.spans import extended_end, tense_agreement
+from article_qa.qa.spans import extended_end, names_asked_unit, tense_agreement
 
 NO_ANSWER_TEXT = "The article does not say."
 NOT_SURE_TEXT = "Not sure."
@@ -185,13 +185,15 @@ def _in_tense_first(question: str, article_text: str, ranked: list[Span], hits: 
     """For a "when" question, the time whose clause is in the question's tense (`tense_agreement`)
     comes first among the times the reader ranks within AMOUNT_RERANK_LOGITS of its best: "When
     will the talks continue?" is the Monday they "are scheduled to continue on", not the Sunday the
-    announcement "was made on"."""
+    announcement "was made on". Among those, one of the grain asked for (`names_asked_unit`: "What
+    time …?" an hour) comes before the reader's own order."""
     top = _evidence(ranked[0], hits, decision)
     close = [i for i, s in enumerate(ranked[:5])
              if top - _evidence(s, hits, decision) <= AMOUNT_RERANK_LOGITS and states_time(article_text[s.start:s.end])]
     if not close:
         return ranked
-    chosen = max(close, key=lambda i: (tense_agreement(question, article_text, ranked[i].start), -i))
+    chosen = max(close, key=lambda i: (tense_agreement(question, article_text, ranked[i].start),
+                                       names_asked_unit(question, article_text[ranked[i].start:ranked[i].end]), -i))
     return [ranked[chosen]] + ranked[:chosen] + ranked[chosen + 1:]
 
 

@@ -72,6 +72,23 @@ def tense_agreement(question: str, article_text: str, start: int) -> int:
     return 1 if asked == found else -1
 
 
+_ASKED_UNIT = re.compile(r"\b(?:what|which)\s+(time|hour|year|month|day|date)\b", re.IGNORECASE)
+_UNIT_FORMS = {
+    "time": re.compile(r"\b\d{1,2}(?::\d\d)?\s*(?:[ap]\.?m\b\.?|o['’]clock)|\b(?:noon|midnight)\b", re.IGNORECASE),
+    "year": re.compile(r"\b\d{4}\b"),
+}
+_UNIT_FORMS["hour"] = _UNIT_FORMS["time"]
+
+
+def names_asked_unit(question: str, answer: str) -> int:
+    """1 when the question asks for a time of one grain ("What time …?": an hour, "What year
+    …?": a year) and the answer states it ("around 10:30 p.m. Tuesday", not "Tuesday"); 0
+    otherwise, and for grains a weekday or a month word already says."""
+    asked = _ASKED_UNIT.search(question)
+    form = _UNIT_FORMS.get(asked.group(1).lower()) if asked else None
+    return int(bool(form and form.search(answer)))
+
+
 # --- span edges: a phrase cut a word short ---------------------------------------------------------
 
 _NAME_WORD = re.compile(r" ([A-Z][\w’'-]*)")

@@ -8,7 +8,7 @@ from article_qa.index.passages import Passage
 from article_qa.qa.answer import Decision, ordered_candidates
 from article_qa.qa.reader import Span
 from article_qa.qa.retrieve import Hit
-from article_qa.qa.spans import clause_tense, extended_end, name_end, question_tense, quote_end, tense_agreement
+from article_qa.qa.spans import clause_tense, extended_end, name_end, names_asked_unit, question_tense, quote_end, tense_agreement
 
 TALKS = ("The announcement was made on Sunday during the talks. "
          "Talks are scheduled to continue on Monday, when both sides present proposals.")
@@ -96,3 +96,21 @@ def test_a_term_in_quotes_is_part_of_a_longer_answer():
     text = 'It accuses Oculus of "misappropriating" trade secrets and copyright infringement.'
     start = text.index("misappropriating")
     assert quote_end(text, start, len(text) - 1) == len(text) - 1
+
+
+@pytest.mark.parametrize("question, answer, states", [
+    ("What time was martial law declared?", "around 10:30 p.m. Tuesday", 1),
+    ("What time was martial law declared?", "Tuesday", 0),
+    ("What year did the museum open?", "in 1912", 1),
+    ("What year did the museum open?", "December", 0),
+    ("When did the museum open?", "in 1912", 0),  # no grain asked
+])
+def test_the_grain_of_time_asked_for(question, answer, states):
+    assert names_asked_unit(question, answer) == states
+
+
+def test_what_time_takes_the_candidate_with_the_hour_among_close_ones():
+    text = "Yoon declared martial law around 10:30 p.m. Tuesday in a televised address."
+    spans, hits = _spans(text, ("Tuesday", 6.8), ("around 10:30 p.m. Tuesday", 6.7))
+    first = ordered_candidates("What time was martial law declared?", text, spans, hits, Decision())[0]
+    assert text[first.start:first.end] == "around 10:30 p.m. Tuesday"
