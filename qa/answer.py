@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from article_qa.qa.confidence import Calibrator, amount_near, answer_type, features, states_number
+from article_qa.qa.confidence import Calibrator, amount_near, answer_type, features, states_number, states_time
 from article_qa.qa.reader import Span
 from article_qa.qa.retrieve import Hit
+from article_qa.qa.spans import extended_end, names_asked_unit, tense_agreement
 
 NO_ANSWER_TEXT = "The article does not say."
 NOT_SURE_TEXT = "Not sure."
@@ -161,8 +162,13 @@ def ordered_candidates(question: str, article_text: str, spans: list[Span], hits
     """`ranked_candidates`, except that for a question asking how many or how much, the number whose
     surrounding words match the question best (`amount_near`) comes first among the numbers the
     reader ranks within AMOUNT_RERANK_LOGITS of its best: the price, not the break-up fee beside it."""
-    ranked = ranked_candidates(article_text, spans, hits, decision)
-    if len(ranked) < 2 or answer_type(question) != "number":
+    ranked = [replace(s, end=extended_end(article_text, s.start, s.end))
+              for s in ranked_candidates(article_text, spans, hits, decision)]
+    if len(ranked) < 2:
+        return ranked
+    if answer_type(question) == "time":
+        return _in_tense_first(question, article_text, ranked, hits, decision)
+    if answer_type(question) != "number":
         return ranked
     top = _evidence(ranked[0], hits, decision)
     close = [i for i, s in enumerate(ranked[:5])
@@ -171,6 +177,23 @@ def ordered_candidates(question: str, article_text: str, spans: list[Span], hits
     if not close:
         return ranked
     chosen = max(close, key=lambda i: (amount_near(question, article_text, ranked[i]), -i))
+    return [ranked[chosen]] + ranked[:chosen] + ranked[chosen + 1:]
+
+
+def _in_tense_first(question: str, article_text: str, ranked: list[Span], hits: list[Hit],
+                    decision: Decision) -> list[Span]:
+    """For a "when" question, the time whose clause is in the question's tense (`tense_agreement`)
+    comes first among the times the reader ranks within AMOUNT_RERANK_LOGITS of its best: "When
+    will the talks continue?" is the Monday they "are scheduled to continue on", not the Sunday the
+    announcement "was made on". Among those, one of the grain asked for (`names_asked_unit`: "What
+    time …?" an hour) comes before the reader's own order."""
+    top = _evidence(ranked[0], hits, decision)
+    close = [i for i, s in enumerate(ranked[:5])
+             if top - _evidence(s, hits, decision) <= AMOUNT_RERANK_LOGITS and states_time(article_text[s.start:s.end])]
+    if not close:
+        return ranked
+    chosen = max(close, key=lambda i: (tense_agreement(question, article_text, ranked[i].start),
+                                       names_asked_unit(question, article_text[ranked[i].start:ranked[i].end]), -i))
     return [ranked[chosen]] + ranked[:chosen] + ranked[chosen + 1:]
 
 

@@ -138,6 +138,11 @@ def states_number(answer: str) -> bool:
     return any(c.isdigit() for c in answer) or bool({w.lower() for w in _WORD.findall(answer)} & _NUMBER_WORDS)
 
 
+def states_time(answer: str) -> bool:
+    """Whether an answer names a time: a number (a year, a date) or a time word ("Monday", "May")."""
+    return _matches_type("time", answer) == 1.0
+
+
 def amount_near(question: str, article_text: str, span) -> float:
     """For an answer that states a number: the share of the question's words (names count twice)
     among the NEAR_WORDS words either side of it in its sentence, which say whose number it is and

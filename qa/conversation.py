@@ -78,10 +78,12 @@ _NOT_PERSON = frozenset(
 _LEADING_CONJUNCTION = re.compile(r"^\s*(?:and|but|so|also|then|ok|okay|well)\b[\s,]*", re.IGNORECASE)
 _FRAME = re.compile(r"^\s*(?:(?:and\s+)?(?:what|how)\s+about|and)\s+(?P<topic>.+?)\s*[?.!]*\s*$", re.IGNORECASE)
 _PERSON_PRONOUN = re.compile(r"\b(he|him|his|she|her|hers)\b", re.IGNORECASE)
-_THING_PRONOUN = re.compile(r"\b(they|them|their|theirs|it|its)\b", re.IGNORECASE)
+# "that one"/"this one" point back at a thing as "it" does ("Who negotiated that one?" after a
+# question about the Instagram deal); a bare "that" is more often a conjunction, so it is not here.
+_THING_PRONOUN = re.compile(r"\b(they|them|their|theirs|it|its|that one|this one)\b", re.IGNORECASE)
 _TIME_PRONOUN = re.compile(r"(?<!^)\b(?:then|at that time|at that point|that day)\b", re.IGNORECASE)
 _POSSESSIVES = frozenset({"his", "her", "hers", "their", "theirs", "its"})
-_OBJECT_PRONOUNS = frozenset({"it", "them", "him"})
+_OBJECT_PRONOUNS = frozenset({"it", "them", "him", "that one", "this one"})
 _WORD = re.compile(r"[\w’'.-]+")
 _TIME_WORDS = TIME_WORDS_OF_DATES
 _NAME_PARTICLES = frozenset({"de", "van", "von", "der", "den", "da", "di", "du", "del", "la", "le", "al", "bin", "ibn"})
@@ -177,8 +179,11 @@ def _subject(rest: str) -> str | None:
     taken = []
     for word in words:
         bare = word.lower().strip(",")
+        # A possessive needs its noun: after "Oculus's original" an -ing or -ed word ("asking
+        # price") is part of the phrase, not its verb.
+        modifier = _POSSESSIVE_SUFFIX.search(taken[0]) if taken else None
         if taken and (bare in _PREPOSITIONS or bare in _VERBS or bare in _AUX
-                      or (len(bare) > 4 and bare.endswith(("ing", "ed")))):
+                      or (len(bare) > 4 and bare.endswith(("ing", "ed")) and not modifier)):
             break
         taken.append(word)
     if len(taken) > 1 and len(taken) == len(words) and rest.split()[0].lower() in _BARE_VERB_AUX \
@@ -277,14 +282,20 @@ def _people(history: list[Turn]) -> list[str]:
     return people
 
 
-def _things(history: list[Turn], pronoun: str = "it") -> list[str]:
+def _things(history: list[Turn], pronoun: str = "it", own_subject: bool = False) -> list[str]:
     """What "it" or "they" (`pronoun`) may stand for, most likely first: the last answer (unless a
     time, a reason or a manner), the last question's subject or object, then the same for the turn
     before. Neither stands for a person the conversation named ("Who translated it?" → Michael
     Wells; "Does it have any pictures?" asks about the book), and "they" not for a place either
-    ("Where?" → Los Angeles; "Why did they stop traffic?" asks about the signs)."""
+    ("Where?" → Los Angeles; "Why did they stop traffic?" asks about the signs).
+
+    With `own_subject` (an object pronoun of a question that names who acts: "How did Zuckerberg
+    get it for less?") the name that acted in an earlier question ("How much did Facebook end up
+    paying?") comes last: the new question has its own actor, and "it" is what was acted on. The
+    owner of a possessive subject is a candidate too ("Oculus's original asking price": Oculus)."""
     plural = pronoun.lower() in {"they", "them", "their", "theirs"}
     things: list[str] = []
+    actors: list[str] = []
     for turn in reversed(history[-2:]):
         candidates = []
         wh, rest, inverted = _split_wh(turn.reading)
@@ -295,7 +306,7 @@ def _things(history: list[Turn], pronoun: str = "it") -> list[str]:
         person = asked[:1] in (["who"], ["whom"]) and _looks_like_person(turn.answer_text)
         place = asked == ["where"]
         if turn.answer_text and not explains and not _is_time(turn.answer_text) and _is_noun_phrase(turn.answer_text) \
-                and not person and not (plural and place):
+                and not person and not (plural and place) and not _is_amount(turn.answer_text):
             candidates.append(turn.answer_text)
         # The phrase the question names: its subject, or the object of a "Who took …?" question.
         named = _subject(rest) if inverted else _object(rest)
@@ -305,18 +316,46 @@ def _things(history: list[Turn], pronoun: str = "it") -> list[str]:
         # more likely its "it" than the name that acts (Facebook), which is rather "they".
         further = [n for n in reversed(_names(rest)) if not named or n not in named]
         actor = bool(named) and named[:1].isupper()
-        candidates += ([*further, named] if actor and not plural else [named, *further]) if named else further
+        owner = _possessor(named) if named else None
+        if actor and own_subject and not owner:
+            actors.append(named)
+            candidates += further
+        else:
+            candidates += ([*further, named] if actor and not plural else [named, *further]) if named else further
+        if owner:
+            candidates.append(owner)
         for c in candidates:
             if c not in things:
                 things.append(c)
-    return things
+    return things + [a for a in actors if a not in things]
+
+
+_AMOUNT = re.compile(r"^(?:about |around |nearly |almost |over |more than |less than )?[$€£]?\d[\d,.]*\s*"
+                     r"(?:%|percent|million|billion|trillion|thousand|hundred)?$", re.IGNORECASE)
+
+
+def _is_amount(text: str) -> bool:
+    """An answer that is only an amount ("$4 billion", "13%"): "it" stands for what has the amount
+    (the price, the deal), not the number, whatever the question word was."""
+    return bool(_AMOUNT.match(text.strip()))
+
+
+def _possessor(phrase: str) -> str | None:
+    """The name that owns a possessive phrase: "Oculus's original asking price" → "Oculus"."""
+    first = phrase.split()[0]
+    if len(phrase.split()) > 1 and first[:1].isupper() and _POSSESSIVE_SUFFIX.search(first):
+        return _POSSESSIVE_SUFFIX.sub("", first)
+    return None
 
 
 def _object(rest: str) -> str | None:
     """The object of a question whose question word is its subject: "took the controversial photo"
     → "the controversial photo" (the verb, whatever its form, then a noun phrase that starts with a
-    determiner and ends at a preposition, a comma or the end)."""
+    determiner and ends at a preposition, a comma or the end). Without a determiner, a short run of
+    plain lower-case words to the end is the object too ("invented neon lights" → "neon lights")."""
     words = rest.split()
+    if len(words) >= 2 and words[0].lower() not in _AUX and words[1].lower() not in _DETERMINERS:
+        return _bare_object(words[1:])
     if len(words) < 3 or words[0].lower() in _AUX or words[1].lower() not in _DETERMINERS:
         return None
     taken = []
@@ -328,6 +367,22 @@ def _object(rest: str) -> str | None:
         if word.endswith(","):
             break
     return " ".join(taken) if len(taken) > 1 else None
+
+
+_NOT_NOUNS = frozenset("he she it they them him her us me you we i there here then so again now first also "
+                       "still even just only more most less".split())
+
+
+def _bare_object(words: list[str]) -> str | None:
+    """A verb's object without a determiner, when it is the question's last words and reads as a
+    noun phrase: up to three lower-case words, none a verb, pronoun, adverb or preposition."""
+    bare = [w.lower().strip(",") for w in words]
+    if not 1 <= len(bare) <= 3 or any(not w.isalpha() or w in _NOT_NOUNS or w in _PREPOSITIONS or w in _AUX
+                                      or w in _WH or w.endswith("ly") or _is_verb(w) for w in bare):
+        return None
+    if any(not w[:1].islower() for w in words):
+        return None
+    return " ".join(w.strip(",") for w in words)
 
 
 _DETERMINERS = frozenset(
@@ -492,7 +547,10 @@ def readings(question: str, history: list[Turn]) -> list[Contextual]:
     stripped = _LEADING_CONJUNCTION.sub("", question, count=1)
     candidates: list[str] = []
     frame = _FRAME.match(question)
-    if _is_fragment(stripped):
+    condition = _condition_reading(question, previous)
+    if condition:
+        candidates.append(condition)
+    elif _is_fragment(stripped):
         # "To whom?" after "How much is she giving away?": the pronoun the frame brings along is
         # someone the conversation named.
         people = _people(history)
@@ -506,14 +564,7 @@ def readings(question: str, history: list[Turn]) -> list[Contextual]:
         if previous.answer_text and _is_time(previous.answer_text) and _TIME_PRONOUN.search(base):
             # "When will the talks continue?" → Monday; "What will happen then?" → "… on Monday?"
             candidates.append(_TIME_PRONOUN.sub(_when(previous.answer_text), base, count=1))
-        if _points_outside(base, _PERSON_PRONOUN):
-            candidates += [_substitute(base, _PERSON_PRONOUN, p) for p in _people(history)[:2]]
-        elif _points_outside(base, _THING_PRONOUN):
-            # What the question names itself is not what its "it" stands for ("When did Facebook buy
-            # it?" after "How much did Facebook pay for Instagram?" asks about Instagram).
-            pronoun = _THING_PRONOUN.search(base).group(1)
-            things = [t for t in _things(history, pronoun) if t.lower() not in base.lower()]
-            candidates += [_substitute(base, _THING_PRONOUN, t) for t in things[:3]]
+        candidates += _pronoun_readings(base, history)
         if base != question:
             candidates.append(base)
     out, seen = [], set()
@@ -529,6 +580,76 @@ def readings(question: str, history: list[Turn]) -> list[Contextual]:
     # pronoun may point inside the question itself.
     out.append(Contextual(question, f"{question} {previous.reading}"))
     return out
+
+
+def _pronoun_readings(base: str, history: list[Turn]) -> list[str]:
+    """Readings of a question whose pronouns point at earlier turns: "he"/"she" become the people
+    named, "it"/"they" the things talked about. A question with both gets both resolved ("Where did
+    he first show it off?" after "Who invented neon lights?" → "Where did Claude first show neon
+    lights off?"): a reading that names the person but keeps "it" gives the reader half a question.
+    The readings that resolve only the person follow, in case "it" points inside the question."""
+    person = _points_outside(base, _PERSON_PRONOUN)
+    thing = _points_outside(base, _THING_PRONOUN) and not _does_it(base)
+    if not thing:
+        return [_substitute(base, _PERSON_PRONOUN, p) for p in _people(history)[:2]] if person else []
+    # What the question names itself is not what its "it" stands for ("When did Facebook buy
+    # it?" after "How much did Facebook pay for Instagram?" asks about Instagram).
+    pronoun = _THING_PRONOUN.search(base).group(1)
+    things = [t for t in _things(history, pronoun, _own_subject(base, pronoun)) if t.lower() not in base.lower()]
+    if not person:
+        return [_substitute(base, _THING_PRONOUN, t) for t in things[:3]]
+    people = _people(history)[:2]
+    both = [_substitute(_substitute(base, _PERSON_PRONOUN, p), _THING_PRONOUN, t) for p in people[:1] for t in things[:2]]
+    return both + [_substitute(base, _PERSON_PRONOUN, p) for p in people]
+
+
+_DO = frozenset("do does did doing done".split())
+
+
+def _does_it(question: str) -> bool:
+    """Whether the question's "it" follows a form of "do": "Why did he do it?" asks about an
+    action the last turns told of, which no noun phrase of theirs names."""
+    match = _THING_PRONOUN.search(question)
+    if match is None or match.group(1).lower() != "it":
+        return False
+    before = question[: match.start()].split()
+    # The auxiliary right after the question word ("What did it show?", "Does it have …?") is no
+    # main verb.
+    auxiliary_at = len(_split_wh(question)[0].split())
+    return len(before) - 1 > auxiliary_at and before[-1].lower() in _DO
+
+
+def _own_subject(question: str, pronoun: str) -> bool:
+    """Whether `pronoun` is the object of a question that names its own subject: "How did
+    Zuckerberg get it for less?" (not "When did it happen?" or "What did it show?")."""
+    if pronoun.lower() not in _OBJECT_PRONOUNS:
+        return False
+    _, rest, inverted = _split_wh(question)
+    subject = _subject(rest) if inverted else None
+    return bool(subject) and subject.lower() not in {"he", "she", "they", "it", "you", "we", "i"} \
+        and not _PERSON_PRONOUN.fullmatch(subject.split()[0])
+
+
+_CONDITION = re.compile(r"^\s*(?:(?:and|but|so)\s+)?(?P<clause>(?:if|when|unless|once|until|while)\s+.+?)\s*[?.!]*\s*$",
+                        re.IGNORECASE)
+
+
+def _condition_reading(question: str, previous: Turn) -> str | None:
+    """"And if shareholders vote it down?" / "And when that doesn't work?": a bare conditional
+    clause asks the previous question again under that condition ("How did Zuckerberg get Oculus
+    for less when that doesn't work?"). It is a clause, not a question, when a subject and a verb
+    follow the conjunction ("when will they vote?" inverts: a question of its own; "when?" is a
+    fragment); it is never put inside the previous question, whose words it would break."""
+    match = _CONDITION.match(question)
+    if match is None:
+        return None
+    clause = match.group("clause")
+    words = [w.lower().strip(",") for w in clause.split()]
+    if len(words) < 3 or words[1] in _AUX or words[1] in _WH or "," in clause:
+        return None
+    if not any(w in _AUX or w.endswith(("n't", "n’t")) or _is_verb(w) for w in words[2:]):
+        return None
+    return f"{previous.reading.rstrip(' ?.!')} {clause[:1].lower()}{clause[1:]}?"
 
 
 def is_follow_up(question: str) -> bool:

@@ -304,3 +304,52 @@ def test_an_object_pronoun_is_not_the_subject_of_its_own_clause():
         "How did Zuckerberg get Oculus for less?"
     # A possessive may still be the name before it.
     assert readings("Why did Facebook change its name?", [paid])[0].question == "Why did Facebook change its name?"
+
+
+def test_a_question_with_both_a_person_and_a_thing_pronoun_gets_both_resolved():
+    invented = Turn("Who invented neon lights?", "Georges Claude")
+    assert first_reading("Where did he first show it off?", [invented]).question == \
+        "Where did Claude first show neon lights off?"
+    # The reading naming only the person stays, in case "it" points inside the question.
+    assert "Where did Claude first show it off?" in [r.question for r in readings("Where did he first show it off?",
+                                                                                  [invented])]
+
+
+def test_that_one_points_back_like_it():
+    deal = Turn("And Instagram?", "$1 billion", "How much did Facebook pay for Instagram?")
+    assert first_reading("Who negotiated that one?", [deal]).question == "Who negotiated Instagram?"
+
+
+def test_a_bare_amount_answer_is_not_what_it_stands_for():
+    price = Turn("What was the museum's original budget?", "$40 million")
+    assert all("$40 million" not in r.question for r in readings("Who paid for it?", [price]))
+
+
+def test_an_object_pronoun_after_a_new_actor_is_not_the_earlier_actor():
+    history = [Turn("What was Oculus's original asking price?", "$4 billion"),
+               Turn("How much did Facebook end up paying?", "$3 billion")]
+    options = [r.question for r in readings("How did Zuckerberg get it for less?", history)]
+    assert options[0] == "How did Zuckerberg get Oculus's original asking price for less?"
+    assert options.index("How did Zuckerberg get Oculus for less?") < options.index(
+        "How did Zuckerberg get Facebook for less?")
+
+
+@pytest.mark.parametrize("follow_up, read_as", [
+    ("And if shareholders vote it down?", "What happens to the deal if shareholders vote it down?"),
+    ("And when that doesn't work?", "What happens to the deal when that doesn't work?"),
+    ("Unless the board approves?", "What happens to the deal unless the board approves?"),
+])
+def test_a_conditional_clause_asks_the_previous_question_under_that_condition(follow_up, read_as):
+    before = Turn("What happens to the deal?", "it is cancelled")
+    assert first_reading(follow_up, [before]).question == read_as
+
+
+def test_a_question_starting_with_when_is_not_a_condition():
+    talks = Turn("Where were the peace talks held?", "Brussels")
+    assert first_reading("And when will they continue?", [talks]).question == "When will the peace talks continue?"
+    assert first_reading("When?", [talks]).question == "When were the peace talks held?"
+
+
+def test_do_it_is_an_action_not_a_thing():
+    announced = Turn("Who announced the bid?", "Volodymyr Zelensky")
+    assert first_reading("Why did he do it?", [announced]).question == "Why did Zelensky do it?"
