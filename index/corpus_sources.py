@@ -117,17 +117,19 @@ def list_corpus(specs: Sequence[str]) -> Listing:
 
 
 def _folder(spec: str) -> list[Entry]:
-    root = Path(spec)
+    """The folder's articles, walked in sorted order; ids are paths relative to it with `/`.
+    String joins, not pathlib per file: listing 23,800 files took 1.8 s through `relative_to`,
+    most of a cold `ask` over a million passages."""
     found = []
-    for folder, subfolders, files in os.walk(root):
+    for folder, subfolders, files in os.walk(spec):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        relative = os.path.relpath(folder, spec)
+        prefix = "" if relative == os.curdir else relative.replace(os.sep, "/") + "/"
         for name in sorted(files):
             if name.startswith(".") or not name.lower().endswith(SUFFIXES):
                 continue
-            path = Path(folder) / name
-            article_id = PurePosixPath(*path.relative_to(root).parts).as_posix()
-            found.append(Entry(article_id, os.path.join(spec, *path.relative_to(root).parts), path=path,
-                               where=str(path)))
+            joined = os.path.join(folder, name)
+            found.append(Entry(prefix + name, joined, path=Path(joined), where=joined))
     return found
 
 

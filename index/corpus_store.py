@@ -75,7 +75,11 @@ CREATE TABLE IF NOT EXISTS passages (
     pid INTEGER PRIMARY KEY AUTOINCREMENT, article TEXT NOT NULL, ord INTEGER NOT NULL,
     start INTEGER NOT NULL, "end" INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS passages_by_article ON passages(article, ord);
+CREATE INDEX IF NOT EXISTS articles_listed ON articles(position, id, title, source, sha256, stamp);
 """
+# articles_listed covers what opening a corpus reads of every article (its id, title, source,
+# checksum and stamp, in order), so that is read from the index's few pages: through the table
+# it was one page of each article's text (23,800 articles of 1M passages: 1.5 s of a cold ask).
 
 
 @dataclass(frozen=True)
@@ -418,8 +422,10 @@ def _quick_unchanged(stored: dict, listing: Listing) -> bool:
         if entry.path is None:
             if hashlib.sha256((entry.text or "").encode("utf-8", "surrogatepass")).hexdigest() != sha:
                 return False
-        elif not entry.stamp or entry.stamp != stamp:
-            return False
+        else:
+            now = entry.stamp  # a stat of the file: once
+            if not now or now != stamp:
+                return False
     return True
 
 

@@ -359,3 +359,11 @@ def test_two_writers_take_turns_one_builds_the_other_reuses(tmp_path):
     results = sorted(json.loads(p.communicate(timeout=120)[0]) for p in processes)
     assert [r[0] for r in results] == ["built", "reused"]
     assert results[1][1] == 0 and results[0][2] == results[1][2] == 3  # the one that waited embedded nothing
+
+
+def test_opening_reads_the_articles_list_from_its_covering_index(tmp_path):
+    index = _open(list_corpus([str(_folder(tmp_path))]), tmp_path)
+    for query in ("SELECT id, sha256, stamp, title FROM articles", "SELECT id, title, source FROM articles "
+                  "ORDER BY position, id"):
+        plan = " ".join(str(row[-1]) for row in index.db.execute("EXPLAIN QUERY PLAN " + query))
+        assert "COVERING INDEX articles_listed" in plan  # never a page of each article's text

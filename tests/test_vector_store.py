@@ -148,3 +148,25 @@ def test_bad_input_is_refused(data, tmp_path):
         store.add(np.array([1]), vectors[1:2])
     with pytest.raises(VectorIndexError, match="unknown vector index kind"):
         StoredVectors.create(tmp_path, DIM, 10, "hnsw")
+
+
+def test_rows_read_one_by_one_or_through_the_map_are_the_same(data, tmp_path, monkeypatch):
+    vectors, _ = data
+    store, _, ids = _built(tmp_path, vectors, "ivf-sq8")
+    picked = ids[[5, 4000, 17, 2999, 3000]]  # out of file order
+    by_pread = store.vectors_of(picked)
+    monkeypatch.setattr("article_qa.index.vector_store.PREAD_ROWS_MAX", 0)
+    assert np.array_equal(by_pread, store.vectors_of(picked))
+    assert np.allclose(by_pread, vectors[[5, 4000, 17, 2999, 3000]], atol=2e-3)
+
+
+def test_a_build_of_unknown_size_settles_its_kind_at_the_first_commit(data, tmp_path):
+    vectors, _ = data
+    store = StoredVectors.create(tmp_path, DIM, None, exact_max=5000)
+    store.add(np.arange(len(vectors), dtype=np.int64), vectors)
+    entry = store.commit()
+    assert entry["kind"] == "ivf-sq8" and "6,000 passages" in store.configuration()["chosen_by"]
+    (tmp_path / "small").mkdir()
+    small = StoredVectors.create(tmp_path / "small", DIM, None)
+    small.add(np.arange(100, dtype=np.int64), vectors[:100])
+    assert small.commit()["kind"] == "exact" and np.array_equal(small.search(vectors[:3], 1)[1][:, 0], [0, 1, 2])
