@@ -176,7 +176,8 @@ def _open_corpus(specs, encoding, index_dir, model, reader, k, rebuild, within):
 
     listing = list_corpus(specs)
     qa = _opened_with_activity(
-        lambda total: f"Indexing {len(listing.entries)} articles: {total} new passage{'' if total == 1 else 's'}",
+        # counted in articles: a corpus is read and embedded in batches, its passages not known ahead
+        lambda total: f"Indexing {len(listing.entries)} articles: {total} new or changed to read",
         lambda progress: ArticleQA.open_corpus(listing, model=model, reader=reader, index_dir=index_dir,
                                                progress=progress, rebuild=rebuild, encoding=encoding),
         model, reader, index_dir)
