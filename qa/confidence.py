@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from article_qa.index.sentences import sentence_spans
+from article_qa.qa.spans import line_of, title_case
 from article_qa.qa.words import STOP_WORDS, TIME_WORDS_OF_ANSWERS
 
 FEATURES = (
@@ -95,9 +96,14 @@ def answer_type(question: str) -> str | None:
     return None
 
 
-def _matches_type(kind: str | None, answer: str) -> float:
+def _matches_type(kind: str | None, answer: str, article_text: str | None = None, start: int = 0) -> float:
+    """1 when `answer` is the kind asked for. With the article and the answer's offset, a word
+    capitalised only by its place (a sentence's first word, a headline in title case: "Veteran
+    Wraps Baby in American Flag") is a name only if the article never writes it in lower case."""
     words = _WORD.findall(answer)
     lowered = {w.lower() for w in words}
+    if kind == "name" and article_text is not None:
+        return float(any(name_word(article_text, start + m.start(), m.group()) for m in _WORD.finditer(answer)))
     if kind == "number":
         return float(any(c.isdigit() for c in answer) or bool(lowered & _NUMBER_WORDS))
     if kind == "time":
@@ -105,6 +111,25 @@ def _matches_type(kind: str | None, answer: str) -> float:
     if kind == "name":
         return float(any(w[:1].isupper() for w in words))
     return 0.0
+
+
+_SENTENCE_OPENING = re.compile(r"(?:^|[.!?:]['\"”’)\]]*\s+|\n\s*)[\"“‘(\[]*$")
+
+
+@functools.lru_cache(maxsize=8)
+def _article_words(article_text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(article_text))
+
+
+def name_word(article_text: str, at: int, word: str) -> bool:
+    """Whether `word` (at offset `at` of the article) is capitalised as a name is: capitalised and,
+    where its place would capitalise any word (the first of a sentence or a line, a word of a
+    headline in title case), also never written in lower case elsewhere in the article."""
+    if not word[:1].isupper():
+        return False
+    by_place = bool(_SENTENCE_OPENING.search(article_text[max(0, at - 8):at])) or \
+        title_case(line_of(article_text, at, at + len(word)))
+    return not by_place or word.lower() not in _article_words(article_text)
 
 
 def _support(question_words: list[str], text: str) -> float:
@@ -216,7 +241,7 @@ def features(question: str, article_text: str, ranked: list, best: int, hits: li
         (sum(w in article for w in question_words) / len(question_words)) if question_words else 1.0,
         float(min(2, sum(n not in passage_stems for n in names))),
         math.log1p(len(_WORD.findall(answer))),
-        _matches_type(kind, answer),
+        _matches_type(kind, answer, article_text, span.start),
         float(kind is not None),
         echo,
         _negation_unmatched(question, _sentence_around(passage.text, span.start - passage.start, 0)),

@@ -100,13 +100,13 @@ _OPENING_QUOTES = {"“": "”", '"': '"', "‘": "’"}
 QUOTED_WORDS = 3  # the fewest words of a quotation that is something said, not a term in quotes
 
 
-def _title_case(line: str) -> bool:
+def title_case(line: str) -> bool:
     """A headline in title case ("Veteran Wraps Baby in American Flag"), where every word is capitalised."""
     words = [w for w in _WORD.findall(line) if w[:1].isalpha()]
     return len(words) >= 3 and sum(w[:1].isupper() for w in words) >= 0.7 * len(words)
 
 
-def _line_of(text: str, start: int, end: int) -> str:
+def line_of(text: str, start: int, end: int) -> str:
     return text[text.rfind("\n", 0, start) + 1: (text.find("\n", end) + 1 or len(text) + 1) - 1]
 
 
@@ -117,7 +117,7 @@ def name_end(article_text: str, start: int, end: int) -> int:
     part ("Sunday Zelensky said"); a headline in title case has no names to tell apart."""
     words = _WORD.findall(article_text[start:end])
     if not words or not article_text[end - 1].isalnum() or not words[-1][:1].isupper() or words[-1].lower() in _TIME_NAMES \
-            or _POSSESSIVE.search(words[-1]) or _title_case(_line_of(article_text, start, end)):
+            or _POSSESSIVE.search(words[-1]) or title_case(line_of(article_text, start, end)):
         return end
     for _ in range(NAME_WORDS):
         match = _NAME_WORD.match(article_text, end)

@@ -228,3 +228,43 @@ def test_the_same_span_is_less_sure_in_a_longer_article():
     differing = {name for name, a, b in zip(FEATURES, short, longer) if a != b}
     assert differing == {"article_size"}
     assert calibrator.probability(longer) < calibrator.probability(short)
+
+
+HEADLINE_ARTICLE = (
+    "Sailor Rescues Kitten From Storm Drain\n\n"
+    "A retired sailor pulled two kittens out of a drain on Tuesday. Marta Olsen saw it happen.\n\n"
+    "Kittens are often found there, the Harbor Police said."
+)
+
+
+@pytest.mark.parametrize("word, name", [
+    ("Sailor", False),  # a headline in title case capitalises every word; the story writes "sailor"
+    ("Rescues", True),  # capitalised by its place, but the story never writes it in lower case
+    ("Marta", True),  # a sentence's first word that is a name
+    ("Olsen", True),
+    ("Kittens", False),  # a sentence's first word the story also writes in lower case
+    ("Harbor", True),  # capitalised in the middle of a sentence
+    ("retired", False),
+])
+def test_a_word_capitalised_only_by_its_place_is_not_a_name(word, name):
+    from article_qa.qa.confidence import name_word
+
+    at = HEADLINE_ARTICLE.index(word)
+    assert name_word(HEADLINE_ARTICLE, at, word) is name
+
+
+def test_a_headline_word_does_not_answer_who_as_a_name_does():
+    """The answer-type feature: "who" asks for a name, and a headline's capitalised words are not one."""
+    from article_qa.qa.confidence import FEATURES, features
+
+    def type_match(text: str) -> float:
+        p = Passage(0, 0, len(HEADLINE_ARTICLE), HEADLINE_ARTICLE)
+        start = HEADLINE_ARTICLE.index(text)
+        span = Span(start, start + len(text), 2.0, p)
+        return features("Who pulled the kittens out?", HEADLINE_ARTICLE, [span], 0, [Hit(p, 0.9, 0.8, 3.0)])[
+            FEATURES.index("type_match")]
+
+    assert type_match("Sailor") == 0.0
+    assert type_match("Marta Olsen") == 1.0
+    assert type_match("retired sailor") == 0.0
+    assert type_match("the Harbor Police") == 1.0
