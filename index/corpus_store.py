@@ -502,8 +502,9 @@ class _Generation:
 
     def write(self, batch: list[tuple[Article, str | None, int]], changed: set[str],
               progress: Progress | None = None) -> None:
-        """Add these articles (new ones and new texts of `changed` stored ones): split, embed (a
-        changed article's unchanged passages keep their vectors), and write them."""
+        """Add these articles (new ones, and new texts of the stored ones whose ids are in
+        `changed`): split, embed (a changed article's unchanged passages keep their vectors), and
+        write them."""
         pieces, texts = _split(batch, self.embedder, self.chunking)
         going = [a.id for a, _, _ in batch if a.id in changed]
         known = {} if self.fresh else _old_vectors(self.db, self.vectors, going)
@@ -535,21 +536,18 @@ class _Generation:
 
     def commit(self, restamp, expected: dict) -> None:
         """Save the search files, record them in the config and commit; then remove the files of
-        the previous index (and of writers killed before their commit)."""
-        try:
-            _restamp(self.db, restamp)
-            entry = self.vectors.commit()
-            self.written.extend(sorted(self.vectors.files()))
-            self.lexical.save()
-            files = {"vectors": entry, "lexical": {"name": self.lexical_name, "kind": self.lexical.kind}}
-            settings = dict(expected, files=files, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-            for key, value in settings.items():
-                self.db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (key, json.dumps(value)))
-            _before_commit()
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.abort()
-            raise
+        the previous index (and of writers killed before their commit). On failure the caller
+        calls `abort`."""
+        _restamp(self.db, restamp)
+        entry = self.vectors.commit()
+        self.written.extend(sorted(self.vectors.files()))
+        self.lexical.save()
+        files = {"vectors": entry, "lexical": {"name": self.lexical_name, "kind": self.lexical.kind}}
+        settings = dict(expected, files=files, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        for key, value in settings.items():
+            self.db.execute("INSERT OR REPLACE INTO config VALUES (?, ?)", (key, json.dumps(value)))
+        _before_commit()
+        self.db.execute("COMMIT")
         for name in self.old_files - (self.vectors.files() | {self.lexical_name}):
             _unlink(self.folder / name)
         remove_stale_temps(self.folder)
@@ -583,9 +581,8 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
         try:
             _check_config(config, expected)
             vectors, lexical = _load_backends(folder, config)
-        except _Unusable as err:
+        except _Unusable as err:  # a saved index that cannot be used is rebuilt whole
             reason = str(err) or None
-            rebuild = bool(_stored(db))  # a saved index that cannot be used is rebuilt whole
     stored = _stored(db)
     fresh = vectors is None
     plan = _plan(stored, listing, fresh)
@@ -597,6 +594,13 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
 
     def start() -> _Generation:
         return _Generation(db, folder, vectors, lexical, embedder, chunking, vector_kind, fresh, plan.removed)
+
+    def flush() -> None:
+        nonlocal generation, batch, batch_chars
+        generation = generation or start()
+        stored_before = {a.id for a, _, _ in batch if a.id in stored}
+        generation.write(batch, stored_before, _batches_progress(progress, done, len(batch), len(plan.to_read)))
+        batch, batch_chars = [], 0
 
     try:
         if fresh or plan.removed:
@@ -616,13 +620,10 @@ def _update(db, folder, expected, listing, embedder, chunking, progress, encodin
             batch.append((article, entry.stamp, position))
             batch_chars += len(article.text)
             if batch_chars >= BATCH_CHARACTERS:
-                generation = generation or start()
-                generation.write(batch, set(changed), _batches_progress(progress, done, len(batch), len(plan.to_read)))
+                flush()
                 done = count
-                batch, batch_chars = [], 0
-        if batch:  # the last articles read were unchanged ones
-            generation = generation or start()
-            generation.write(batch, set(changed), _batches_progress(progress, done, len(batch), len(plan.to_read)))
+        if batch:
+            flush()
         if generation is None:  # touched files, unreadable ones: no new search files
             db.execute("BEGIN IMMEDIATE")
             _restamp(db, restamp)

@@ -195,10 +195,9 @@ class StoredVectors:
         if self._pending == 0:
             self._truncate_to(self._committed)  # what a writer killed before its commit left
         half = vectors.astype(np.float16)
-        base = self.folder / self.entry["rows_file"]
-        with open(str(base) + ".f16", "ab") as f:
+        with open(self._rows_path(".f16"), "ab") as f:
             f.write(half.tobytes())
-        with open(str(base) + ".ids", "ab") as f:
+        with open(self._rows_path(".ids"), "ab") as f:
             f.write(ids.tobytes())
         self._pending += len(ids)
         self._map()
@@ -260,12 +259,11 @@ class StoredVectors:
         exact top-10 ids) to tune on; without it 200 of the passages serve as queries."""
         if self.config.get("expected_size") is None:
             self._settle_kind(len(self))
-        base = self.folder / self.entry["rows_file"]
         rows = len(self._ids)
         entry = dict(self.entry)
         if self._pending:
             for suffix in (".f16", ".ids"):
-                with open(str(base) + suffix, "rb+") as f:
+                with open(self._rows_path(suffix), "rb+") as f:
                     os.fsync(f.fileno())
             blocks = list(entry.get("blocks", []))
             for first in range(self._committed, rows, _BLOCK_ROWS):
@@ -280,7 +278,7 @@ class StoredVectors:
         if self.kind == "ivf-sq8" and self._snapshot_due():
             self._snapshot(tune, target)
         self.entry["config"] = self.config
-        self.entry["stamps"] = {s: _stamp(os.stat(str(self.folder / self.entry["rows_file"]) + s))
+        self.entry["stamps"] = {s: _stamp(os.stat(self._rows_path(s)))
                                 for s in (".f16", ".ids")}
         return dict(self.entry)
 
@@ -311,11 +309,10 @@ class StoredVectors:
     # -- inside --
     def _map(self) -> None:
         """(Re)map the rows file: every row written so far, committed or pending."""
-        base = str(self.folder / self.entry["rows_file"])
         rows = self._committed + self._pending
         if rows:
-            self._rows16 = np.memmap(base + ".f16", dtype=np.float16, mode="r", shape=(rows, self.dim))
-            self._ids = np.array(np.memmap(base + ".ids", dtype=np.int64, mode="r", shape=(rows,)))
+            self._rows16 = np.memmap(self._rows_path(".f16"), dtype=np.float16, mode="r", shape=(rows, self.dim))
+            self._ids = np.array(np.memmap(self._rows_path(".ids"), dtype=np.int64, mode="r", shape=(rows,)))
         else:
             self._rows16, self._ids = np.zeros((0, self.dim), np.float16), np.zeros(0, np.int64)
         self._relive()
@@ -337,7 +334,7 @@ class StoredVectors:
 
             self._flat = faiss.IndexFlatIP(self.dim)
             for first in range(0, len(self._ids), _BLOCK_ROWS):
-                self._flat.add(np.asarray(self._rows16[first:first + _BLOCK_ROWS], dtype=np.float32))
+                self._flat.add(self._read_rows(first, first + _BLOCK_ROWS).astype(np.float32))
         return self._flat
 
     def _relive(self) -> None:
@@ -374,7 +371,7 @@ class StoredVectors:
             out[order] = self._rows16[rows[order]]
             return out
         width = 2 * self.dim
-        with open(str(self.folder / self.entry["rows_file"]) + ".f16", "rb", buffering=0) as f:
+        with open(self._rows_path(".f16"), "rb", buffering=0) as f:
             fd = f.fileno()
             data = b"".join(os.pread(fd, width, int(r) * width) for r in rows[order].tolist())
         out[order] = np.frombuffer(data, dtype=np.float16).reshape(len(rows), self.dim)
@@ -455,6 +452,10 @@ class StoredVectors:
                 out_s[q, :len(top)], out_i[q, :len(top)] = scores[top], self._ids[rows][top]
         return out_s, out_i
 
+    def _rows_path(self, suffix: str) -> str:
+        """The rows file in use, `.f16` (vectors) or `.ids` (passage ids)."""
+        return str(self.folder / self.entry["rows_file"]) + suffix
+
     def _read_rows(self, first: int, last: int) -> np.ndarray:
         """Rows [first, last) as float16, read from the file rather than through the memory map:
         a scan of every row (a snapshot, a compaction, a commit's checksums, the tuning's exact
@@ -464,7 +465,7 @@ class StoredVectors:
         if last <= first:
             return np.zeros((0, self.dim), np.float16)
         width = 2 * self.dim
-        with open(str(self.folder / self.entry["rows_file"]) + ".f16", "rb") as f:
+        with open(self._rows_path(".f16"), "rb", buffering=0) as f:
             data = os.pread(f.fileno(), (last - first) * width, first * width)
         return np.frombuffer(data, dtype=np.float16).reshape(last - first, self.dim)
 
@@ -480,9 +481,8 @@ class StoredVectors:
         return out
 
     def _truncate_to(self, rows: int) -> None:
-        base = str(self.folder / self.entry["rows_file"])
         for suffix, width in ((".f16", 2 * self.dim), (".ids", 8)):
-            with open(base + suffix, "rb+") as f:
+            with open(self._rows_path(suffix), "rb+") as f:
                 if os.fstat(f.fileno()).st_size > rows * width:
                     f.truncate(rows * width)
 
