@@ -152,9 +152,26 @@ def _negation_unmatched(question: str, sentence: str) -> float:
     return float(bool(_NEGATION.search(question)) and not _NEGATION.search(sentence))
 
 
+def asked_qualifiers(question: str) -> set[str]:
+    """The question's qualifier words (lower case), except where one is not a qualifier: a word of a
+    name, capitalised past the question's first word ("South Korea", "the First Amendment"), and
+    "last" as the question's last word, where it is the verb ("How long did the apology last?")."""
+    matches = list(_WORD.finditer(question))
+    asked = set()
+    for i, m in enumerate(matches):
+        word = m.group()
+        lowered = word.lower()
+        if lowered not in _QUALIFIERS or (i > 0 and word[:1].isupper()):
+            continue
+        if lowered == "last" and i == len(matches) - 1:
+            continue
+        asked.add(lowered)
+    return asked
+
+
 def _qualifiers_unmatched(question: str, around: str) -> float:
     """How many of the question's qualifier words (0-2) the text around the answer lacks."""
-    asked = {w for w in _WORD.findall(question.lower()) if w in _QUALIFIERS}
+    asked = asked_qualifiers(question)
     present = set(_WORD.findall(around.lower()))
     return float(min(2, len(asked - present)))
 

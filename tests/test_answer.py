@@ -268,3 +268,12 @@ def test_a_headline_word_does_not_answer_who_as_a_name_does():
     assert type_match("Marta Olsen") == 1.0
     assert type_match("retired sailor") == 0.0
     assert type_match("the Harbor Police") == 1.0
+
+
+def test_a_qualifier_word_inside_a_name_or_as_the_verb_last_is_not_a_qualifier():
+    from article_qa.qa.confidence import _qualifiers_unmatched, asked_qualifiers
+
+    assert asked_qualifiers("How many seats are there in South Korea's parliament?") == set()
+    assert asked_qualifiers("How long did Yoon's televised apology last?") == set()
+    assert asked_qualifiers("Who was the last king of the North?") == {"last"}
+    assert _qualifiers_unmatched("What does the First Amendment protect?", "It protects speech.") == 0.0
