@@ -79,9 +79,15 @@ def _article_stems(article_text: str) -> frozenset[str]:
     return frozenset(map(_stem, set(_WORD.findall(article_text.lower()))))
 
 
+def _named_in_question(position: int, word: str) -> bool:
+    """Whether the question's `position`-th word is a word of a name: capitalised past the first
+    word, which any question capitalises."""
+    return position > 0 and word[:1].isupper()
+
+
 def _names_and_numbers(question: str) -> list[str]:
     words = _WORD.findall(question)
-    return [_stem(w.lower()) for i, w in enumerate(words) if (i > 0 and w[:1].isupper()) or any(c.isdigit() for c in w)]
+    return [_stem(w.lower()) for i, w in enumerate(words) if _named_in_question(i, w) or any(c.isdigit() for c in w)]
 
 
 def answer_type(question: str) -> str | None:
@@ -156,17 +162,10 @@ def asked_qualifiers(question: str) -> set[str]:
     """The question's qualifier words (lower case), except where one is not a qualifier: a word of a
     name, capitalised past the question's first word ("South Korea", "the First Amendment"), and
     "last" as the question's last word, where it is the verb ("How long did the apology last?")."""
-    matches = list(_WORD.finditer(question))
-    asked = set()
-    for i, m in enumerate(matches):
-        word = m.group()
-        lowered = word.lower()
-        if lowered not in _QUALIFIERS or (i > 0 and word[:1].isupper()):
-            continue
-        if lowered == "last" and i == len(matches) - 1:
-            continue
-        asked.add(lowered)
-    return asked
+    words = _WORD.findall(question)
+    return {w.lower() for i, w in enumerate(words)
+            if w.lower() in _QUALIFIERS and not _named_in_question(i, w)
+            and not (w.lower() == "last" and i == len(words) - 1)}
 
 
 def _qualifiers_unmatched(question: str, around: str) -> float:
@@ -203,7 +202,7 @@ def amount_near(question: str, article_text: str, span) -> float:
     after = _WORD.findall(_CLAUSE_END.split(article_text[span.end:max(e0, span.end)])[0])[:NEAR_WORDS]
     near = {_stem(w.lower()) for w in before + after}
     words = _WORD.findall(question)
-    weighted = [(_stem(w.lower()), 2.0 if i > 0 and w[:1].isupper() else 1.0)
+    weighted = [(_stem(w.lower()), 2.0 if _named_in_question(i, w) else 1.0)
                 for i, w in enumerate(words) if w.lower() not in _STOP]
     if not weighted:
         return 0.0
