@@ -2,8 +2,10 @@
 
 The reader sees one question at a time, so a follow-up is rewritten into a question that stands on
 its own, the way a person would hear it:
-- a bare question word takes the previous question's predicate: "Where were the peace talks held?"
-  then "When?" reads "When were the peace talks held?";
+- a bare question word takes the previous question's predicate, and a place or time the previous
+  "where"/"when" question got as its answer: "Where were the peace talks held?" (Brussels) then
+  "When?" reads "When were the peace talks held in Brussels?", then "When were the peace talks
+  held?";
 - "And the German chancellor?" / "What about X?" takes the previous question's frame with X in
   place of its subject: "Who is the U.S. envoy?" then "Who is the German chancellor?";
 - a pronoun stands for something the last turns were about: "he" for a person they named, "they"
@@ -489,11 +491,39 @@ def _fragment_readings(fragment: str, previous: Turn) -> list[str]:
             len(lowered) > 1 and lowered[0] in {"what", "which"})
         if answer and asks_for_thing:
             return [f"{words} {_answer_slot(rest, answer)}?", f"{words} {rest}?"]
+        anchor = _anchor(lowered[-1:], answer)
+        if anchor:
+            # "When?" after "Where did he first show it off?" (the Paris Motor Show) asks when he
+            # showed it off there: the place (or the time) keeps the reader on that event.
+            return [f"{words} {rest} {anchor}?", f"{words} {rest}?"]
         return [f"{words} {rest}?"]
     # The previous question word was the subject ("Who then transfers the weapons?"): its answer is.
     if answer:
         return [f"{words} {answer} {rest}?", f"{words} {rest}?"]
     return [f"{words} {rest}?"]
+
+
+_AT_PLACES = frozenset("show fair festival museum hall stadium airport station conference summit games "
+                       "university college school church court".split())
+
+
+def _anchor(asked: list[str], answer: str | None) -> str | None:
+    """The previous answer as an adverbial of place or time, for a fragment asked after a "where"
+    or "when" question: "Paris Motor Show" → "at the Paris Motor Show", "Brussels" → "in Brussels",
+    "1912" → "in 1912". None for any other question word or an answer that is no short phrase."""
+    if not answer or asked not in (["where"], ["when"]) or len(answer.split()) > 8:
+        return None
+    first = answer.split()[0].lower()
+    if asked == ["when"]:
+        return _when(answer) if _is_time(answer) else None  # "after the ceasefire collapsed" is an event
+    if first in _PREPOSITIONS:
+        return answer
+    if not answer[:1].isupper() and first not in {"the", "a", "an"}:
+        return None  # "outside a synagogue in the city of Djerba" keeps its own words; a clause is no place
+    last = answer.split()[-1].lower().strip(".,;:'’\"")
+    if last in _AT_PLACES:
+        return f"at {answer}" if first in {"the", "a", "an"} else f"at the {answer}"
+    return f"in {answer}"
 
 
 def _frame_readings(topic: str, history: list[Turn]) -> list[str]:

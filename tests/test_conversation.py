@@ -82,8 +82,29 @@ def test_and_with_a_phrase_takes_the_previous_question_frame():
 
 def test_a_bare_question_word_takes_the_previous_predicate():
     talks = Turn("Where were the peace talks held?", "Brussels, Belgium")
-    assert first_reading("When?", [talks]).question == "When were the peace talks held?"
-    assert first_reading("And why?", [talks]).question == "Why were the peace talks held?"
+    assert [r.question for r in readings("When?", [talks])][1] == "When were the peace talks held?"
+    assert first_reading("And why?", [talks]).question == "Why were the peace talks held in Brussels, Belgium?"
+
+
+def test_a_fragment_after_where_or_when_keeps_the_answer_as_its_place_or_time():
+    # "When?" after "Where were the talks held?" (Brussels) asks when they were held there; the
+    # reading without the place follows, and the question as asked comes last.
+    talks = Turn("Where were the peace talks held?", "Brussels, Belgium")
+    assert [r.question for r in readings("When?", [talks])] == [
+        "When were the peace talks held in Brussels, Belgium?", "When were the peace talks held?", "When?"]
+    show = Turn("Where did Claude first show neon lights off?", "Paris Motor Show")
+    assert first_reading("When?", [show]).question == "When did Claude first show neon lights off at the Paris Motor Show?"
+    sign = Turn("When was the first neon sign switched on?", "1912")
+    assert first_reading("Where?", [sign]).question == "Where was the first neon sign switched on in 1912?"
+    # A phrase with its own preposition is kept as it is; a lower-case phrase that starts with
+    # neither a preposition nor an article may be a clause, and a reason is no time: those
+    # fragments keep the predicate alone.
+    city = Turn("Where was the attack?", "in the city of Djerba")
+    assert first_reading("When?", [city]).question == "When was the attack in the city of Djerba?"
+    synagogue = Turn("Where was the attack?", "outside a synagogue in the city of Djerba")
+    assert first_reading("When?", [synagogue]).question == "When was the attack?"
+    reason = Turn("When did the talks fail?", "after the ceasefire collapsed")
+    assert first_reading("Why?", [reason]).question == "Why did the talks fail?"
 
 
 def test_a_fragment_after_a_what_question_puts_the_answer_where_the_question_word_was():
@@ -199,7 +220,7 @@ def test_a_short_question_with_a_verb_is_whole_not_a_fragment():
     talks = Turn("Where were the peace talks held?", "Brussels")
     for whole in ("Who won?", "Who announced it?", "Who says so?"):
         assert all(not r.question.endswith("were the peace talks held?") for r in readings(whole, [talks]))
-    assert readings("When?", [talks])[0].question == "When were the peace talks held?"
+    assert readings("When?", [talks])[0].question == "When were the peace talks held in Brussels?"
 
 
 def test_a_reason_is_not_what_it_stands_for():
@@ -215,7 +236,7 @@ def test_an_amount_is_not_what_it_stands_for():
 def test_after_do_the_last_word_is_the_verb_not_the_subject():
     reopened = Turn("When did the library reopen?", "Saturday")
     assert first_reading("Who announced it?", [reopened]).question == "Who announced the library?"
-    assert first_reading("Where?", [reopened]).question == "Where did the library reopen?"
+    assert first_reading("Where?", [reopened]).question == "Where did the library reopen on Saturday?"
 
 
 @pytest.mark.parametrize("before, answer, follow_up, read_as", [
@@ -347,7 +368,7 @@ def test_a_conditional_clause_asks_the_previous_question_under_that_condition(fo
 def test_a_question_starting_with_when_is_not_a_condition():
     talks = Turn("Where were the peace talks held?", "Brussels")
     assert first_reading("And when will they continue?", [talks]).question == "When will the peace talks continue?"
-    assert first_reading("When?", [talks]).question == "When were the peace talks held?"
+    assert first_reading("When?", [talks]).question == "When were the peace talks held in Brussels?"
 
 
 def test_do_it_is_an_action_not_a_thing():
