@@ -176,6 +176,23 @@ def test_device_round_trip_rebuilds_the_reader_trained_on_float16_base(tmp_path)
     assert torch.allclose(a[0], b[0], atol=2e-2) and torch.allclose(a[1], b[1], atol=2e-2)
 
 
+def test_device_prepare_carries_the_pool_only_when_given(tmp_path, monkeypatch):
+    """`prepare --pool` puts the people-written negatives where device_train.sh looks for them; a
+    later prepare without one removes it, so a run never trains on an earlier call's pool."""
+    from training.device import POOL_FILE, main
+
+    script = (Path(__file__).resolve().parents[1] / "training" / "device_train.sh").read_text()
+    assert f".device/{POOL_FILE}" in script
+    monkeypatch.chdir(tmp_path)
+    carry = Path(".device")
+    main(["prepare", "--data", str(DATA / "train_sample.json"), "--pool", str(DATA / "tiny_squad2.json")])
+    assert (carry / POOL_FILE).read_bytes() == (DATA / "tiny_squad2.json").read_bytes()
+    main(["prepare", "--data", str(DATA / "train_sample.json")])
+    assert not (carry / POOL_FILE).exists() and (carry / "train_sample.json").is_file()
+    with pytest.raises(SystemExit):
+        main(["prepare", "--data", str(DATA / "train_sample.json"), "--pool", "missing.json"])
+
+
 def test_changed_reader_weights_are_refused_even_after_their_checksum_was_remembered(tmp_path):
     """The weights' sha256 is remembered in the hash cache (not hashed at every start); a file
     changed afterwards has a new state, is hashed again and refused."""

@@ -3,8 +3,10 @@
 That machine has PyTorch and transformers but no internet, neither our base model's package nor
 the training data, and it moves at most 64 MiB out and 16 MiB a file back. So:
 
-1. here: `python -m training.device prepare --data squad1_train.json.gz` writes `.device/`: the
-   base weights in float16 (45 MB instead of 90), the tokenizer and the training data;
+1. here: `python -m training.device prepare --data squad1_train.json.gz --pool squad2_pool13.json`
+   writes `.device/`: the base weights in float16 (45 MB instead of 90), the tokenizer, the
+   training data and the pool of SQuAD 2.0's people-written unanswerable questions (1.7 MB), which
+   the script then mixes in from the first step (its held-out articles stay out, for calibration);
 2. there (device tool, `carry: [".device"]`): `bash training/device_train.sh` trains (bf16, full
    fine-tuning, two passes by default) and splits the float16 delta into files under 16 MiB;
 3. here: `python -m training.device join --parts FOLDER --out runs/reader` rebuilds the reader
@@ -24,7 +26,10 @@ CARRY = Path(".device")
 PART_BYTES = 15 * 1024 * 1024
 
 
-def prepare(data: Path, carry: Path = CARRY) -> None:
+POOL_FILE = "pool.json"  # the name device_train.sh looks for
+
+
+def prepare(data: Path, carry: Path = CARRY, pool: Path | None = None) -> None:
     from safetensors.torch import load_file, save_file
 
     from article_qa.index.embedding_model import WEIGHTS_FILE, default_model_path
@@ -38,6 +43,10 @@ def prepare(data: Path, carry: Path = CARRY) -> None:
     weights = {k: v.half().contiguous() for k, v in load_file(str(base / WEIGHTS_FILE)).items()}
     save_file(weights, str(target / WEIGHTS_FILE))
     shutil.copyfile(data, carry / data.name)
+    if pool is not None:
+        shutil.copyfile(pool, carry / POOL_FILE)
+    elif (carry / POOL_FILE).exists():
+        (carry / POOL_FILE).unlink()  # a pool left from an earlier prepare is not this run's
     exclude = Path(".git/info/exclude")
     if exclude.is_file() and f"/{carry}/" not in exclude.read_text():
         with open(exclude, "a") as f:
@@ -106,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="step", required=True)
     p = sub.add_parser("prepare", help="here: write .device/ (base weights in float16, tokenizer, data)")
     p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--pool", type=Path, default=None,
+                   help="SQuAD 2.0 JSON of people-written unanswerable questions, mixed in from the start")
     s = sub.add_parser("split", help="there: cut a trained reader folder into files under 16 MiB")
     s.add_argument("reader", type=Path)
     s.add_argument("out", type=Path)
@@ -116,7 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     j.add_argument("--prefix", default="", help="the run's file-name prefix given to split")
     args = parser.parse_args(argv)
     if args.step == "prepare":
-        prepare(args.data)
+        for path in (args.data, args.pool):
+            if path is not None and not path.is_file():
+                parser.error(f"{path}: no such file")
+        prepare(args.data, pool=args.pool)
     elif args.step == "split":
         split(args.reader, args.out, args.prefix)
     else:
