@@ -526,6 +526,23 @@ def _anchor(asked: list[str], answer: str | None) -> str | None:
     return f"in {answer}"
 
 
+def _predicate_turn(history: list[Turn]) -> Turn:
+    """The last turn as the next fragment or "What about X?" builds on it: without the place or
+    time a fragment took from the turn before (`_anchor`). "Where?" read as "Where was the first
+    neon sign switched on in 1912?", then "What about the first ones in America?" asks where those
+    were switched on, not where they were in 1912."""
+    previous = history[-1]
+    if len(history) < 2 or not previous.read_as or not _is_fragment(_LEADING_CONJUNCTION.sub("", previous.question)):
+        return previous
+    prior = history[-2]
+    wh = _split_wh(prior.reading)[0]
+    anchor = _anchor(wh.lower().split()[-1:], prior.answer_text)
+    suffix = f" {anchor}?" if anchor else None
+    if suffix and previous.read_as.endswith(suffix):
+        return Turn(previous.question, previous.answer_text, previous.read_as[: -len(suffix)] + "?")
+    return previous
+
+
 def _frame_readings(topic: str, history: list[Turn]) -> list[str]:
     """"And X?" / "What about X?": the previous question with X in place of the phrase X stands in
     for, of the same kind, most plausible first. A phrase with a preposition replaces the previous
@@ -533,7 +550,7 @@ def _frame_readings(topic: str, history: list[Turn]) -> list[str]:
     2014"); a gerund replaces the gerund ("breaking the Flag Code" → "burning the flag"); a noun
     phrase replaces the subject, or a name ("WhatsApp" → "Instagram"). X is never put beside the
     phrase it replaces. A pronoun in X ("his approval rating") stands for the person last named."""
-    previous = history[-1]
+    previous = _predicate_turn(history)
     wh, rest, inverted = _split_wh(previous.reading)
     if not wh and rest.split()[:1] and rest.split()[0].lower() in _AUX:
         inverted = True  # a yes/no question: "Are there penalties for breaking the Flag Code?"
@@ -585,7 +602,7 @@ def readings(question: str, history: list[Turn]) -> list[Contextual]:
         # someone the conversation named.
         people = _people(history)
         candidates += [_substitute(r, _PERSON_PRONOUN, people[0]) if people and _points_outside(r, _PERSON_PRONOUN)
-                       else r for r in _fragment_readings(stripped, previous)]
+                       else r for r in _fragment_readings(stripped, _predicate_turn(history))]
     elif frame and not _split_wh(frame.group("topic"))[0] and len(frame.group("topic").split()) <= 6 \
             and not any(w.lower() in _AUX for w in frame.group("topic").split()):
         candidates += _frame_readings(frame.group("topic"), history)

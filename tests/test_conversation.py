@@ -107,6 +107,19 @@ def test_a_fragment_after_where_or_when_keeps_the_answer_as_its_place_or_time():
     assert first_reading("Why?", [reason]).question == "Why did the talks fail?"
 
 
+def test_the_place_or_time_a_fragment_took_is_not_carried_into_the_next_turn():
+    # "What about the first ones in America?" asks where those were switched on, not where they
+    # were switched on in 1912; a second fragment takes the new answer, not both.
+    history = [Turn("When was the first neon sign switched on?", "1912"),
+               Turn("Where?", "Paris’s Boulevard Montmartre", "Where was the first neon sign switched on in 1912?")]
+    assert first_reading("What about the first ones in America?", history).question == \
+        "Where were the first ones in America switched on?"
+    talks = [Turn("Where were the peace talks held?", "Brussels"),
+             Turn("When?", "Sunday", "When were the peace talks held in Brussels?")]
+    assert [r.question for r in readings("Why?", talks)][:2] == [
+        "Why were the peace talks held on Sunday?", "Why were the peace talks held?"]
+
+
 def test_a_fragment_after_a_what_question_puts_the_answer_where_the_question_word_was():
     seeking = Turn("What is Kiev seeking instead of NATO membership?", "security guarantees")
     first = readings("From which countries?", [seeking])
