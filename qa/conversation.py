@@ -426,13 +426,29 @@ def _points_outside(question: str, pattern: re.Pattern) -> bool:
 
 
 def _substitute(question: str, pattern: re.Pattern, entity: str) -> str:
-    def repl(match: re.Match) -> str:
-        word = match.group(1)
-        if word.lower() in _POSSESSIVES:
-            return f"{entity}’s" if "’" in question else f"{entity}'s"
-        return entity
+    """The question with its first such pronoun replaced by `entity` (a possessive as "X's"); a
+    subject "they" that becomes one thing takes the auxiliary in the singular: "How many votes were
+    they short?" → "How many votes was the attempt short?", "What do they accuse it of?" → "What
+    does ZeniMax Media accuse it of?"."""
+    match = pattern.search(question)
+    if match is None:
+        return question
+    word = match.group(1)
+    if word.lower() in _POSSESSIVES:
+        entity_text = f"{entity}’s" if "’" in question else f"{entity}'s"
+    else:
+        entity_text = entity
+    before, after = question[: match.start()], question[match.end():]
+    if word.lower() == "they" and not _is_plural(entity) and " and " not in entity:
+        before = _AUX_BEFORE.sub(lambda m: f"{_SINGULAR_OF_AUX[m.group(1).lower()]}{m.group(2)}"
+                                 if m.group(1).islower() else
+                                 f"{_SINGULAR_OF_AUX[m.group(1).lower()].capitalize()}{m.group(2)}", before)
+        after = _AUX_AFTER.sub(lambda m: f"{m.group(1)}{_SINGULAR_OF_AUX[m.group(2).lower()]}", after)
+    return before + entity_text + after
 
-    return pattern.sub(repl, question, count=1)
+
+_AUX_BEFORE = re.compile(r"\b(are|were|have|do)(\s+)$", re.IGNORECASE)  # "were they", "do they"
+_AUX_AFTER = re.compile(r"^(\s+)(are|were|have)\b", re.IGNORECASE)  # "they are" ("they do" is a verb too)
 
 
 def _answer_slot(rest: str, answer: str) -> str:
@@ -699,12 +715,28 @@ def _condition_reading(question: str, previous: Turn) -> str | None:
     return f"{previous.reading.rstrip(' ?.!')} {clause[:1].lower()}{clause[1:]}?"
 
 
+def _points_back_with_this_or_that(question: str) -> bool:
+    """Whether a bare "that"/"this" stands for what was just said: as the question's last word
+    ("Who decided that?", "Why did he say this?") or as the subject of a bare verb after "do",
+    "will", ... ("When did this happen?"). Elsewhere "that" is mostly a conjunction ("Who said that
+    the talks failed?") or a determiner ("that deal"), which name their own thing."""
+    words = [w.lower().strip(",") for w in _words(question)]
+    if len(words) < 2:
+        return False
+    if words[-1] in {"that", "this"}:
+        return True
+    return any(w in {"that", "this"} and words[i - 1] in _BARE_VERB_AUX and i + 1 < len(words)
+               and words[i + 1] in _VERBS for i, w in enumerate(words) if i > 0)
+
+
 def is_follow_up(question: str) -> bool:
     """Whether the question leans on earlier turns: a pronoun with nothing in the question for it
-    to stand for, a bare question word, "And X?"/"What about X?", a leading "And"."""
+    to stand for (a bare "that" included), a bare question word, "And X?"/"What about X?", a
+    leading "And"."""
     return bool(
         _points_outside(question, _PERSON_PRONOUN) or _points_outside(question, _THING_PRONOUN)
         or _FRAME.match(question) or _LEADING_CONJUNCTION.match(question) or _is_fragment(question)
+        or _points_back_with_this_or_that(question)
     )
 
 

@@ -72,6 +72,29 @@ def test_words_containing_pronouns_are_not_pronouns():
     assert first_reading(question, [WHO]) == Contextual(question, question)
 
 
+def test_they_standing_for_one_thing_takes_a_singular_auxiliary():
+    attempt = Turn("Why did the attempt to impeach Yoon fail?", "his short-lived declaration of martial law")
+    assert first_reading("How many votes were they short?", [attempt]).question == "How many votes was the attempt short?"
+    museum = Turn("What did the museum close?", "its galleries")
+    options = [r.question for r in readings("Are they still open?", [museum])]
+    assert options[:2] == ["Are its galleries still open?", "Is the museum still open?"]
+    talks = Turn("Where were the peace talks held?", "Brussels")
+    assert first_reading("Were they a success?", [talks]).question == "Were the peace talks a success?"
+
+
+def test_a_bare_that_or_this_points_back_and_is_searched_with_the_previous_turn():
+    # "Who decided that?" names nothing: it is read as asked, and searched with what the last turn
+    # was about. A conjunction or a determiner "that" names its own thing.
+    flag = Turn("Are there penalties for burning the flag?", "there are no rules for punishment")
+    for question in ("Who decided that?", "Why did he say this?", "When did this happen?"):
+        assert is_follow_up(question)
+        assert first_reading(question, [flag]) == Contextual(
+            question, f"{question} Are there penalties for burning the flag? there are no rules for punishment")
+    for question in ("Who said that the talks failed?", "Who negotiated that deal?", "Is this the first time?"):
+        assert not is_follow_up(question)
+        assert first_reading(question, [flag]) == Contextual(question, question)
+
+
 def test_and_with_a_phrase_takes_the_previous_question_frame():
     # The previous question word was its subject: the phrase is added to its predicate.
     assert first_reading("And in Brussels?", [WHO]).question == "Who announced that Ukraine is dropping its NATO bid in Brussels?"
@@ -281,7 +304,7 @@ def test_a_pronoun_inside_the_topic_is_the_person_last_named():
 
 def test_a_participle_after_the_auxiliary_is_no_subject():
     suing = Turn("Who is suing Facebook?", "ZeniMax Media")
-    assert first_reading("What do they accuse it of?", [suing]).question == "What do ZeniMax Media accuse it of?"
+    assert first_reading("What do they accuse it of?", [suing]).question == "What does ZeniMax Media accuse it of?"
 
 
 def test_a_place_or_an_organisation_is_not_he():
